@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the exporter built once for all end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "liveswitch_exporter-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	binary = filepath.Join(dir, name)
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the exporter:", err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireTool returns the path of an external program the test needs. On CI
+// (CI set) a missing tool fails the test: .ci/run installs it. Elsewhere the
+// test is skipped with a hint.
+func requireTool(t *testing.T, tool string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed; .ci/run must install it", tool)
+	}
+	t.Skipf("%s is not installed (apt-get install prometheus)", tool)
+	return ""
+}
+
+// process is a running exporter.
+type process struct {
+	cmd  *exec.Cmd
+	addr string // host:port it listens on
+	mu   sync.Mutex
+	logs bytes.Buffer
+	exit chan error
+}
+
+var listeningRE = regexp.MustCompile(`msg"?[=:]"Listening on",? ?"?address"?[=:]"?([0-9.:\[\]]+)`)
+
+// startExporter runs the exporter with args on a free loopback port and
+// waits until it is ready. It is stopped with SIGTERM when the test ends.
+func startExporter(t *testing.T, args ...string) *process {
+	t.Helper()
+	return startExporterEnv(t, nil, append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...)
+}
+
+// startExporterEnv is startExporter with extra environment variables and
+// without a default listen address.
+func startExporterEnv(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{exit: make(chan error, 1)}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrc := make(chan string, 1)
+	go p.readLogs(stderr, addrc)
+	go func() { p.exit <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("exporter log:\n%s", p.log())
+		}
+	})
+	select {
+	case p.addr = <-addrc:
+	case err := <-p.exit:
+		t.Fatalf("exporter exited before listening: %v\n%s", err, p.log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("exporter did not listen within 30s\n%s", p.log())
+	}
+	waitFor(t, 30*time.Second, "exporter ready", func() bool {
+		code, _ := get(p.url("/-/ready"))
+		return code == http.StatusOK
+	})
+	return p
+}
+
+func (p *process) readLogs(r io.Reader, addrc chan<- string) {
+	sc := bufio.NewScanner(r)
+	sent := false
+	for sc.Scan() {
+		line := sc.Text()
+		p.mu.Lock()
+		p.logs.WriteString(line + "\n")
+		p.mu.Unlock()
+		if m := listeningRE.FindStringSubmatch(line); m != nil && !sent {
+			addrc <- m[1]
+			sent = true
+		}
+	}
+}
+
+func (p *process) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+func (p *process) url(path string) string { return "http://" + p.addr + path }
+
+// stop sends SIGTERM and returns the exit error (nil for a clean exit).
+func (p *process) stop() error {
+	if p.cmd.ProcessState != nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exit:
+		p.exit <- err // for a later stop
+		return err
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		return errors.New("exporter did not stop within 30s of SIGTERM")
+	}
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(url string) (int, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func post(t *testing.T, url string, body []byte) int {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// fleetSection keeps the lines of an exposition that describe the fleet
+// (the liveswitch_server_*, liveswitch_servers and liveswitch_cores families),
+// which must be identical wherever the same events were applied.
+func fleetSection(exposition string) string {
+	var out []string
+	for _, line := range strings.Split(exposition, "\n") {
+		name := strings.TrimPrefix(strings.TrimPrefix(line, "# HELP "), "# TYPE ")
+		if strings.HasPrefix(name, "liveswitch_server_") || strings.HasPrefix(name, "liveswitch_servers") ||
+			strings.HasPrefix(name, "liveswitch_cores") {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// freePort returns a loopback address nobody listens on right now, for
+// programs (Prometheus) that cannot report the port they chose.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

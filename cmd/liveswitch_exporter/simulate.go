@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
+)
+
+type simulateCmd struct {
+	Target        string        `default:"http://localhost:9818/webhook" help:"Webhook URL of the exporter."`
+	Seed          uint64        `default:"1" help:"Seed of the fleet and of its life, for reproducible runs."`
+	Deployments   int           `default:"2" help:"Number of LiveSwitch deployments."`
+	Regions       []string      `default:"us-east,eu-west,ap-south" help:"Regions of the media servers."`
+	MediaServers  int           `name:"media-servers" default:"3" help:"Media servers per deployment and region."`
+	Gateways      int           `default:"2" help:"Gateways per deployment."`
+	SIPConnectors int           `name:"sip-connectors" default:"1" help:"SIP connectors per deployment."`
+	NoRecording   bool          `name:"no-recording" help:"Leave out the recording monitor, mover and muxer."`
+	Grow          bool          `help:"Start a new distinct server with every step after boot (load tests)."`
+	Concurrency   int           `default:"4" help:"Concurrent senders."`
+	Rate          float64       `default:"20" help:"Events per second over all senders; 0 is as fast as acknowledged."`
+	Count         int           `default:"0" help:"Stop after this many events (0: no limit)."`
+	Duration      time.Duration `default:"0s" help:"Stop after this long (0: no limit; stops on SIGINT)."`
+}
+
+func (s *simulateCmd) Run(logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	gen := simulate.NewGenerator(simulate.FleetConfig{
+		Seed: s.Seed, Deployments: s.Deployments, Regions: s.Regions, MediaServers: s.MediaServers,
+		Gateways: s.Gateways, SIPConnectors: s.SIPConnectors, Recording: !s.NoRecording,
+	}, nil)
+	gen.Grow = s.Grow
+	logger.Info("Simulating a LiveSwitch fleet", "target", s.Target, "servers", gen.Size(),
+		"concurrency", s.Concurrency, "rate", s.Rate, "count", s.Count, "duration", s.Duration)
+	rep := simulate.Run(ctx, gen, simulate.LoadConfig{
+		Target: s.Target, Concurrency: s.Concurrency, Rate: s.Rate, Count: s.Count, Duration: s.Duration,
+	})
+	rep.Write(os.Stdout)
+	if rep.Acked() == 0 && rep.Sent > 0 {
+		return fmt.Errorf("the target acknowledged none of %d events", rep.Sent)
+	}
+	return nil
+}

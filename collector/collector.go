@@ -1,0 +1,136 @@
+package collector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const namespace = "liveswitch"
+
+// serverLabels identify one server's series: the id alone is unique per
+// origin only, and region and deployment are what dashboards slice by.
+var serverLabels = []string{"origin", "id", "region", "deployment_id"}
+
+var groupLabels = []string{"origin", "region", "deployment_id"}
+
+func serverDesc(name, help string, extra ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "server", name), help,
+		append(append([]string{}, serverLabels...), extra...), nil)
+}
+
+// Collector exposes a fleet to Prometheus. Every scrape builds all series
+// from one snapshot, so values never mix two moments of the fleet.
+type Collector struct {
+	fleet *Fleet
+
+	up, state, cores, info, lastEvent, stateChange, events, flaps *prometheus.Desc
+	servers, groupCores                                           *prometheus.Desc
+	outcomes, lastReceived, storageErrors                         *prometheus.Desc
+}
+
+// NewCollector returns a collector of fleet's metrics.
+func NewCollector(fleet *Fleet) *Collector {
+	return &Collector{
+		fleet: fleet,
+		up:    serverDesc("up", "1 unless the server's last lifecycle event says it stopped."),
+		state: serverDesc("state", "Lifecycle state of the server: 1 for the current state, 0 for the others.", "state"),
+		cores: serverDesc("cores", "CPU cores of the server, as reported in its coreCount."),
+		info: serverDesc("info", "Descriptive facts about the server; always 1.",
+			"machine_name", "version", "operating_system", "operating_system_version", "architecture"),
+		lastEvent:   serverDesc("last_event_timestamp_seconds", "Event time of the last event applied to the server, heartbeats included."),
+		stateChange: serverDesc("state_change_timestamp_seconds", "Event time at which the server entered its current state."),
+		events:      serverDesc("events_total", "Lifecycle events applied to the server, by kind.", "event"),
+		flaps:       serverDesc("registration_flaps_total", "Re-registrations of the server after an unregistration without a stop in between."),
+		servers: prometheus.NewDesc("liveswitch_servers", "Number of servers in each state.",
+			append(append([]string{}, groupLabels...), "state"), nil),
+		groupCores: prometheus.NewDesc("liveswitch_cores", "Sum of CPU cores over servers that are up.", groupLabels, nil),
+		outcomes: prometheus.NewDesc("liveswitch_exporter_events_total",
+			"Events received on the webhook, by what the exporter did with them.", []string{"outcome"}, nil),
+		lastReceived: prometheus.NewDesc("liveswitch_exporter_last_event_received_timestamp_seconds",
+			"Exporter clock time at which the last webhook event was received.", nil, nil),
+		storageErrors: prometheus.NewDesc("liveswitch_exporter_storage_errors_total",
+			"Commits of fleet changes that the store refused; the webhooks concerned were answered 503.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.state, c.cores, c.info, c.lastEvent, c.stateChange,
+		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	snap := c.fleet.Snapshot()
+	groups := make(map[groupKey]*groupTotals)
+	for i := range snap.Servers {
+		s := &snap.Servers[i]
+		c.collectServer(ch, s)
+		g := groupKey{s.Origin, s.Info.Region, s.Info.DeploymentID}
+		t := groups[g]
+		if t == nil {
+			t = &groupTotals{}
+			groups[g] = t
+		}
+		t.add(s)
+	}
+	for g, t := range groups {
+		for st := range numStates {
+			ch <- prometheus.MustNewConstMetric(c.servers, prometheus.GaugeValue, float64(t.byState[st]),
+				g.origin, g.region, g.deployment, State(st).String())
+		}
+		ch <- prometheus.MustNewConstMetric(c.groupCores, prometheus.GaugeValue, float64(t.cores),
+			g.origin, g.region, g.deployment)
+	}
+	for o := range numOutcomes {
+		ch <- prometheus.MustNewConstMetric(c.outcomes, prometheus.CounterValue,
+			float64(snap.Stats.Outcomes[o]), Outcome(o).String())
+	}
+	ch <- prometheus.MustNewConstMetric(c.lastReceived, prometheus.GaugeValue, float64(snap.Stats.LastReceivedMs)/1000)
+	ch <- prometheus.MustNewConstMetric(c.storageErrors, prometheus.CounterValue, float64(snap.Stats.StorageErrors))
+}
+
+func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server) {
+	labels := []string{s.Origin, s.Info.ID, s.Info.Region, s.Info.DeploymentID}
+	gauge := func(d *prometheus.Desc, v float64, extra ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append(labels, extra...)...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, extra ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append(labels, extra...)...)
+	}
+	gauge(c.up, boolFloat(s.Up()))
+	for st := range numStates {
+		gauge(c.state, boolFloat(s.State == State(st)), State(st).String())
+	}
+	gauge(c.cores, float64(s.Info.CoreCount))
+	gauge(c.info, 1, s.Info.MachineName, s.Info.Version, s.Info.OperatingSystem,
+		s.Info.OperatingSystemVersion, s.Info.Architecture)
+	gauge(c.lastEvent, float64(s.LastEventMs)/1000)
+	gauge(c.stateChange, float64(s.SinceMs())/1000)
+	for a := range numActions {
+		counter(c.events, s.Events[a], Action(a).String())
+	}
+	counter(c.flaps, s.Flaps)
+}
+
+type groupKey struct{ origin, region, deployment string }
+
+type groupTotals struct {
+	byState [numStates]int
+	cores   int
+}
+
+func (t *groupTotals) add(s *Server) {
+	t.byState[s.State]++
+	if s.Up() {
+		t.cores += s.Info.CoreCount
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

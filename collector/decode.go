@@ -1,0 +1,372 @@
+package collector
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// DecodeOptions bound what one webhook body may hold.
+type DecodeOptions struct {
+	// MaxEvents caps the events of one batch; 0 means no cap.
+	MaxEvents int
+	// MaxFutureSkew is how far ahead of the exporter's clock an event may be
+	// stamped. A far-future stamp would make every later event of that server
+	// look out of order, so it is refused instead.
+	MaxFutureSkew time.Duration
+}
+
+// DefaultDecodeOptions are the limits used when the operator sets none.
+var DefaultDecodeOptions = DecodeOptions{MaxEvents: 1000, MaxFutureSkew: time.Hour}
+
+// InvalidError says why a webhook body was rejected; the HTTP layer answers it
+// with 400 and the reason as the body.
+type InvalidError struct {
+	// Index is the position of the offending event in a batch, -1 when the
+	// body as a whole is at fault.
+	Index  int
+	Reason string
+	// Events is how many events the rejected body held, for the invalid count.
+	Events int
+}
+
+func (e *InvalidError) Error() string {
+	if e.Index < 0 {
+		return e.Reason
+	}
+	return fmt.Sprintf("event %d: %s", e.Index, e.Reason)
+}
+
+// applicationOrigins never denote server processes: their events are
+// application-level and are ignored, whatever their action.
+var applicationOrigins = map[string]bool{"client": true, "channel": true, "connection": true}
+
+const (
+	maxOriginLen = 32
+	maxLabelLen  = 256
+	maxCoreCount = 1 << 16
+)
+
+// Decode parses a webhook body: one event object, or a JSON array of them
+// (LiveSwitch's Batch option). It rejects the body whole if any event is
+// malformed, so that nothing is ever half applied.
+func Decode(body []byte, opts DecodeOptions, now time.Time) ([]Event, error) {
+	if !utf8.Valid(body) {
+		return nil, &InvalidError{Index: -1, Reason: "body is not valid UTF-8", Events: 1}
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, &InvalidError{Index: -1, Reason: "empty body", Events: 1}
+	}
+	if trimmed[0] != '[' {
+		ev, err := decodeEvent(body, opts, now)
+		if err != nil {
+			return nil, &InvalidError{Index: -1, Reason: err.Error(), Events: 1}
+		}
+		return []Event{ev}, nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, &InvalidError{Index: -1, Reason: "malformed JSON: " + jsonReason(err), Events: 1}
+	}
+	if len(raws) == 0 {
+		return nil, &InvalidError{Index: -1, Reason: "empty batch: no events", Events: 1}
+	}
+	if opts.MaxEvents > 0 && len(raws) > opts.MaxEvents {
+		return nil, &InvalidError{Index: -1, Events: len(raws),
+			Reason: fmt.Sprintf("batch of %d events exceeds the limit of %d", len(raws), opts.MaxEvents)}
+	}
+	events := make([]Event, len(raws))
+	for i, raw := range raws {
+		ev, err := decodeEvent(raw, opts, now)
+		if err != nil {
+			return nil, &InvalidError{Index: i, Reason: err.Error(), Events: len(raws)}
+		}
+		events[i] = ev
+	}
+	return events, nil
+}
+
+func decodeEvent(raw []byte, opts DecodeOptions, now time.Time) (Event, error) {
+	var ev Event
+	env, err := splitEnvelope(raw)
+	if err != nil {
+		return ev, err
+	}
+	if ev.Timestamp, err = decodeTimestamp(env.timestamp, opts, now); err != nil {
+		return ev, err
+	}
+	if err := ev.classify(env); err != nil {
+		return ev, err
+	}
+	body, ok := env.fields[ev.Origin]
+	if ev.Kind == KindIgnored || (!ok && ev.Kind == KindHeartbeat) {
+		return ev, nil
+	}
+	if !ok {
+		return ev, fmt.Errorf("missing the %q object that %q events carry", ev.Origin, ev.Type)
+	}
+	info, err := decodeInfo(body)
+	if ev.Kind == KindHeartbeat {
+		// The payload of stats events is not documented: take the server
+		// if it is recognisable, otherwise treat the heartbeat as anonymous.
+		if err == nil {
+			ev.Server = info
+		}
+		return ev, nil
+	}
+	if err != nil {
+		return ev, fmt.Errorf("%q object: %w", ev.Origin, err)
+	}
+	ev.Server = info
+	return ev, nil
+}
+
+// envelope holds the top-level members of one event, keyed by their
+// lower-cased names: the spec itself is inconsistent about case.
+type envelope struct {
+	fields    map[string]json.RawMessage
+	timestamp json.RawMessage
+}
+
+func splitEnvelope(raw []byte) (envelope, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return envelope{}, errors.New("malformed JSON: " + jsonReason(err))
+	}
+	if members == nil {
+		return envelope{}, errors.New("event is null, want an object")
+	}
+	env := envelope{fields: make(map[string]json.RawMessage, len(members))}
+	for name, value := range members {
+		lower := strings.ToLower(name)
+		if _, dup := env.fields[lower]; dup {
+			return envelope{}, fmt.Errorf("member %q is given twice with different case", lower)
+		}
+		env.fields[lower] = value
+	}
+	env.timestamp = env.fields["timestamp"]
+	return env, nil
+}
+
+// classify fills Type, Origin, Kind and Action from the envelope and checks
+// that type, origin and the object key agree.
+func (ev *Event) classify(env envelope) error {
+	typ, err := stringMember(env.fields, "type")
+	if err != nil {
+		return err
+	}
+	if typ == "" {
+		return errors.New(`missing "type"`)
+	}
+	prefix, action, found := strings.Cut(strings.ToLower(typ), ".")
+	if !found || prefix == "" || action == "" {
+		return fmt.Errorf("type %q is not of the form <origin>.<event>", clip(typ))
+	}
+	origin, err := stringMember(env.fields, "origin")
+	if err != nil {
+		return err
+	}
+	origin = strings.ToLower(origin)
+	if origin == "" {
+		origin = prefix
+	}
+	if origin != prefix {
+		return fmt.Errorf("origin %q does not match type %q", clip(origin), clip(typ))
+	}
+	if !validOrigin(origin) {
+		return fmt.Errorf("origin %q is not a valid origin ([a-z0-9_]{1,%d})", clip(origin), maxOriginLen)
+	}
+	ev.Type, ev.Origin = typ, origin
+	switch a, ok := parseAction(action); {
+	case applicationOrigins[origin]:
+		ev.Kind = KindIgnored
+	case ok:
+		ev.Kind, ev.Action = KindLifecycle, a
+	case action == "stats":
+		ev.Kind = KindHeartbeat
+	default:
+		ev.Kind = KindIgnored
+	}
+	return nil
+}
+
+func stringMember(fields map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := fields[name]
+	if !ok {
+		return "", nil
+	}
+	var s *string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("%q must be a string", name)
+	}
+	if s == nil {
+		return "", nil
+	}
+	return *s, nil
+}
+
+func decodeTimestamp(raw json.RawMessage, opts DecodeOptions, now time.Time) (int64, error) {
+	if raw == nil || string(raw) == "null" {
+		return 0, errors.New(`missing "timestamp"`)
+	}
+	text := string(raw)
+	if unquoted, err := strconv.Unquote(text); err == nil {
+		text = unquoted
+	}
+	ms, err := strconv.ParseInt(text, 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(text, 64)
+		if ferr != nil || f != float64(int64(f)) {
+			return 0, fmt.Errorf(`"timestamp" %s is not a whole number of milliseconds`, clip(string(raw)))
+		}
+		ms = int64(f)
+	}
+	if ms <= 0 {
+		return 0, fmt.Errorf(`"timestamp" %d is not after the Unix epoch`, ms)
+	}
+	if opts.MaxFutureSkew > 0 && ms > now.Add(opts.MaxFutureSkew).UnixMilli() {
+		return 0, fmt.Errorf(`"timestamp" %d is more than %s ahead of the exporter's clock`, ms, opts.MaxFutureSkew)
+	}
+	return ms, nil
+}
+
+// wireInfo is the server object as LiveSwitch sends it. encoding/json matches
+// member names case-insensitively; members not named here are ignored.
+type wireInfo struct {
+	ID                     *string    `json:"id"`
+	Version                flexString `json:"version"`
+	MachineName            string     `json:"machineName"`
+	CoreCount              coreCount  `json:"coreCount"`
+	OperatingSystem        string     `json:"operatingSystem"`
+	OperatingSystemVersion string     `json:"operatingSystemVersion"`
+	Architecture           string     `json:"architecture"`
+	DeploymentID           string     `json:"deploymentId"`
+	Region                 string     `json:"region"`
+}
+
+func decodeInfo(raw json.RawMessage) (Info, error) {
+	var w *wireInfo
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return Info{}, errors.New(jsonReason(err))
+	}
+	if w == nil {
+		return Info{}, errors.New("is null, want an object")
+	}
+	if w.ID == nil || *w.ID == "" {
+		return Info{}, errors.New(`missing "id"`)
+	}
+	info := Info{
+		ID: *w.ID, Version: string(w.Version), MachineName: w.MachineName, CoreCount: int(w.CoreCount),
+		OperatingSystem: w.OperatingSystem, OperatingSystemVersion: w.OperatingSystemVersion,
+		Architecture: w.Architecture, DeploymentID: w.DeploymentID, Region: w.Region,
+	}
+	return info, info.validate()
+}
+
+// coreCount accepts a whole number, also quoted, within a sane range.
+type coreCount int
+
+func (c *coreCount) UnmarshalJSON(b []byte) error {
+	text := string(b)
+	if text == "null" {
+		return nil
+	}
+	if unquoted, err := strconv.Unquote(text); err == nil {
+		text = unquoted
+	}
+	n, err := strconv.Atoi(text)
+	if err != nil || n < 0 || n > maxCoreCount {
+		return fmt.Errorf(`"coreCount" %s is not a whole number from 0 to %d`, clip(string(b)), maxCoreCount)
+	}
+	*c = coreCount(n)
+	return nil
+}
+
+// validate keeps every string that becomes a label value short and printable,
+// so that no payload can produce an unbounded or unreadable series.
+func (i Info) validate() error {
+	for _, f := range []struct{ name, value string }{
+		{"id", i.ID}, {"version", i.Version}, {"machineName", i.MachineName},
+		{"operatingSystem", i.OperatingSystem}, {"operatingSystemVersion", i.OperatingSystemVersion},
+		{"architecture", i.Architecture}, {"deploymentId", i.DeploymentID}, {"region", i.Region},
+	} {
+		if len(f.value) > maxLabelLen {
+			return fmt.Errorf("%q is longer than %d bytes", f.name, maxLabelLen)
+		}
+		if strings.ContainsFunc(f.value, isControl) {
+			return fmt.Errorf("%q contains control characters", f.name)
+		}
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }
+
+func validOrigin(s string) bool {
+	if len(s) == 0 || len(s) > maxOriginLen {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// flexString accepts a JSON string or number: the spec's samples show
+// `"version": 0.0.0.0`, so some senders may emit a bare number.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		*f = ""
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
+		*f = flexString(b)
+	default:
+		return errors.New(`"version" must be a string or a number`)
+	}
+	return nil
+}
+
+// jsonReason turns an encoding/json error into a one-line reason that names
+// the member at fault without Go type names.
+func jsonReason(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		if typeErr.Field != "" {
+			return fmt.Sprintf("%q has the wrong type (%s)", typeErr.Field, typeErr.Value)
+		}
+		return fmt.Sprintf("wrong type (%s)", typeErr.Value)
+	}
+	var synErr *json.SyntaxError
+	if errors.As(err, &synErr) {
+		return fmt.Sprintf("%s at byte %d", synErr.Error(), synErr.Offset)
+	}
+	if strings.HasPrefix(err.Error(), "json: ") {
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return err.Error()
+}
+
+// clip shortens attacker-controlled text quoted in a reason.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,84 @@
+package collector
+
+// Outcome is what the fleet did with one received event.
+type Outcome uint8
+
+// Outcomes, as exported in liveswitch_exporter_events_total{outcome}.
+const (
+	OutcomeApplied Outcome = iota
+	// OutcomeDuplicate: the same event (server, type, timestamp) was applied
+	// already; LiveSwitch retried a delivery.
+	OutcomeDuplicate
+	// OutcomeOutOfOrder: an event older than the newest one applied to its
+	// server, delivered late.
+	OutcomeOutOfOrder
+	// OutcomeIgnored: well-formed, but not about a tracked server's state.
+	OutcomeIgnored
+	// OutcomeInvalid: rejected as malformed; counted by the ingest path, never
+	// returned by Step.
+	OutcomeInvalid
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"applied", "duplicate", "out_of_order", "ignored", "invalid"}
+
+// String returns the outcome as exported in the outcome label.
+func (o Outcome) String() string {
+	if o < numOutcomes {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Step is the one rule by which an event changes a server. prev is the
+// server's current record, nil if the fleet does not know it. Step never
+// modifies prev: it returns the record that replaces it (prev itself when
+// nothing changes, nil when an unknown server stays unknown).
+//
+// Events of one server are ordered by (timestamp, lifecycle order of the
+// action), so the state after a set of events does not depend on the order in
+// which they were delivered.
+func Step(prev *Server, ev *Event) (*Server, Outcome) {
+	switch ev.Kind {
+	case KindHeartbeat:
+		return heartbeat(prev, ev)
+	case KindLifecycle:
+		return lifecycle(prev, ev)
+	default:
+		return prev, OutcomeIgnored
+	}
+}
+
+func heartbeat(prev *Server, ev *Event) (*Server, Outcome) {
+	if prev == nil || ev.Timestamp <= prev.LastEventMs {
+		return prev, OutcomeIgnored
+	}
+	next := *prev
+	next.LastEventMs = ev.Timestamp
+	return &next, OutcomeApplied
+}
+
+func lifecycle(prev *Server, ev *Event) (*Server, Outcome) {
+	var next Server
+	if prev != nil {
+		switch {
+		case ev.Timestamp == prev.LastActionMs && ev.Action == prev.LastAction:
+			return prev, OutcomeDuplicate
+		case ev.Timestamp < prev.LastActionMs ||
+			(ev.Timestamp == prev.LastActionMs && ev.Action < prev.LastAction):
+			return prev, OutcomeOutOfOrder
+		}
+		next = *prev
+	} else {
+		next = Server{Origin: ev.Origin, Info: Info{ID: ev.Server.ID}}
+	}
+	if prev != nil && prev.State == StateUnregistered && ev.Action == ActionRegistered {
+		next.Flaps++
+	}
+	next.State = stateAfter[ev.Action]
+	next.Info = next.Info.merge(ev.Server)
+	next.LastAction, next.LastActionMs = ev.Action, ev.Timestamp
+	next.LastEventMs = max(next.LastEventMs, ev.Timestamp)
+	next.Events[ev.Action]++
+	return &next, OutcomeApplied
+}

@@ -1,0 +1,73 @@
+package collector
+
+// State is where a server process stands in its lifecycle.
+type State uint8
+
+// The states of a server. Running is "up but not (yet) registered with a
+// Gateway": the state the paging alert watches for media servers.
+const (
+	StateRunning State = iota
+	StateRegistered
+	StateUnregistered
+	StateStopped
+	numStates
+)
+
+var stateNames = [numStates]string{"running", "registered", "unregistered", "stopped"}
+
+// String returns the state as exported in the state label.
+func (s State) String() string {
+	if s < numStates {
+		return stateNames[s]
+	}
+	return "unknown"
+}
+
+// ParseState is the inverse of State.String, for API filters and stores.
+func ParseState(s string) (State, bool) {
+	for i, name := range stateNames {
+		if s == name {
+			return State(i), true
+		}
+	}
+	return 0, false
+}
+
+// stateAfter is the state each lifecycle action leads to.
+var stateAfter = [numActions]State{
+	ActionStarted:      StateRunning,
+	ActionRegistered:   StateRegistered,
+	ActionUnregistered: StateUnregistered,
+	ActionStopped:      StateStopped,
+}
+
+// Server is everything the exporter keeps about one server process. It is a
+// value: the fleet never changes a Server in place but replaces it, so a
+// snapshot taken for a scrape stays consistent while events keep arriving.
+type Server struct {
+	Origin string `json:"origin"`
+	Info   Info   `json:"info"`
+	State  State  `json:"state"`
+	// LastEventMs is the event time of the newest applied event, heartbeats
+	// included.
+	LastEventMs int64 `json:"last_event_ms"`
+	// LastActionMs and LastAction identify the newest applied lifecycle
+	// event; they alone decide whether a later delivery is in order. Every
+	// lifecycle event (re-)enters its state, so LastActionMs is also when the
+	// current state was entered; that keeps it independent of delivery order.
+	LastActionMs int64  `json:"last_action_ms"`
+	LastAction   Action `json:"last_action"`
+	// Events counts applied lifecycle events by action.
+	Events [numActions]uint64 `json:"events"`
+	// Flaps counts re-registrations without a stop in between.
+	Flaps uint64 `json:"flaps"`
+}
+
+// Key returns the server's identity in the fleet.
+func (s *Server) Key() Key { return Key{Origin: s.Origin, ID: s.Info.ID} }
+
+// SinceMs is the event time at which the server entered its current state.
+func (s *Server) SinceMs() int64 { return s.LastActionMs }
+
+// Up reports whether the process is running, registered or not.
+func (s *Server) Up() bool { return s.State != StateStopped }

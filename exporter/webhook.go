@@ -1,0 +1,83 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+)
+
+// Ingester applies webhook bodies to the fleet. collector.Writer is the
+// implementation; the interface keeps this package free of how it is done.
+type Ingester interface {
+	Ingest(ctx context.Context, body []byte) (collector.Result, error)
+}
+
+// DefaultMaxBodyBytes bounds one webhook body (LiveSwitch batches included).
+const DefaultMaxBodyBytes = 1 << 20
+
+// retryAfterSeconds is what a 503 asks LiveSwitch to wait before retrying.
+const retryAfterSeconds = 5
+
+// WebhookHandler returns the handler LiveSwitch posts server events to.
+//
+// It answers 204 when every event was applied, 202 when the body was valid
+// but some events were deliberately not applied (duplicates, out of order,
+// not about servers), 400 with a one-line reason for a malformed body (nothing
+// applied), 413 past maxBody bytes, 405 for methods other than POST and 503
+// while the fleet is not ready or the store fails, so that LiveSwitch retries.
+func WebhookHandler(in Ingester, ready func() bool, maxBody int64, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			reply(w, http.StatusMethodNotAllowed, "only POST is accepted")
+			return
+		}
+		if !ready() {
+			unavailable(w, "starting: the fleet is not restored yet")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				reply(w, http.StatusRequestEntityTooLarge, "body exceeds "+strconv.FormatInt(maxBody, 10)+" bytes")
+				return
+			}
+			reply(w, http.StatusBadRequest, "reading body: "+err.Error())
+			return
+		}
+		res, err := in.Ingest(r.Context(), body)
+		var invalid *collector.InvalidError
+		switch {
+		case errors.As(err, &invalid):
+			logger.Info("Webhook rejected", "remote", r.RemoteAddr, "reason", invalid.Error())
+			reply(w, http.StatusBadRequest, invalid.Error())
+		case err != nil:
+			logger.Warn("Webhook not applied", "remote", r.RemoteAddr, "err", err)
+			unavailable(w, "not applied, retry later: "+err.Error())
+		case res.AllApplied():
+			logger.Debug("Webhook applied", "remote", r.RemoteAddr, "events", res.Total())
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			logger.Debug("Webhook accepted, not all applied", "remote", r.RemoteAddr, "outcomes", res.String())
+			reply(w, http.StatusAccepted, res.String())
+		}
+	})
+}
+
+func reply(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+func unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	reply(w, http.StatusServiceUnavailable, msg)
+}

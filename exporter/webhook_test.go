@@ -1,0 +1,168 @@
+package exporter
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+)
+
+// testServer is the exporter's HTTP surface on a real loopback listener,
+// backed by an in-memory fleet.
+type testServer struct {
+	*httptest.Server
+	fleet *collector.Fleet
+	ready *atomic.Bool
+}
+
+func newTestServer(t *testing.T, maxBody int64) *testServer {
+	t.Helper()
+	fleet := collector.NewFleet()
+	writer := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
+	t.Cleanup(writer.Close)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(collector.NewCollector(fleet))
+	ready := &atomic.Bool{}
+	ready.Store(true)
+	h, err := NewHandler(Config{
+		TelemetryPath: "/metrics", Ingester: writer, Ready: ready.Load, MaxBodyBytes: maxBody,
+		Registry: reg, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, fleet: fleet, ready: ready}
+}
+
+func (s *testServer) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func event(ts int64, typ, object string) string {
+	origin, _, _ := strings.Cut(typ, ".")
+	return `{"timestamp":` + strconv.FormatInt(ts, 10) + `,"origin":"` + origin + `","type":"` + typ + `","` + origin + `":` + object + `}`
+}
+
+func TestWebhookAnswers(t *testing.T) {
+	srv := newTestServer(t, 1024)
+	now := time.Now().UnixMilli()
+	started := event(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d"}`)
+	for _, tc := range []struct {
+		name, method, body string
+		code               int
+		reply              string
+		servers            int
+	}{
+		{"applied", "POST", started, http.StatusNoContent, "", 1},
+		{"duplicate", "POST", started, http.StatusAccepted, "duplicate=1", 1},
+		{"out of order", "POST", event(now-1000, "mediaserver.stopped", `{"id":"m1"}`), http.StatusAccepted, "out_of_order=1", 1},
+		{"batch in order", "POST", "[" + event(now+1, "mediaserver.registered", `{"id":"m1"}`) + "," +
+			event(now+2, "gateway.started", `{"id":"g1"}`) + "]", http.StatusNoContent, "", 2},
+		{"unknown kind", "POST", event(now, "gateway.updated", `{"id":"g1"}`), http.StatusAccepted, "ignored=1", 2},
+		{"client event", "POST", `{"timestamp":1224486000000,"origin":"client","type":"client.registered","client":{"id":"c"}}`,
+			http.StatusAccepted, "ignored=1", 2},
+		{"stats of an unknown server", "POST", event(now, "sipconnector.stats", `{"id":"nobody"}`), http.StatusAccepted, "ignored=1", 2},
+		{"malformed", "POST", `{"timestamp":`, http.StatusBadRequest, "malformed JSON", 2},
+		{"missing id", "POST", event(now, "gateway.started", `{}`), http.StatusBadRequest, `missing "id"`, 2},
+		{"batch with one bad event", "POST", "[" + event(now+5, "gateway.stopped", `{"id":"g1"}`) + `,{"type":"x.started"}]`,
+			http.StatusBadRequest, "event 1:", 2},
+		{"too large", "POST", `{"pad":"` + strings.Repeat("x", 2048) + `"}`, http.StatusRequestEntityTooLarge, "exceeds", 2},
+		{"GET", "GET", "", http.StatusMethodNotAllowed, "only POST", 2},
+		{"PUT", "PUT", started, http.StatusMethodNotAllowed, "only POST", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The state carries over from case to case: each case runs
+			// against the fleet the previous ones left.
+			code, reply := srv.do(t, tc.method, WebhookPath, tc.body)
+			if code != tc.code || !strings.Contains(reply, tc.reply) {
+				t.Fatalf("got %d %q, want %d containing %q", code, reply, tc.code, tc.reply)
+			}
+			if code >= 400 && strings.Count(strings.TrimSpace(reply), "\n") > 0 {
+				t.Fatalf("reason is not one line: %q", reply)
+			}
+			if n := srv.fleet.Len(); n != tc.servers {
+				t.Fatalf("%d servers tracked, want %d", n, tc.servers)
+			}
+		})
+	}
+	g, _ := srv.fleet.Get(collector.Key{Origin: "gateway", ID: "g1"})
+	if g.State != collector.StateRunning {
+		t.Fatalf("the rejected batch stopped the gateway: %+v", g)
+	}
+	_, metrics := srv.do(t, "GET", "/metrics", "")
+	for _, want := range []string{
+		`liveswitch_exporter_webhook_requests_total{code="204"} 2`,
+		`liveswitch_exporter_webhook_requests_total{code="202"} 5`,
+		`liveswitch_exporter_webhook_requests_total{code="400"} 3`,
+		`liveswitch_exporter_webhook_requests_total{code="413"} 1`,
+		`liveswitch_exporter_webhook_requests_total{code="405"} 2`,
+		`liveswitch_exporter_events_total{outcome="applied"} 3`,
+		`liveswitch_exporter_events_total{outcome="invalid"} 4`,
+		`liveswitch_servers{deployment_id="d",origin="mediaserver",region="eu",state="registered"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func TestProbesAndReadiness(t *testing.T) {
+	srv := newTestServer(t, DefaultMaxBodyBytes)
+	srv.ready.Store(false)
+	body := event(time.Now().UnixMilli(), "gateway.started", `{"id":"g"}`)
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+	}{
+		{"GET", "/-/healthy", "", http.StatusOK},
+		{"GET", "/-/ready", "", http.StatusServiceUnavailable},
+		{"POST", WebhookPath, body, http.StatusServiceUnavailable},
+	} {
+		if code, reply := srv.do(t, tc.method, tc.path, tc.body); code != tc.code {
+			t.Errorf("not ready: %s %s: %d %q, want %d", tc.method, tc.path, code, reply, tc.code)
+		}
+	}
+	if srv.fleet.Len() != 0 {
+		t.Fatal("a webhook was applied before the fleet was ready")
+	}
+	srv.ready.Store(true)
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		reply              string
+	}{
+		{"GET", "/-/ready", "", http.StatusOK, "Ready"},
+		{"POST", WebhookPath, body, http.StatusNoContent, ""},
+		{"GET", "/", "", http.StatusOK, "LiveSwitch Exporter"},
+		{"GET", "/metrics", "", http.StatusOK, "liveswitch_server_up"},
+	} {
+		if code, reply := srv.do(t, tc.method, tc.path, tc.body); code != tc.code || !strings.Contains(reply, tc.reply) {
+			t.Errorf("ready: %s %s: %d, want %d with %q", tc.method, tc.path, code, tc.code, tc.reply)
+		}
+	}
+}

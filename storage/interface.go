@@ -1,0 +1,33 @@
+// Package storage keeps the exporter's fleet records across restarts.
+//
+// A Store holds opaque records under string keys; it does not know what a
+// server or an event is, so a new backend (a file, a shared database) can be
+// added without touching the fleet's rules or the HTTP layer.
+package storage
+
+import "context"
+
+// Store persists records. Implementations must be safe for use by one writer
+// and any number of concurrent readers of Load.
+type Store interface {
+	// Load calls fn once for every stored record, in no particular order.
+	// It is called once at start, before the exporter reports ready.
+	Load(ctx context.Context, fn func(key string, value []byte) error) error
+	// Commit applies one batch atomically and durably: when it returns nil,
+	// every put and delete of the batch survives a crash of the process;
+	// when it returns an error, none of them took effect. The fleet groups
+	// the changes of many concurrent webhooks into one batch, so one Commit
+	// (one fsync) acknowledges them all.
+	Commit(ctx context.Context, b *Batch) error
+	// Close releases the store; no call may follow it.
+	Close() error
+}
+
+// Batch is a set of changes committed together.
+type Batch struct {
+	Puts    map[string][]byte
+	Deletes []string
+}
+
+// Len is the number of changes in the batch.
+func (b *Batch) Len() int { return len(b.Puts) + len(b.Deletes) }
