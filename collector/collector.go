@@ -25,6 +25,7 @@ type Collector struct {
 	up, state, cores, info, lastEvent, stateChange, events, flaps *prometheus.Desc
 	servers, groupCores                                           *prometheus.Desc
 	outcomes, lastReceived, storageErrors                         *prometheus.Desc
+	tracked, limit, forgotten                                     *prometheus.Desc
 }
 
 // NewCollector returns a collector of fleet's metrics.
@@ -49,13 +50,21 @@ func NewCollector(fleet *Fleet) *Collector {
 			"Exporter clock time at which the last webhook event was received.", nil, nil),
 		storageErrors: prometheus.NewDesc("liveswitch_exporter_storage_errors_total",
 			"Commits of fleet changes that the store refused; the webhooks concerned were answered 503.", nil, nil),
+		tracked: prometheus.NewDesc("liveswitch_exporter_servers_tracked",
+			"Servers the exporter tracks now.", nil, nil),
+		limit: prometheus.NewDesc("liveswitch_exporter_servers_limit",
+			"Most servers the exporter tracks (--server.max); 0 means no limit.", nil, nil),
+		forgotten: prometheus.NewDesc("liveswitch_exporter_servers_forgotten_total",
+			"Servers forgotten, with all their series, by reason: retention after stop, stale, evicted to make room, deleted through the API.",
+			[]string{"reason"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.state, c.cores, c.info, c.lastEvent, c.stateChange,
-		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors} {
+		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors,
+		c.tracked, c.limit, c.forgotten} {
 		ch <- d
 	}
 }
@@ -89,6 +98,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.lastReceived, prometheus.GaugeValue, float64(snap.Stats.LastReceivedMs)/1000)
 	ch <- prometheus.MustNewConstMetric(c.storageErrors, prometheus.CounterValue, float64(snap.Stats.StorageErrors))
+	ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(len(snap.Servers)))
+	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(snap.Stats.Limit))
+	for r := range numReasons {
+		ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue,
+			float64(snap.Stats.Forgotten[r]), ForgetReason(r).String())
+	}
 }
 
 func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server) {

@@ -12,6 +12,9 @@ import (
 type Fleet struct {
 	mu      sync.RWMutex
 	servers map[Key]*Server
+	// stopped counts the servers in StateStopped, so that a full fleet
+	// knows at once whether it can evict.
+	stopped int
 	stats   Stats
 }
 
@@ -24,6 +27,22 @@ type Stats struct {
 	LastReceivedMs int64
 	// StorageErrors counts commits the store refused.
 	StorageErrors uint64
+	// Forgotten counts servers forgotten, by reason.
+	Forgotten [numReasons]uint64
+	// Limit is the configured maximum of tracked servers (0: none).
+	Limit int
+}
+
+// add accumulates the counters of d into s.
+func (s *Stats) add(d *Stats) {
+	for i, n := range d.Outcomes {
+		s.Outcomes[i] += n
+	}
+	for i, n := range d.Forgotten {
+		s.Forgotten[i] += n
+	}
+	s.StorageErrors += d.StorageErrors
+	s.LastReceivedMs = max(s.LastReceivedMs, d.LastReceivedMs)
 }
 
 // Snapshot is a copy of the fleet taken at one instant.
@@ -36,6 +55,8 @@ type Snapshot struct {
 func NewFleet() *Fleet {
 	return &Fleet{servers: make(map[Key]*Server)}
 }
+
+func isStopped(s *Server) bool { return s != nil && s.State == StateStopped }
 
 // Len is the number of tracked servers.
 func (f *Fleet) Len() int {
@@ -74,32 +95,31 @@ func (f *Fleet) Snapshot() Snapshot {
 // only the Writer mutates the map, so it needs no lock.
 func (f *Fleet) lookup(k Key) *Server { return f.servers[k] }
 
-// publish makes a committed group of changes visible, all at once.
-func (f *Fleet) publish(changes map[Key]*Server, outcomes [numOutcomes]uint64, receivedMs int64) {
+// publish makes a committed group of changes visible, all at once, with the
+// counters that describe them.
+func (f *Fleet) publish(changes map[Key]*Server, delta *Stats) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for k, s := range changes {
+		f.stopped += boolInt(isStopped(s)) - boolInt(isStopped(f.servers[k]))
 		if s == nil {
 			delete(f.servers, k)
 		} else {
 			f.servers[k] = s
 		}
 	}
-	for i, n := range outcomes {
-		f.stats.Outcomes[i] += n
-	}
-	f.stats.LastReceivedMs = max(f.stats.LastReceivedMs, receivedMs)
+	f.stats.add(delta)
 }
 
-func (f *Fleet) countInvalid(n int, receivedMs int64) {
+// count adds counters that come with no change of servers.
+func (f *Fleet) count(delta *Stats) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.stats.Outcomes[OutcomeInvalid] += uint64(n)
-	f.stats.LastReceivedMs = max(f.stats.LastReceivedMs, receivedMs)
+	f.stats.add(delta)
 }
 
-func (f *Fleet) countStorageError() {
+func (f *Fleet) setLimit(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.stats.StorageErrors++
+	f.stats.Limit = n
 }

@@ -14,13 +14,16 @@ const (
 	OutcomeOutOfOrder
 	// OutcomeIgnored: well-formed, but not about a tracked server's state.
 	OutcomeIgnored
+	// OutcomeRefused: a new server while the fleet is full and no server is
+	// stopped (see Limits.MaxServers); the server is not tracked.
+	OutcomeRefused
 	// OutcomeInvalid: rejected as malformed; counted by the ingest path, never
 	// returned by Step.
 	OutcomeInvalid
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"applied", "duplicate", "out_of_order", "ignored", "invalid"}
+var outcomeNames = [numOutcomes]string{"applied", "duplicate", "out_of_order", "ignored", "refused", "invalid"}
 
 // String returns the outcome as exported in the outcome label.
 func (o Outcome) String() string {

@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
-// ErrStorage wraps a failure of the store: the events were not applied and
-// the sender should retry (the HTTP layer answers 503).
+// ErrStorage wraps a failure of the store: nothing was applied and the
+// sender should retry (the HTTP layer answers 503).
 var ErrStorage = errors.New("storage unavailable")
 
 // ErrClosed is returned for work submitted after Close.
@@ -22,20 +23,25 @@ var ErrClosed = errors.New("fleet writer is closed")
 // maxGroup bounds how many requests share one commit.
 const maxGroup = 1024
 
+// limitLogInterval spaces the log lines about evictions and refusals, which
+// a flood of new ids would otherwise repeat for every event.
+const limitLogInterval = time.Minute
+
 // WriterOptions configure a Writer.
 type WriterOptions struct {
 	Decode DecodeOptions
+	Limits Limits
 	// Now is the exporter's clock; tests inject a fake one.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
 // Writer is the fleet's single writer. Every change to the fleet passes
-// through it: it applies the events of concurrent webhooks one after another
-// with Step, writes the changes of all of them to the store in one commit,
-// and only then publishes them and acknowledges the senders. So an event is
-// acknowledged only once it is durable, a failed commit leaves nothing
-// behind, and durability costs one commit per group rather than per request.
+// through it: it applies the work of concurrent requests one after another,
+// writes the changes of all of them to the store in one commit, and only
+// then publishes them and answers the requests. So an event is acknowledged
+// only once it is durable, a failed commit leaves nothing behind, and
+// durability costs one commit per group rather than one per request.
 type Writer struct {
 	fleet  *Fleet
 	store  storage.Store // nil: in memory only
@@ -43,11 +49,18 @@ type Writer struct {
 	reqs   chan *request
 	stop   chan struct{}
 	done   chan struct{}
+	closed sync.Once
 	logger *slog.Logger
+	// owned by the run goroutine
+	limitLog struct {
+		last             time.Time
+		evicted, refused uint64
+	}
 }
 
+// request is one unit of work for the writer: op stages its changes.
 type request struct {
-	events     []Event
+	op         func(st *staging) Result
 	receivedMs int64
 	result     chan outcomeOrErr
 }
@@ -57,9 +70,12 @@ type outcomeOrErr struct {
 	err error
 }
 
-// Result tells what became of the events of one request.
+// Result tells what became of the work of one request.
 type Result struct {
+	// Outcomes counts the request's events by outcome.
 	Outcomes [numOutcomes]int
+	// Forgotten counts the servers the request forgot.
+	Forgotten int
 }
 
 // Total is the number of events the request held.
@@ -98,6 +114,7 @@ func NewWriter(fleet *Fleet, store storage.Store, opts WriterOptions) *Writer {
 		fleet: fleet, store: store, opts: opts, logger: opts.Logger,
 		reqs: make(chan *request), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	fleet.setLimit(opts.Limits.MaxServers)
 	go w.run()
 	return w
 }
@@ -112,8 +129,8 @@ func (w *Writer) Restore(ctx context.Context) error {
 	servers := make(map[Key]*Server)
 	err := w.store.Load(ctx, func(key string, value []byte) error {
 		var s Server
-		if err := json.Unmarshal(value, &s); err != nil {
-			return fmt.Errorf("record %q: %w", key, err)
+		if err := json.Unmarshal(value, &s); err != nil || s.Info.ID == "" || recordKey(s.Key()) != key {
+			return fmt.Errorf("storage record %q is not a valid server record", key)
 		}
 		servers[s.Key()] = &s
 		return nil
@@ -121,7 +138,7 @@ func (w *Writer) Restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.fleet.publish(servers, [numOutcomes]uint64{}, 0)
+	w.fleet.publish(servers, &Stats{})
 	return nil
 }
 
@@ -135,15 +152,65 @@ func (w *Writer) Ingest(ctx context.Context, body []byte) (Result, error) {
 	if err != nil {
 		var invalid *InvalidError
 		if errors.As(err, &invalid) {
-			w.fleet.countInvalid(invalid.Events, now.UnixMilli())
+			delta := Stats{LastReceivedMs: now.UnixMilli()}
+			delta.Outcomes[OutcomeInvalid] = uint64(invalid.Events)
+			w.fleet.count(&delta)
 		}
 		return Result{}, err
 	}
-	return w.submit(ctx, &request{events: events, receivedMs: now.UnixMilli()})
+	return w.submit(ctx, now, func(st *staging) Result {
+		var res Result
+		for i := range events {
+			res.Outcomes[st.apply(&events[i])]++
+		}
+		return res
+	})
 }
 
-func (w *Writer) submit(ctx context.Context, r *request) (Result, error) {
-	r.result = make(chan outcomeOrErr, 1)
+// Forget removes one server at once (an operator retiring a machine that
+// never sent stopped). It reports whether the server was tracked.
+func (w *Writer) Forget(ctx context.Context, k Key) (bool, error) {
+	res, err := w.submit(ctx, time.Time{}, func(st *staging) Result {
+		return Result{Forgotten: boolInt(st.forget(k, ForgetDeleted))}
+	})
+	return res.Forgotten > 0, err
+}
+
+// Sweep forgets the servers whose retention or staleness has passed by the
+// writer's clock; Run calls it periodically, tests call it directly.
+func (w *Writer) Sweep(ctx context.Context) (int, error) {
+	now := w.opts.Now()
+	res, err := w.submit(ctx, time.Time{}, func(st *staging) Result {
+		return Result{Forgotten: st.sweep(now)}
+	})
+	return res.Forgotten, err
+}
+
+// RunSweeper calls Sweep at the interval the limits call for until ctx ends.
+func (w *Writer) RunSweeper(ctx context.Context) {
+	interval := w.opts.Limits.sweepInterval()
+	if interval == 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
+				w.logger.Warn("Forgetting expired servers failed; will retry", "err", err)
+			}
+		}
+	}
+}
+
+func (w *Writer) submit(ctx context.Context, received time.Time, op func(*staging) Result) (Result, error) {
+	r := &request{op: op, result: make(chan outcomeOrErr, 1)}
+	if !received.IsZero() {
+		r.receivedMs = received.UnixMilli()
+	}
 	select {
 	case w.reqs <- r:
 	case <-w.stop:
@@ -159,9 +226,10 @@ func (w *Writer) submit(ctx context.Context, r *request) (Result, error) {
 	}
 }
 
-// Close stops the writer once the group being committed is done.
+// Close stops the writer once the group being committed is done. Calling it
+// again does nothing.
 func (w *Writer) Close() {
-	close(w.stop)
+	w.closed.Do(func() { close(w.stop) })
 	<-w.done
 }
 
@@ -193,33 +261,43 @@ func (w *Writer) gather(first *request) []*request {
 }
 
 func (w *Writer) commit(group []*request) {
-	st := newStaging(w.fleet)
+	st := newStaging(w.fleet, w.opts.Limits)
 	results := make([]Result, len(group))
-	var receivedMs int64
+	delta := Stats{}
 	for i, r := range group {
-		for j := range r.events {
-			results[i].Outcomes[st.apply(&r.events[j])]++
+		results[i] = r.op(st)
+		for o, n := range results[i].Outcomes {
+			delta.Outcomes[o] += uint64(n)
 		}
-		receivedMs = max(receivedMs, r.receivedMs)
+		delta.LastReceivedMs = max(delta.LastReceivedMs, r.receivedMs)
 	}
 	if err := w.persist(st.changes); err != nil {
-		w.fleet.countStorageError()
-		w.logger.Error("Storing fleet changes failed; webhooks answered 503", "err", err, "requests", len(group))
+		w.fleet.count(&Stats{StorageErrors: 1})
+		w.logger.Error("Storing fleet changes failed; nothing applied", "err", err, "requests", len(group))
 		for _, r := range group {
 			r.result <- outcomeOrErr{err: fmt.Errorf("%w: %w", ErrStorage, err)}
 		}
 		return
 	}
-	var outcomes [numOutcomes]uint64
-	for _, res := range results {
-		for i, n := range res.Outcomes {
-			outcomes[i] += uint64(n)
-		}
-	}
-	w.fleet.publish(st.changes, outcomes, receivedMs)
+	delta.Forgotten = st.forgotten
+	w.fleet.publish(st.changes, &delta)
+	w.logLimits(&delta)
 	for i, r := range group {
 		r.result <- outcomeOrErr{res: results[i]}
 	}
+}
+
+// logLimits reports evictions and refusals, at most once a minute.
+func (w *Writer) logLimits(delta *Stats) {
+	l := &w.limitLog
+	l.evicted += delta.Forgotten[ForgetEvicted]
+	l.refused += delta.Outcomes[OutcomeRefused]
+	if l.evicted+l.refused == 0 || w.opts.Now().Sub(l.last) < limitLogInterval {
+		return
+	}
+	w.logger.Warn("Fleet is at --server.max: stopped servers evicted, new servers refused",
+		"max", w.opts.Limits.MaxServers, "evicted", l.evicted, "refused", l.refused, "since", l.last)
+	l.last, l.evicted, l.refused = w.opts.Now(), 0, 0
 }
 
 func (w *Writer) persist(changes map[Key]*Server) error {
@@ -244,34 +322,3 @@ func (w *Writer) persist(changes map[Key]*Server) error {
 // recordKey names a server's record in the store. Origins never hold a '/',
 // so the key is unambiguous whatever the id holds.
 func recordKey(k Key) string { return k.Origin + "/" + k.ID }
-
-// staging holds the changes of one group on top of the committed fleet
-// until they are durable; a nil entry marks a server to forget.
-type staging struct {
-	fleet   *Fleet
-	changes map[Key]*Server
-}
-
-func newStaging(f *Fleet) *staging {
-	return &staging{fleet: f, changes: make(map[Key]*Server)}
-}
-
-func (st *staging) get(k Key) *Server {
-	if s, ok := st.changes[k]; ok {
-		return s
-	}
-	return st.fleet.lookup(k)
-}
-
-func (st *staging) apply(ev *Event) Outcome {
-	if ev.Kind == KindIgnored || ev.Server.ID == "" {
-		return OutcomeIgnored
-	}
-	k := ev.Key()
-	prev := st.get(k)
-	next, outcome := Step(prev, ev)
-	if next != prev {
-		st.changes[k] = next
-	}
-	return outcome
-}

@@ -14,6 +14,7 @@ import (
 type Config struct {
 	TelemetryPath string
 	Ingester      Ingester
+	Forgetter     Forgetter
 	// Ready reports whether the fleet is restored and writable.
 	Ready        func() bool
 	MaxBodyBytes int64
@@ -39,6 +40,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle(WebhookPath, promhttp.InstrumentHandlerCounter(requests,
 		WebhookHandler(cfg.Ingester, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger)))
+	mux.Handle("DELETE /api/v1/servers/{origin}/{id}", DeleteServerHandler(cfg.Forgetter, cfg.Logger))
 	mux.Handle(cfg.TelemetryPath, promhttp.InstrumentMetricHandler(cfg.Registry,
 		promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
 			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),

@@ -34,7 +34,7 @@ func newTestServer(t *testing.T, maxBody int64) *testServer {
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	h, err := NewHandler(Config{
-		TelemetryPath: "/metrics", Ingester: writer, Ready: ready.Load, MaxBodyBytes: maxBody,
+		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Ready: ready.Load, MaxBodyBytes: maxBody,
 		Registry: reg, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -164,5 +164,27 @@ func TestProbesAndReadiness(t *testing.T) {
 		if code, reply := srv.do(t, tc.method, tc.path, tc.body); code != tc.code || !strings.Contains(reply, tc.reply) {
 			t.Errorf("ready: %s %s: %d, want %d with %q", tc.method, tc.path, code, tc.code, tc.reply)
 		}
+	}
+}
+
+func TestDeleteServer(t *testing.T) {
+	srv := newTestServer(t, DefaultMaxBodyBytes)
+	if code, _ := srv.do(t, "POST", WebhookPath, event(time.Now().UnixMilli(), "mediaserver.started", `{"id":"a/b"}`)); code != http.StatusNoContent {
+		t.Fatalf("post: %d", code)
+	}
+	for _, tc := range []struct {
+		method, path string
+		code, left   int
+	}{
+		{"DELETE", "/api/v1/servers/mediaserver/unknown", http.StatusNotFound, 1},
+		{"DELETE", "/api/v1/servers/mediaserver/a%2Fb", http.StatusNoContent, 0},
+		{"DELETE", "/api/v1/servers/mediaserver/a%2Fb", http.StatusNotFound, 0},
+	} {
+		if code, reply := srv.do(t, tc.method, tc.path, ""); code != tc.code || srv.fleet.Len() != tc.left {
+			t.Fatalf("%s %s: %d %q with %d servers left; want %d with %d", tc.method, tc.path, code, reply, srv.fleet.Len(), tc.code, tc.left)
+		}
+	}
+	if _, m := srv.do(t, "GET", "/metrics", ""); !strings.Contains(m, `liveswitch_exporter_servers_forgotten_total{reason="deleted"} 1`) {
+		t.Fatal("the deletion is not counted")
 	}
 }

@@ -252,6 +252,7 @@ func TestFlagsFromEnvironment(t *testing.T) {
 		"LIVESWITCH_EXPORTER_WEB_LISTEN_ADDRESS=127.0.0.1:0",
 		"LIVESWITCH_EXPORTER_WEB_TELEMETRY_PATH=/custom-metrics",
 		"LIVESWITCH_EXPORTER_LOG_FORMAT=json",
+		"LIVESWITCH_EXPORTER_STORAGE_PATH=" + t.TempDir(),
 	})
 	if code, body := get(p.url("/custom-metrics")); code != http.StatusOK || !strings.Contains(body, "liveswitch_exporter_build_info") {
 		t.Fatalf("/custom-metrics: %d", code)

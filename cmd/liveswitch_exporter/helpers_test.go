@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 // requireTool returns the path of an external program the test needs. On CI
 // (CI set) a missing tool fails the test: .ci/run installs it. Elsewhere the
 // test is skipped with a hint.
-func requireTool(t *testing.T, tool string) string {
+func requireTool(t testing.TB, tool string) string {
 	t.Helper()
 	path, err := exec.LookPath(tool)
 	if err == nil {
@@ -68,16 +68,18 @@ type process struct {
 
 var listeningRE = regexp.MustCompile(`msg"?[=:]"Listening on",? ?"?address"?[=:]"?([0-9.:\[\]]+)`)
 
-// startExporter runs the exporter with args on a free loopback port and
+// startExporter runs the exporter with args on a free loopback port, with a
+// store of its own in a temporary directory unless args name another, and
 // waits until it is ready. It is stopped with SIGTERM when the test ends.
-func startExporter(t *testing.T, args ...string) *process {
+func startExporter(t testing.TB, args ...string) *process {
 	t.Helper()
-	return startExporterEnv(t, nil, append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...)
+	defaults := []string{"--web.listen-address=127.0.0.1:0", "--storage.path=" + t.TempDir()}
+	return startExporterEnv(t, nil, append(defaults, args...)...)
 }
 
 // startExporterEnv is startExporter with extra environment variables and
 // without a default listen address.
-func startExporterEnv(t *testing.T, env []string, args ...string) *process {
+func startExporterEnv(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	p := &process{exit: make(chan error, 1)}
 	p.cmd = exec.Command(binary, args...)
@@ -152,7 +154,7 @@ func (p *process) stop() error {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -176,7 +178,7 @@ func get(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func post(t *testing.T, url string, body []byte) int {
+func post(t testing.TB, url string, body []byte) int {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -204,7 +206,7 @@ func fleetSection(exposition string) string {
 
 // freePort returns a loopback address nobody listens on right now, for
 // programs (Prometheus) that cannot report the port they chose.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

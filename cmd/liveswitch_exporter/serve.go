@@ -17,6 +17,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 type serveCmd struct {
@@ -27,6 +28,13 @@ type serveCmd struct {
 	MaxBodyBytes  int64         `name:"webhook.max-body-bytes" default:"1048576" help:"Largest webhook body accepted, in bytes."`
 	MaxEvents     int           `name:"webhook.max-events-per-request" default:"1000" help:"Most events accepted in one batched webhook."`
 	MaxFutureSkew time.Duration `name:"webhook.max-future-skew" default:"1h" help:"How far ahead of this exporter's clock an event may be stamped."`
+
+	StoragePath     string `name:"storage.path" default:"./data" help:"Directory of the embedded fleet store; empty keeps the fleet in memory only."`
+	StorageInMemory bool   `name:"storage.in-memory" help:"Keep the fleet in memory only (lost on exit): for tests and demos."`
+
+	ServerRetention  time.Duration `name:"server.retention" default:"1h" help:"Forget a stopped server this long after it stopped (0: never)."`
+	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" help:"Forget a server of any state after this long without an event (0: never)."`
+	ServerMax        int           `name:"server.max" default:"10000" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
 }
 
 func (s *serveCmd) Run(logger *slog.Logger) error {
@@ -34,10 +42,17 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	defer stop()
 	logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 
+	store, err := s.openStore(logger)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.Close()
+	}
 	fleet := collector.NewFleet()
-	logger.Warn("Fleet state is kept in memory only: it is lost when the exporter stops")
-	writer := collector.NewWriter(fleet, nil, collector.WriterOptions{
+	writer := collector.NewWriter(fleet, store, collector.WriterOptions{
 		Decode: collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew},
+		Limits: collector.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
 		Logger: logger,
 	})
 	defer writer.Close()
@@ -53,6 +68,7 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	handler, err := exporter.NewHandler(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
 		Ingester:      writer,
+		Forgetter:     writer,
 		Ready:         ready.Load,
 		MaxBodyBytes:  s.MaxBodyBytes,
 		Registry:      registry,
@@ -61,14 +77,42 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+
+	// Serve at once, so that probes see the exporter restoring (not ready)
+	// rather than absent; webhooks are answered 503 until it is done.
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	served := make(chan error, 1)
+	systemd := false
+	go func() {
+		served <- exporter.Serve(serveCtx, handler, &web.FlagConfig{
+			WebListenAddresses: &s.ListenAddress,
+			WebSystemdSocket:   &systemd,
+			WebConfigFile:      &s.WebConfigFile,
+		}, logger)
+	}()
 	if err := writer.Restore(ctx); err != nil {
+		stopServing()
+		<-served
 		return err
 	}
 	ready.Store(true)
-	systemd := false
-	return exporter.Serve(ctx, handler, &web.FlagConfig{
-		WebListenAddresses: &s.ListenAddress,
-		WebSystemdSocket:   &systemd,
-		WebConfigFile:      &s.WebConfigFile,
-	}, logger)
+	logger.Info("Fleet restored; ready", "servers", fleet.Len())
+	go writer.RunSweeper(serveCtx)
+	return <-served
+}
+
+// openStore opens the embedded store, or returns nil for a fleet kept in
+// memory only.
+func (s *serveCmd) openStore(logger *slog.Logger) (storage.Store, error) {
+	if s.StorageInMemory || s.StoragePath == "" {
+		logger.Warn("Fleet state is kept in memory only: it is lost when the exporter stops")
+		return nil, nil
+	}
+	store, err := storage.OpenBolt(s.StoragePath)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("Fleet state is stored durably", "path", s.StoragePath)
+	return store, nil
 }

@@ -1,0 +1,247 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+)
+
+// fakeClock is the exporter's clock under the test's control.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newLimitedWriter(t *testing.T, store storage.Store, limits Limits) (*Fleet, *Writer, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{now: testNow}
+	fleet := NewFleet()
+	w := NewWriter(fleet, store, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now})
+	t.Cleanup(w.Close)
+	return fleet, w, clock
+}
+
+// at returns the event time d after the test clock's start.
+func at(d time.Duration) int64 { return testNow.Add(d).UnixMilli() }
+
+func TestRetentionAndStaleness(t *testing.T) {
+	fleet, w, clock := newLimitedWriter(t, nil, Limits{Retention: time.Hour, StaleAfter: 3 * time.Hour})
+	ingest(t, w,
+		eventJSON(at(0), "mediaserver", "started", `{"id":"stops"}`),
+		eventJSON(at(time.Minute), "mediaserver", "stopped", `{"id":"stops"}`),
+		eventJSON(at(0), "gateway", "started", `{"id":"quiet"}`),
+		eventJSON(at(0), "mediaserver", "registered", `{"id":"chatty"}`),
+	)
+	for _, step := range []struct {
+		advance   time.Duration
+		heartbeat bool
+		forgotten int
+		left      []string
+	}{
+		{59 * time.Minute, false, 0, []string{"quiet", "chatty", "stops"}},
+		{2 * time.Minute, true, 1, []string{"quiet", "chatty"}}, // stopped one hour ago
+		{2*time.Hour - time.Minute - time.Second, false, 0, []string{"quiet", "chatty"}},
+		{time.Second, false, 1, []string{"chatty"}}, // three hours without an event
+	} {
+		clock.Advance(step.advance)
+		if step.heartbeat {
+			ingest(t, w, eventJSON(clock.Now().UnixMilli(), "mediaserver", "stats", `{"id":"chatty"}`))
+		}
+		n, err := w.Sweep(context.Background())
+		if err != nil || n != step.forgotten {
+			t.Fatalf("at +%s: forgot %d (%v), want %d", clock.Now().Sub(testNow), n, err, step.forgotten)
+		}
+		if got := ids(fleet); !reflect.DeepEqual(got, step.left) {
+			t.Fatalf("at +%s: tracking %v, want %v", clock.Now().Sub(testNow), got, step.left)
+		}
+	}
+	stats := fleet.Snapshot().Stats
+	if stats.Forgotten[ForgetRetention] != 1 || stats.Forgotten[ForgetStale] != 1 {
+		t.Fatalf("forgotten counters: %v", stats.Forgotten)
+	}
+}
+
+func ids(f *Fleet) []string {
+	var out []string
+	for _, s := range f.Snapshot().Servers {
+		out = append(out, s.Info.ID)
+	}
+	return out
+}
+
+func TestMaxServersEvictsLongestStopped(t *testing.T) {
+	fleet, w, _ := newLimitedWriter(t, nil, Limits{MaxServers: 3})
+	ingest(t, w,
+		eventJSON(at(2), "mediaserver", "stopped", `{"id":"b"}`),
+		eventJSON(at(1), "mediaserver", "stopped", `{"id":"a"}`),
+		eventJSON(at(3), "mediaserver", "started", `{"id":"c"}`),
+	)
+	for _, step := range []struct {
+		id      string
+		outcome Outcome
+		left    []string
+	}{
+		{"d", OutcomeApplied, []string{"b", "c", "d"}}, // a stopped longest ago
+		{"e", OutcomeApplied, []string{"c", "d", "e"}},
+		{"f", OutcomeRefused, []string{"c", "d", "e"}}, // nothing stopped
+	} {
+		res := ingest(t, w, eventJSON(at(10), "mediaserver", "started", fmt.Sprintf(`{"id":%q}`, step.id)))[0]
+		if res.Outcomes[step.outcome] != 1 {
+			t.Fatalf("%s: %s, want %s", step.id, res, step.outcome)
+		}
+		if got := ids(fleet); !reflect.DeepEqual(got, step.left) {
+			t.Fatalf("after %s: %v, want %v", step.id, got, step.left)
+		}
+	}
+	// An event for a tracked server is never refused.
+	if res := ingest(t, w, eventJSON(at(11), "mediaserver", "registered", `{"id":"c"}`))[0]; !res.AllApplied() {
+		t.Fatalf("tracked server: %s", res)
+	}
+	stats := fleet.Snapshot().Stats
+	if stats.Forgotten[ForgetEvicted] != 2 || stats.Outcomes[OutcomeRefused] != 1 || stats.Limit != 3 {
+		t.Fatalf("stats: %+v", stats)
+	}
+}
+
+// TestFloodOfDistinctIDs sends 100,000 distinct servers to a fleet capped at
+// 1,000, through the real store: the fleet, the store and the heap stay
+// bounded.
+func TestFloodOfDistinctIDs(t *testing.T) {
+	store, err := storage.OpenBolt(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	fleet, w, _ := newLimitedWriter(t, store, Limits{MaxServers: 1000})
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const total, perBody = 100_000, 1000
+	for b := 0; b < total/perBody; b++ {
+		events := make([]string, perBody)
+		for i := range events {
+			action := "started"
+			if i%2 == 0 {
+				action = "stopped" // half of them evictable
+			}
+			events[i] = eventJSON(at(time.Duration(b*perBody+i)), "mediaserver", action,
+				fmt.Sprintf(`{"id":"flood-%d-%d","machineName":"%s"}`, b, i, strings.Repeat("m", 64)))
+		}
+		ingest(t, w, "["+strings.Join(events, ",")+"]")
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if n := fleet.Len(); n != 1000 {
+		t.Fatalf("tracking %d servers, limit 1000", n)
+	}
+	stored := 0
+	if err := store.Load(context.Background(), func(string, []byte) error { stored++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 1000 {
+		t.Fatalf("%d records stored, limit 1000", stored)
+	}
+	stats := fleet.Snapshot().Stats
+	if stats.Outcomes[OutcomeApplied]+stats.Outcomes[OutcomeRefused] != total || stats.Outcomes[OutcomeRefused] == 0 {
+		t.Fatalf("outcomes: %v", stats.Outcomes)
+	}
+	// 1,000 servers take well under 2 MiB; 100,000 would take tens of MiB.
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 8<<20 {
+		t.Fatalf("heap grew by %d bytes for a fleet of 1000", grew)
+	}
+}
+
+func TestForget(t *testing.T) {
+	fleet, w, _ := newLimitedWriter(t, nil, Limits{})
+	ingest(t, w, eventJSON(at(0), "gateway", "started", `{"id":"g"}`))
+	for _, want := range []bool{true, false} {
+		found, err := w.Forget(context.Background(), Key{Origin: "gateway", ID: "g"})
+		if err != nil || found != want || fleet.Len() != 0 {
+			t.Fatalf("forget: %v %v with %d left, want %v", found, err, fleet.Len(), want)
+		}
+	}
+	if n := fleet.Snapshot().Stats.Forgotten[ForgetDeleted]; n != 1 {
+		t.Fatalf("deleted counter: %d", n)
+	}
+}
+
+// TestRestoreFromStore: a new writer on the same store sees the same fleet.
+func TestRestoreFromStore(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet, w, _ := newLimitedWriter(t, store, Limits{})
+	ingest(t, w,
+		eventJSON(at(0), "mediaserver", "started", `{"id":"m","region":"eu","coreCount":8}`),
+		eventJSON(at(1), "mediaserver", "registered", `{"id":"m"}`),
+		eventJSON(at(2), "mediaserver", "unregistered", `{"id":"m"}`),
+		eventJSON(at(3), "mediaserver", "registered", `{"id":"m"}`),
+		eventJSON(at(0), "gateway", "started", `{"id":"g/1"}`),
+		eventJSON(at(1), "gateway", "started", `{"id":"gone"}`),
+	)
+	if _, err := w.Forget(context.Background(), Key{Origin: "gateway", ID: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	want := fleet.Snapshot().Servers
+	w.Close()
+	store.Close()
+
+	store, err = storage.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	restored := NewFleet()
+	w2 := NewWriter(restored, store, WriterOptions{})
+	defer w2.Close()
+	if err := w2.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := restored.Snapshot().Servers; !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored %+v\nwant %+v", got, want)
+	}
+}
+
+// TestStorageFailureChangesNothing: when the store refuses a commit, the
+// request fails with ErrStorage and the fleet is as it was.
+func TestStorageFailureChangesNothing(t *testing.T) {
+	store, err := storage.OpenBolt(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet, w, _ := newLimitedWriter(t, store, Limits{})
+	ingest(t, w, eventJSON(at(0), "mediaserver", "registered", `{"id":"m"}`))
+	before := fleet.Snapshot().Servers
+	store.Close() // every later commit fails
+	_, err = w.Ingest(context.Background(), []byte(eventJSON(at(1), "mediaserver", "unregistered", `{"id":"m"}`)))
+	if !errors.Is(err, ErrStorage) {
+		t.Fatalf("got %v, want ErrStorage", err)
+	}
+	snap := fleet.Snapshot()
+	if !reflect.DeepEqual(snap.Servers, before) || snap.Stats.StorageErrors != 1 || snap.Stats.Outcomes[OutcomeApplied] != 1 {
+		t.Fatalf("after a failed commit: %+v", snap)
+	}
+}
