@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // testServer is the exporter's HTTP surface on a real loopback listener,
@@ -26,8 +27,14 @@ type testServer struct {
 
 func newTestServer(t *testing.T, maxBody int64) *testServer {
 	t.Helper()
+	return newTestServerWithStore(t, maxBody, nil)
+}
+
+// newTestServerWithStore is newTestServer on a real store.
+func newTestServerWithStore(t *testing.T, maxBody int64, store storage.Store) *testServer {
+	t.Helper()
 	fleet := collector.NewFleet()
-	writer := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
+	writer := collector.NewWriter(fleet, store, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
 	t.Cleanup(writer.Close)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(collector.NewCollector(fleet))
@@ -186,5 +193,50 @@ func TestDeleteServer(t *testing.T) {
 	}
 	if _, m := srv.do(t, "GET", "/metrics", ""); !strings.Contains(m, `liveswitch_exporter_servers_forgotten_total{reason="deleted"} 1`) {
 		t.Fatal("the deletion is not counted")
+	}
+}
+
+// TestStorageFailureAnswers503 closes the real store under a running
+// exporter: webhooks are answered 503 with Retry-After, nothing is applied,
+// and /metrics keeps serving the last state.
+func TestStorageFailureAnswers503(t *testing.T) {
+	store, err := storage.OpenBolt(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServerWithStore(t, DefaultMaxBodyBytes, store)
+	fleet := srv.fleet
+	now := time.Now().UnixMilli()
+	post := func(body string) *http.Response {
+		resp, err := http.Post(srv.URL+WebhookPath, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post(event(now, "mediaserver.registered", `{"id":"m"}`)); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("before the failure: %d", resp.StatusCode)
+	}
+	store.Close()
+	resp := post(event(now+1, "mediaserver.unregistered", `{"id":"m"}`))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("after the failure: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	m, _ := fleet.Get(collector.Key{Origin: "mediaserver", ID: "m"})
+	if m.State != collector.StateRegistered {
+		t.Fatalf("a failed write changed the fleet: %s", m.State)
+	}
+	r, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	for _, want := range []string{"liveswitch_exporter_storage_errors_total 1",
+		`liveswitch_server_state{deployment_id="",id="m",origin="mediaserver",region="",state="registered"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
