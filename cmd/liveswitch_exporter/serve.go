@@ -9,9 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -57,13 +54,7 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	})
 	defer writer.Close()
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(
-		collector.NewCollector(fleet),
-		versioncollector.NewCollector("liveswitch_exporter"),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	registry := exporter.NewRegistry(collector.NewCollector(fleet))
 	var ready atomic.Bool
 	handler, err := exporter.NewHandler(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
