@@ -18,6 +18,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
 
@@ -321,18 +322,10 @@ func TestMetricNames(t *testing.T) {
 	}
 }
 
-// requireTool: see cmd/liveswitch_exporter; in CI a missing tool fails.
-func requireTool(t *testing.T, tool string) string {
+// requireTool is testenv.RequireTool for Prometheus' binaries.
+func requireTool(t testing.TB, tool string) string {
 	t.Helper()
-	path, err := exec.LookPath(tool)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed; .ci/run must install it", tool)
-	}
-	t.Skipf("%s is not installed (apt-get install prometheus)", tool)
-	return ""
+	return testenv.RequireTool(t, tool, "prometheus")
 }
 
 // TestPromtool runs Prometheus' own checks and the rule unit tests of

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
 // binary is the exporter built once for all end-to-end tests.
@@ -41,20 +43,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireTool returns the path of an external program the test needs. On CI
-// (CI set) a missing tool fails the test: .ci/run installs it. Elsewhere the
-// test is skipped with a hint.
+// requireTool is testenv.RequireTool for Prometheus' binaries.
 func requireTool(t testing.TB, tool string) string {
 	t.Helper()
-	path, err := exec.LookPath(tool)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed; .ci/run must install it", tool)
-	}
-	t.Skipf("%s is not installed (apt-get install prometheus)", tool)
-	return ""
+	return testenv.RequireTool(t, tool, "prometheus")
 }
 
 // process is a running exporter.
