@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -47,6 +48,8 @@ func (e *InvalidError) Error() string {
 var applicationOrigins = map[string]bool{"client": true, "channel": true, "connection": true}
 
 const (
+	// maxDepth bounds JSON nesting; real events nest about five deep.
+	maxDepth     = 32
 	maxOriginLen = 32
 	maxLabelLen  = 256
 	maxCoreCount = 1 << 16
@@ -63,6 +66,14 @@ func Decode(body []byte, opts DecodeOptions, now time.Time) ([]Event, error) {
 	if len(trimmed) == 0 {
 		return nil, &InvalidError{Index: -1, Reason: "empty body", Events: 1}
 	}
+	depth, elements := shape(trimmed)
+	if depth > maxDepth {
+		return nil, &InvalidError{Index: -1, Reason: fmt.Sprintf("JSON nested deeper than %d levels", maxDepth), Events: 1}
+	}
+	if trimmed[0] == '[' && opts.MaxEvents > 0 && elements > opts.MaxEvents {
+		return nil, &InvalidError{Index: -1, Events: elements,
+			Reason: fmt.Sprintf("batch of %d events exceeds the limit of %d", elements, opts.MaxEvents)}
+	}
 	if trimmed[0] != '[' {
 		ev, err := decodeEvent(body, opts, now)
 		if err != nil {
@@ -77,10 +88,6 @@ func Decode(body []byte, opts DecodeOptions, now time.Time) ([]Event, error) {
 	if len(raws) == 0 {
 		return nil, &InvalidError{Index: -1, Reason: "empty batch: no events", Events: 1}
 	}
-	if opts.MaxEvents > 0 && len(raws) > opts.MaxEvents {
-		return nil, &InvalidError{Index: -1, Events: len(raws),
-			Reason: fmt.Sprintf("batch of %d events exceeds the limit of %d", len(raws), opts.MaxEvents)}
-	}
 	events := make([]Event, len(raws))
 	for i, raw := range raws {
 		ev, err := decodeEvent(raw, opts, now)
@@ -90,6 +97,43 @@ func Decode(body []byte, opts DecodeOptions, now time.Time) ([]Event, error) {
 		events[i] = ev
 	}
 	return events, nil
+}
+
+// shape walks the raw JSON once, outside strings, and returns its deepest
+// nesting and the number of elements of a top-level array, so that hostile
+// bodies are refused before anything is allocated for them.
+func shape(b []byte) (depth, elements int) {
+	level, inString, escaped, sawValue := 0, false, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			level++
+			depth = max(depth, level)
+		case c == ']' || c == '}':
+			level--
+		case c == ',' && level == 1:
+			elements++
+		}
+		if level >= 1 && c != ' ' && c != '\t' && c != '\r' && c != '\n' && !(level == 1 && (c == '[' || c == ',')) {
+			sawValue = true
+		}
+	}
+	if sawValue {
+		elements++
+	}
+	return depth, elements
 }
 
 func decodeEvent(raw []byte, opts DecodeOptions, now time.Time) (Event, error) {
@@ -222,7 +266,7 @@ func decodeTimestamp(raw json.RawMessage, opts DecodeOptions, now time.Time) (in
 	ms, err := strconv.ParseInt(text, 10, 64)
 	if err != nil {
 		f, ferr := strconv.ParseFloat(text, 64)
-		if ferr != nil || f != float64(int64(f)) {
+		if ferr != nil || f < 0 || f > 1<<62 || f != float64(int64(f)) {
 			return 0, fmt.Errorf(`"timestamp" %s is not a whole number of milliseconds`, clip(string(raw)))
 		}
 		ms = int64(f)
@@ -362,11 +406,18 @@ func jsonReason(err error) string {
 	return err.Error()
 }
 
-// clip shortens attacker-controlled text quoted in a reason.
+// clip makes attacker-controlled text fit in a one-line reason: white space
+// and control characters fold into single spaces, and it is cut (on a
+// character boundary) after 64 bytes.
 func clip(s string) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || isControl(r) }), " ")
 	const n = 64
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "…"
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

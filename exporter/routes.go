@@ -18,44 +18,70 @@ type Config struct {
 	// Ready reports whether the fleet is restored and writable.
 	Ready        func() bool
 	MaxBodyBytes int64
-	Registry     *prometheus.Registry
-	Logger       *slog.Logger
+	// MaxInFlight caps concurrent webhook requests (0: no cap).
+	MaxInFlight int
+	// Guard protects the webhook and the delete API.
+	Guard    WriteGuard
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
 }
 
 // WebhookPath is where LiveSwitch is told to post server events.
 const WebhookPath = "/webhook"
 
-// NewHandler returns the exporter's whole HTTP surface.
-func NewHandler(cfg Config) (http.Handler, error) {
+// Handlers are the exporter's HTTP surfaces.
+type Handlers struct {
+	// Main serves everything: webhook, metrics, API, probes, landing page.
+	Main http.Handler
+	// Webhook serves only what LiveSwitch and probes need (the webhook, the
+	// delete API, /-/healthy and /-/ready), for a listener of its own.
+	Webhook http.Handler
+}
+
+// NewHandlers builds the exporter's HTTP surfaces and registers the webhook
+// request counter in cfg.Registry.
+func NewHandlers(cfg Config) (*Handlers, error) {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "liveswitch_exporter_webhook_requests_total",
 		Help: "Webhook requests by HTTP status code of the answer.",
 	}, []string{"code"})
-	for _, code := range []string{"202", "204", "400", "405", "413", "503"} {
+	for _, code := range []string{"202", "204", "400", "401", "403", "405", "413", "415", "503"} {
 		requests.WithLabelValues(code)
 	}
-	if err := cfg.Registry.Register(requests); err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle(WebhookPath, promhttp.InstrumentHandlerCounter(requests,
-		WebhookHandler(cfg.Ingester, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger)))
-	mux.Handle("DELETE /api/v1/servers/{origin}/{id}", DeleteServerHandler(cfg.Forgetter, cfg.Logger))
-	mux.Handle(cfg.TelemetryPath, promhttp.InstrumentMetricHandler(cfg.Registry,
-		promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
-			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
-			EnableOpenMetrics: true,
-		})))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, http.StatusOK, "Healthy")
+	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "liveswitch_exporter_webhook_requests_in_flight",
+		Help: "Webhook requests being served now (at most --webhook.max-in-flight).",
 	})
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
+	for _, c := range []prometheus.Collector{requests, inFlight} {
+		if err := cfg.Registry.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	writes := http.NewServeMux()
+	writes.Handle(WebhookPath, promhttp.InstrumentHandlerCounter(requests, cfg.Guard.Wrap(
+		LimitInFlight(cfg.MaxInFlight, promhttp.InstrumentHandlerInFlight(inFlight,
+			WebhookHandler(cfg.Ingester, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger))))))
+	writes.Handle("DELETE /api/v1/servers/{origin}/{id}", cfg.Guard.Wrap(DeleteServerHandler(cfg.Forgetter, cfg.Logger)))
+	writes.Handle("/-/healthy", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, http.StatusOK, "Healthy")
+	}))
+	writes.Handle("/-/ready", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if !cfg.Ready() {
 			unavailable(w, "Not ready")
 			return
 		}
 		reply(w, http.StatusOK, "Ready")
-	})
+	}))
+
+	main := http.NewServeMux()
+	for _, pattern := range []string{WebhookPath, "DELETE /api/v1/servers/{origin}/{id}", "/-/healthy", "/-/ready"} {
+		main.Handle(pattern, writes)
+	}
+	main.Handle(cfg.TelemetryPath, promhttp.InstrumentMetricHandler(cfg.Registry,
+		promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
+			EnableOpenMetrics: true,
+		})))
 	if cfg.TelemetryPath != "/" {
 		landing, err := web.NewLandingPage(web.LandingConfig{
 			Name:        "LiveSwitch Exporter",
@@ -70,7 +96,7 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		mux.Handle("/", landing)
+		main.Handle("/", landing)
 	}
-	return mux, nil
+	return &Handlers{Main: main, Webhook: writes}, nil
 }

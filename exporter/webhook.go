@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 )
@@ -28,13 +29,18 @@ const retryAfterSeconds = 5
 // It answers 204 when every event was applied, 202 when the body was valid
 // but some events were deliberately not applied (duplicates, out of order,
 // not about servers), 400 with a one-line reason for a malformed body (nothing
-// applied), 413 past maxBody bytes, 405 for methods other than POST and 503
+// applied), 413 past maxBody bytes, 415 for a compressed body (so no
+// decompression bomb can be sent), 405 for methods other than POST and 503
 // while the fleet is not ready or the store fails, so that LiveSwitch retries.
 func WebhookHandler(in Ingester, ready func() bool, maxBody int64, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			reply(w, http.StatusMethodNotAllowed, "only POST is accepted")
+			return
+		}
+		if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+			reply(w, http.StatusUnsupportedMediaType, "Content-Encoding "+clipHeader(enc)+" is not accepted; send plain JSON")
 			return
 		}
 		if !ready() {
@@ -68,6 +74,14 @@ func WebhookHandler(in Ingester, ready func() bool, maxBody int64, logger *slog.
 			reply(w, http.StatusAccepted, res.String())
 		}
 	})
+}
+
+// clipHeader bounds a client-sent value quoted back in a reply.
+func clipHeader(s string) string {
+	if len(s) > 32 {
+		return strconv.Quote(s[:32]) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 func reply(w http.ResponseWriter, code int, msg string) {

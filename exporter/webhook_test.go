@@ -21,17 +21,29 @@ import (
 // backed by an in-memory fleet.
 type testServer struct {
 	*httptest.Server
-	fleet *collector.Fleet
-	ready *atomic.Bool
+	handler http.Handler
+	fleet   *collector.Fleet
+	ready   *atomic.Bool
 }
 
-func newTestServer(t *testing.T, maxBody int64) *testServer {
+func newTestServer(t testing.TB, maxBody int64) *testServer {
 	t.Helper()
 	return newTestServerWithStore(t, maxBody, nil)
 }
 
 // newTestServerWithStore is newTestServer on a real store.
-func newTestServerWithStore(t *testing.T, maxBody int64, store storage.Store) *testServer {
+func newTestServerWithStore(t testing.TB, maxBody int64, store storage.Store) *testServer {
+	t.Helper()
+	return newTestServerFull(t, store, func(c *Config) { c.MaxBodyBytes = maxBody })
+}
+
+// newTestServerWith is newTestServer with the config changed by mutate.
+func newTestServerWith(t testing.TB, mutate func(*Config)) *testServer {
+	t.Helper()
+	return newTestServerFull(t, nil, mutate)
+}
+
+func newTestServerFull(t testing.TB, store storage.Store, mutate func(*Config)) *testServer {
 	t.Helper()
 	fleet := collector.NewFleet()
 	writer := collector.NewWriter(fleet, store, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
@@ -40,16 +52,35 @@ func newTestServerWithStore(t *testing.T, maxBody int64, store storage.Store) *t
 	reg.MustRegister(collector.NewCollector(fleet))
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	h, err := NewHandler(Config{
-		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Ready: ready.Load, MaxBodyBytes: maxBody,
+	cfg := Config{
+		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
 		Registry: reg, Logger: slog.New(slog.DiscardHandler),
-	})
+	}
+	mutate(&cfg)
+	h, err := NewHandlers(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(h.Main)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, fleet: fleet, ready: ready}
+	return &testServer{Server: srv, handler: h.Main, fleet: fleet, ready: ready}
+}
+
+// inFlight reads the webhook requests in flight from /metrics.
+func (s *testServer) inFlight() int {
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "liveswitch_exporter_webhook_requests_in_flight "); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return -1
 }
 
 func (s *testServer) do(t *testing.T, method, path, body string) (int, string) {

@@ -36,7 +36,7 @@ type server struct {
 	origin, id, machine, deployment, region, version string
 	cores                                            int
 	registers                                        bool // registers with a Gateway
-	up, registered                                   bool
+	up, registered, everRegistered                   bool
 	lastMs                                           int64
 }
 
@@ -46,6 +46,10 @@ type Event struct {
 	// order, so senders partition by it.
 	Key  string
 	Body []byte
+	// state is the server as the event leaves it, for the Pushgateway
+	// rendering of the same event.
+	state server
+	ms    int64
 }
 
 // Generator produces the event stream of a fleet: every server starts (and
@@ -185,17 +189,17 @@ func (g *Generator) shutdown(s *server) {
 func (g *Generator) emit(s *server, action string) {
 	switch action {
 	case "started":
-		s.up = true
+		s.up, s.everRegistered = true, false
 	case "stopped":
 		s.up, s.registered = false, false
 	case "registered":
-		s.registered = true
+		s.registered, s.everRegistered = true, true
 	case "unregistered":
 		s.registered = false
 	}
 	ms := max(g.now().UnixMilli(), s.lastMs+1)
 	s.lastMs = ms
-	g.pending = append(g.pending, Event{Key: s.origin + "/" + s.id, Body: s.payload(action, ms)})
+	g.pending = append(g.pending, Event{Key: s.origin + "/" + s.id, Body: s.payload(action, ms), state: *s, ms: ms})
 }
 
 func (s *server) payload(action string, ms int64) []byte {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -30,7 +31,10 @@ type LoadConfig struct {
 	Duration time.Duration
 	// Header is added to every request (e.g. an Authorization token).
 	Header http.Header
-	Client *http.Client
+	// Pushgateway sends each event to a Pushgateway at Target instead: one
+	// PUT of the server's state to the server's own group.
+	Pushgateway bool
+	Client      *http.Client
 }
 
 // Report sums up a run.
@@ -155,7 +159,7 @@ type sender struct {
 
 func (s *sender) run() {
 	for ev := range s.queue {
-		code, took, err := post(s.cfg, ev.Body)
+		code, took, err := send(s.cfg, ev)
 		if err != nil {
 			s.errors++
 			continue
@@ -167,12 +171,16 @@ func (s *sender) run() {
 	}
 }
 
-func post(cfg *LoadConfig, body []byte) (int, time.Duration, error) {
-	req, err := http.NewRequest(http.MethodPost, cfg.Target, bytes.NewReader(body))
+func send(cfg *LoadConfig, ev Event) (int, time.Duration, error) {
+	method, url, body, contentType := http.MethodPost, cfg.Target, ev.Body, "application/json"
+	if cfg.Pushgateway {
+		method, url, body, contentType = http.MethodPut, strings.TrimSuffix(cfg.Target, "/")+ev.PushPath(), ev.PushBody(), "text/plain; version=0.0.4"
+	}
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	for k, v := range cfg.Header {
 		req.Header[k] = v
 	}

@@ -51,11 +51,12 @@ func requireTool(t testing.TB, tool string) string {
 
 // process is a running exporter.
 type process struct {
-	cmd  *exec.Cmd
-	addr string // host:port it listens on
-	mu   sync.Mutex
-	logs bytes.Buffer
-	exit chan error
+	cmd   *exec.Cmd
+	addr  string // host:port of its first listener
+	mu    sync.Mutex
+	logs  bytes.Buffer
+	addrs []string // every listener, in the order they were logged
+	exit  chan error
 }
 
 var listeningRE = regexp.MustCompile(`msg"?[=:]"Listening on",? ?"?address"?[=:]"?([0-9.:\[\]]+)`)
@@ -100,10 +101,22 @@ func startExporterEnv(t testing.TB, env []string, args ...string) *process {
 		t.Fatalf("exporter did not listen within 30s\n%s", p.log())
 	}
 	waitFor(t, 30*time.Second, "exporter ready", func() bool {
-		code, _ := get(p.url("/-/ready"))
-		return code == http.StatusOK
+		return strings.Contains(p.log(), "Fleet restored; ready")
 	})
 	return p
+}
+
+// listeners waits until the exporter logged n listeners and returns them.
+func (p *process) listeners(t testing.TB, n int) []string {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d listeners", n), func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.addrs) >= n
+	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.addrs...)
 }
 
 func (p *process) readLogs(r io.Reader, addrc chan<- string) {
@@ -111,10 +124,14 @@ func (p *process) readLogs(r io.Reader, addrc chan<- string) {
 	sent := false
 	for sc.Scan() {
 		line := sc.Text()
+		m := listeningRE.FindStringSubmatch(line)
 		p.mu.Lock()
 		p.logs.WriteString(line + "\n")
+		if m != nil {
+			p.addrs = append(p.addrs, m[1])
+		}
 		p.mu.Unlock()
-		if m := listeningRE.FindStringSubmatch(line); m != nil && !sent {
+		if m != nil && !sent {
 			addrc <- m[1]
 			sent = true
 		}

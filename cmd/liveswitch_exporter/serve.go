@@ -22,6 +22,16 @@ type serveCmd struct {
 	TelemetryPath string   `name:"web.telemetry-path" default:"/metrics" help:"Path under which to expose metrics."`
 	WebConfigFile string   `name:"web.config.file" default:"" help:"Path to an exporter-toolkit web configuration file (TLS, basic auth)."`
 
+	ReadHeaderTimeout time.Duration `name:"web.read-header-timeout" default:"5s" help:"Time a client has to send the request headers."`
+	ReadTimeout       time.Duration `name:"web.read-timeout" default:"30s" help:"Time a client has to send the whole request, body included."`
+	TrustedProxies    []string      `name:"web.trusted-proxies" help:"Proxies (CIDRs or addresses) whose X-Forwarded-For is believed."`
+
+	WebhookListenAddress []string `name:"webhook.listen-address" help:"Extra listeners serving only the webhook, the delete API and the probes, with their own web config (e.g. TLS without client certificates or basic auth, which LiveSwitch cannot present)."`
+	WebhookWebConfigFile string   `name:"webhook.web-config.file" default:"" help:"exporter-toolkit web configuration of --webhook.listen-address."`
+	WebhookTokenFile     string   `name:"webhook.token-file" default:"" help:"File holding the token LiveSwitch must send (Bearer header or ?token=)."`
+	WebhookAllowedCIDRs  []string `name:"webhook.allowed-cidrs" help:"Source networks allowed to post webhooks (default: any)."`
+	MaxInFlight          int      `name:"webhook.max-in-flight" default:"256" help:"Most webhook requests served at once; more are answered 503 (0: no limit)."`
+
 	MaxBodyBytes  int64         `name:"webhook.max-body-bytes" default:"1048576" help:"Largest webhook body accepted, in bytes."`
 	MaxEvents     int           `name:"webhook.max-events-per-request" default:"1000" help:"Most events accepted in one batched webhook."`
 	MaxFutureSkew time.Duration `name:"webhook.max-future-skew" default:"1h" help:"How far ahead of this exporter's clock an event may be stamped."`
@@ -54,14 +64,23 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	})
 	defer writer.Close()
 
+	guard, err := s.writeGuard()
+	if err != nil {
+		return err
+	}
+	if guard.Token == "" {
+		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
+	}
 	registry := exporter.NewRegistry(collector.NewCollector(fleet))
 	var ready atomic.Bool
-	handler, err := exporter.NewHandler(exporter.Config{
+	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
 		Ingester:      writer,
 		Forgetter:     writer,
 		Ready:         ready.Load,
 		MaxBodyBytes:  s.MaxBodyBytes,
+		MaxInFlight:   s.MaxInFlight,
+		Guard:         guard,
 		Registry:      registry,
 		Logger:        logger,
 	})
@@ -74,14 +93,7 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	served := make(chan error, 1)
-	systemd := false
-	go func() {
-		served <- exporter.Serve(serveCtx, handler, &web.FlagConfig{
-			WebListenAddresses: &s.ListenAddress,
-			WebSystemdSocket:   &systemd,
-			WebConfigFile:      &s.WebConfigFile,
-		}, logger)
-	}()
+	go func() { served <- exporter.Serve(serveCtx, logger, s.timeouts(), s.endpoints(handlers)...) }()
 	if err := writer.Restore(ctx); err != nil {
 		stopServing()
 		<-served
@@ -106,4 +118,24 @@ func (s *serveCmd) openStore(logger *slog.Logger) (storage.Store, error) {
 	}
 	logger.Info("Fleet state is stored durably", "path", s.StoragePath)
 	return store, nil
+}
+
+func (s *serveCmd) timeouts() exporter.Timeouts {
+	t := exporter.DefaultTimeouts
+	t.ReadHeader, t.Read = s.ReadHeaderTimeout, s.ReadTimeout
+	return t
+}
+
+// endpoints are the main listeners and, if asked for, the webhook's own.
+func (s *serveCmd) endpoints(h *exporter.Handlers) []exporter.Endpoint {
+	systemd := false
+	eps := []exporter.Endpoint{{Handler: h.Main, Flags: &web.FlagConfig{
+		WebListenAddresses: &s.ListenAddress, WebSystemdSocket: &systemd, WebConfigFile: &s.WebConfigFile,
+	}}}
+	if len(s.WebhookListenAddress) > 0 {
+		eps = append(eps, exporter.Endpoint{Handler: h.Webhook, Flags: &web.FlagConfig{
+			WebListenAddresses: &s.WebhookListenAddress, WebSystemdSocket: &systemd, WebConfigFile: &s.WebhookWebConfigFile,
+		}})
+	}
+	return eps
 }

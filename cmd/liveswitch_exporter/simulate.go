@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,7 +14,9 @@ import (
 )
 
 type simulateCmd struct {
-	Target        string        `default:"http://localhost:9818/webhook" help:"Webhook URL of the exporter."`
+	Target        string        `default:"http://localhost:9818/webhook" help:"Webhook URL of the exporter (with --pushgateway: the Pushgateway's base URL)."`
+	Pushgateway   bool          `help:"Send each event as a PUT of the server's state to a Pushgateway group of its own (for comparison benchmarks)."`
+	Token         string        `help:"Webhook token to send as a Bearer header." env:"LIVESWITCH_EXPORTER_SIMULATE_TOKEN"`
 	Seed          uint64        `default:"1" help:"Seed of the fleet and of its life, for reproducible runs."`
 	Deployments   int           `default:"2" help:"Number of LiveSwitch deployments."`
 	Regions       []string      `default:"us-east,eu-west,ap-south" help:"Regions of the media servers."`
@@ -40,10 +43,18 @@ func (s *simulateCmd) Run(logger *slog.Logger) error {
 		"concurrency", s.Concurrency, "rate", s.Rate, "count", s.Count, "duration", s.Duration)
 	rep := simulate.Run(ctx, gen, simulate.LoadConfig{
 		Target: s.Target, Concurrency: s.Concurrency, Rate: s.Rate, Count: s.Count, Duration: s.Duration,
+		Pushgateway: s.Pushgateway, Header: s.header(),
 	})
 	rep.Write(os.Stdout)
 	if rep.Acked() == 0 && rep.Sent > 0 {
 		return fmt.Errorf("the target acknowledged none of %d events", rep.Sent)
 	}
 	return nil
+}
+
+func (s *simulateCmd) header() http.Header {
+	if s.Token == "" {
+		return nil
+	}
+	return http.Header{"Authorization": {"Bearer " + s.Token}}
 }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
+)
+
+// writeGuard builds the webhook's guard from the flags.
+func (s *serveCmd) writeGuard() (exporter.WriteGuard, error) {
+	var g exporter.WriteGuard
+	if s.WebhookTokenFile != "" {
+		raw, err := os.ReadFile(s.WebhookTokenFile)
+		if err != nil {
+			return g, fmt.Errorf("reading --webhook.token-file: %w", err)
+		}
+		g.Token = strings.TrimSpace(string(raw))
+		if g.Token == "" {
+			return g, errors.New("--webhook.token-file holds no token")
+		}
+	}
+	var err error
+	if g.AllowedNets, err = parsePrefixes("--webhook.allowed-cidrs", s.WebhookAllowedCIDRs); err != nil {
+		return g, err
+	}
+	if g.TrustedProxies, err = parsePrefixes("--web.trusted-proxies", s.TrustedProxies); err != nil {
+		return g, err
+	}
+	return g, nil
+}
+
+// parsePrefixes reads CIDRs; a bare address stands for itself alone.
+func parsePrefixes(flag string, values []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if !strings.Contains(v, "/") {
+			a, err := netip.ParseAddr(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %q is neither a CIDR nor an address", flag, v)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Ingest benchmark on loopback: the exporter (durable bbolt store, and in
+# memory) against a bare net/http handler and against Debian's
+# prometheus-pushgateway, all driven by `liveswitch_exporter simulate` in load
+# mode with distinct, growing servers. Prints one table with the ratios.
+#
+#   exporter/testdata/bench.sh            # COUNT=20000 events per run
+#   COUNT=50000 CONCURRENCY="16 64" exporter/testdata/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+COUNT=${COUNT:-20000}
+CONCURRENCY=${CONCURRENCY:-"1 16 64"}
+PORT=${PORT:-19818}
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/liveswitch_exporter" ./cmd/liveswitch_exporter
+go build -o "$work/baseline" ./exporter/testdata/baseline
+
+wait_http() { # url
+  for _ in $(seq 1 200); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "no answer from $1" >&2; return 1
+}
+
+start() { # name cmd...
+  "${@:2}" >"$work/$1.log" 2>&1 &
+  pids+=($!)
+}
+
+stop_last() {
+  local p=${pids[-1]}
+  kill "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+  unset 'pids[-1]'
+}
+
+# load target concurrency [extra simulate flags]: prints "events/s p99"
+load() {
+  local out
+  out=$("$work/liveswitch_exporter" simulate --target "$1" --concurrency "$2" --rate 0 --count "$COUNT" --grow "${@:3}" 2>/dev/null)
+  local rate p99
+  rate=$(sed -n 's/.*acknowledged (\([0-9]*\) events\/s).*/\1/p' <<<"$out")
+  p99=$(sed -n 's/.* p99 \([^ ]*\) max.*/\1/p' <<<"$out")
+  if [ "$(sed -n 's/.*: \([0-9]*\) acknowledged.*/\1/p' <<<"$out")" != "$COUNT" ]; then
+    echo "not every event was acknowledged:" >&2; echo "$out" >&2
+  fi
+  echo "$rate $p99"
+}
+
+declare -A rate p99
+for c in $CONCURRENCY; do
+  start baseline "$work/baseline" -listen "127.0.0.1:$PORT"
+  wait_http "http://127.0.0.1:$PORT/"
+  read -r rate[bare,$c] p99[bare,$c] < <(load "http://127.0.0.1:$PORT/webhook" "$c")
+  stop_last
+
+  for mode in durable in-memory; do
+    flags=(--storage.path="$work/data-$c" --server.max=0)
+    [ "$mode" = in-memory ] && flags=(--storage.in-memory --server.max=0)
+    rm -rf "$work/data-$c"
+    start "exporter-$mode" "$work/liveswitch_exporter" --web.listen-address="127.0.0.1:$PORT" "${flags[@]}"
+    wait_http "http://127.0.0.1:$PORT/-/ready"
+    read -r rate[$mode,$c] p99[$mode,$c] < <(load "http://127.0.0.1:$PORT/webhook" "$c")
+    stop_last
+  done
+
+  if command -v prometheus-pushgateway >/dev/null; then
+    start pushgateway prometheus-pushgateway --web.listen-address="127.0.0.1:$PORT"
+    wait_http "http://127.0.0.1:$PORT/-/ready"
+    read -r rate[push,$c] p99[push,$c] < <(load "http://127.0.0.1:$PORT" "$c" --pushgateway)
+    stop_last
+  fi
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+printf '\n%-8s | %-18s | %-28s | %-28s | %-20s | %s\n' senders "bare handler" "exporter durable (ratio)" "exporter in memory (ratio)" "pushgateway" "durable / pushgateway"
+printf -- '---------|--------------------|------------------------------|------------------------------|----------------------|----------------------\n'
+for c in $CONCURRENCY; do
+  printf '%-8s | %7s/s p99 %-6s | %7s/s (%s) p99 %-8s | %7s/s (%s) p99 %-8s | %7s/s p99 %-8s | %s\n' "$c" \
+    "${rate[bare,$c]}" "${p99[bare,$c]}" \
+    "${rate[durable,$c]}" "$(ratio "${rate[durable,$c]}" "${rate[bare,$c]}")" "${p99[durable,$c]}" \
+    "${rate[in-memory,$c]}" "$(ratio "${rate[in-memory,$c]}" "${rate[bare,$c]}")" "${p99[in-memory,$c]}" \
+    "${rate[push,$c]:--}" "${p99[push,$c]:--}" "$(ratio "${rate[durable,$c]}" "${rate[push,$c]:-0}")"
+done
