@@ -73,9 +73,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.fleet.Snapshot()
 	groups := make(map[groupKey]*groupTotals)
+	buf := make([]string, 0, len(serverLabels)+5)
 	for i := range snap.Servers {
 		s := &snap.Servers[i]
-		c.collectServer(ch, s)
+		c.collectServer(ch, s, buf)
 		g := groupKey{s.Origin, s.Info.Region, s.Info.DeploymentID}
 		t := groups[g]
 		if t == nil {
@@ -106,27 +107,27 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server) {
-	labels := []string{s.Origin, s.Info.ID, s.Info.Region, s.Info.DeploymentID}
-	gauge := func(d *prometheus.Desc, v float64, extra ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append(labels, extra...)...)
+func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server, buf []string) {
+	// buf holds the server's labels followed by a metric's own; NewConstMetric
+	// copies the values, so one buffer serves every metric of the server.
+	labels := append(buf[:0], s.Origin, s.Info.ID, s.Info.Region, s.Info.DeploymentID)
+	n := len(labels)
+	emit := func(d *prometheus.Desc, t prometheus.ValueType, v float64, extra ...string) {
+		ch <- prometheus.MustNewConstMetric(d, t, v, append(labels[:n], extra...)...)
 	}
-	counter := func(d *prometheus.Desc, v uint64, extra ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append(labels, extra...)...)
-	}
-	gauge(c.up, boolFloat(s.Up()))
+	emit(c.up, prometheus.GaugeValue, boolFloat(s.Up()))
 	for st := range numStates {
-		gauge(c.state, boolFloat(s.State == State(st)), State(st).String())
+		emit(c.state, prometheus.GaugeValue, boolFloat(s.State == State(st)), State(st).String())
 	}
-	gauge(c.cores, float64(s.Info.CoreCount))
-	gauge(c.info, 1, s.Info.MachineName, s.Info.Version, s.Info.OperatingSystem,
+	emit(c.cores, prometheus.GaugeValue, float64(s.Info.CoreCount))
+	emit(c.info, prometheus.GaugeValue, 1, s.Info.MachineName, s.Info.Version, s.Info.OperatingSystem,
 		s.Info.OperatingSystemVersion, s.Info.Architecture)
-	gauge(c.lastEvent, float64(s.LastEventMs)/1000)
-	gauge(c.stateChange, float64(s.SinceMs())/1000)
+	emit(c.lastEvent, prometheus.GaugeValue, float64(s.LastEventMs)/1000)
+	emit(c.stateChange, prometheus.GaugeValue, float64(s.SinceMs())/1000)
 	for a := range numActions {
-		counter(c.events, s.Events[a], Action(a).String())
+		emit(c.events, prometheus.CounterValue, float64(s.Events[a]), Action(a).String())
 	}
-	counter(c.flaps, s.Flaps)
+	emit(c.flaps, prometheus.CounterValue, float64(s.Flaps))
 }
 
 type groupKey struct{ origin, region, deployment string }

@@ -186,16 +186,41 @@ func splitEnvelope(raw []byte) (envelope, error) {
 	if members == nil {
 		return envelope{}, errors.New("event is null, want an object")
 	}
-	env := envelope{fields: make(map[string]json.RawMessage, len(members))}
-	for name, value := range members {
-		lower := strings.ToLower(name)
-		if _, dup := env.fields[lower]; dup {
-			return envelope{}, fmt.Errorf("member %q is given twice with different case", lower)
+	env := envelope{fields: members}
+	if !allLower(members) {
+		env.fields = lowerKeys(members)
+		if env.fields == nil {
+			return envelope{}, errors.New("a member is given twice with different case")
 		}
-		env.fields[lower] = value
 	}
 	env.timestamp = env.fields["timestamp"]
 	return env, nil
+}
+
+// allLower reports whether every member name is lower case already, the
+// common case, which needs no second map.
+func allLower(members map[string]json.RawMessage) bool {
+	for name := range members {
+		for i := 0; i < len(name); i++ {
+			if c := name[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lowerKeys re-keys members by lower-cased name; nil if two names collide.
+func lowerKeys(members map[string]json.RawMessage) map[string]json.RawMessage {
+	fields := make(map[string]json.RawMessage, len(members))
+	for name, value := range members {
+		lower := strings.ToLower(name)
+		if _, dup := fields[lower]; dup {
+			return nil
+		}
+		fields[lower] = value
+	}
+	return fields
 }
 
 // classify fills Type, Origin, Kind and Action from the envelope and checks
@@ -244,6 +269,10 @@ func stringMember(fields map[string]json.RawMessage, name string) (string, error
 	raw, ok := fields[name]
 	if !ok {
 		return "", nil
+	}
+	// Fast path: a plain string without escapes (raw is valid JSON already).
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
 	}
 	var s *string
 	if err := json.Unmarshal(raw, &s); err != nil {

@@ -112,7 +112,7 @@ func (s *serveCmd) openStore(logger *slog.Logger) (storage.Store, error) {
 		logger.Warn("Fleet state is kept in memory only: it is lost when the exporter stops")
 		return nil, nil
 	}
-	store, err := storage.OpenBolt(s.StoragePath)
+	store, err := storage.OpenBolt(s.StoragePath, logger)
 	if err != nil {
 		return nil, err
 	}

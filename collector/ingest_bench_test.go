@@ -1,0 +1,46 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+)
+
+// BenchmarkIngestParallel measures Writer.Ingest from 64 concurrent callers,
+// each event a new server, in memory and with the bbolt store: the cost of
+// the domain and of durability without HTTP.
+func BenchmarkIngestParallel(b *testing.B) {
+	for _, durable := range []bool{false, true} {
+		b.Run(fmt.Sprintf("durable=%v", durable), func(b *testing.B) {
+			var store storage.Store
+			if durable {
+				s, err := storage.OpenBolt(b.TempDir(), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				store = s
+			}
+			fleet := NewFleet()
+			w := NewWriter(fleet, store, WriterOptions{Decode: DefaultDecodeOptions})
+			defer w.Close()
+			var n atomic.Int64
+			b.SetParallelism(32)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					body := eventJSON(testNow.UnixMilli(), "mediaserver", "registered", fmt.Sprintf(
+						`{"id":"ms-%d","version":"1.24.2.0","machineName":"ms-%d","coreCount":16,"region":"us-east","deploymentId":"prod"}`, i, i))
+					if _, err := w.Ingest(context.Background(), []byte(body)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
