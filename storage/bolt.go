@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,14 +119,14 @@ func openFile(path string, buckets ...[]byte) (*bolt.DB, error) {
 }
 
 // Load implements Store: the compacted records, with the logged batches the
-// compaction has not folded in yet replayed over them in order.
+// compaction has not folded in yet applied over them in order.
 func (b *Bolt) Load(ctx context.Context, fn func(key string, value []byte) error) error {
+	applied, err := b.appliedSeq()
+	if err != nil {
+		return err
+	}
 	state := map[string][]byte{}
-	var applied uint64
-	err := b.records.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(metaBucket).Get(appliedKey); v != nil {
-			applied = decodeSeq(v)
-		}
+	err = b.records.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(recordsBucket).ForEach(func(k, v []byte) error {
 			state[string(k)] = append([]byte(nil), v...)
 			return ctx.Err()
@@ -134,8 +135,16 @@ func (b *Bolt) Load(ctx context.Context, fn func(key string, value []byte) error
 	if err != nil {
 		return err
 	}
-	if err := b.replay(applied, state); err != nil {
+	changes := map[string][]byte{}
+	if err := b.foldLog(applied, math.MaxUint64, changes); err != nil {
 		return err
+	}
+	for k, v := range changes {
+		if v == nil {
+			delete(state, k)
+		} else {
+			state[k] = v
+		}
 	}
 	for k, v := range state {
 		if err := fn(k, v); err != nil {
@@ -145,24 +154,16 @@ func (b *Bolt) Load(ctx context.Context, fn func(key string, value []byte) error
 	return nil
 }
 
-// replay applies the logged batches after seq to state, in order.
-func (b *Bolt) replay(after uint64, state map[string][]byte) error {
-	return b.log.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(logBucket).Cursor()
-		for k, v := c.Seek(encodeSeq(after + 1)); k != nil; k, v = c.Next() {
-			batch, err := decodeBatch(v)
-			if err != nil {
-				return fmt.Errorf("storage log entry %d: %w", decodeSeq(k), err)
-			}
-			for key, value := range batch.Puts {
-				state[key] = value
-			}
-			for _, key := range batch.Deletes {
-				delete(state, key)
-			}
+// appliedSeq is the last log sequence number the records file holds.
+func (b *Bolt) appliedSeq() (uint64, error) {
+	var applied uint64
+	err := b.records.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(metaBucket).Get(appliedKey); v != nil {
+			applied = decodeSeq(v)
 		}
 		return nil
 	})
+	return applied, err
 }
 
 // Commit implements Store: the batch is appended to the log in one bbolt
@@ -228,13 +229,8 @@ func (b *Bolt) compactor() {
 // lock, briefly. A crash at any point loses nothing: the records file says
 // up to which sequence number it holds the log.
 func (b *Bolt) Compact() error {
-	var applied uint64
-	if err := b.records.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(metaBucket).Get(appliedKey); v != nil {
-			applied = decodeSeq(v)
-		}
-		return nil
-	}); err != nil {
+	applied, err := b.appliedSeq()
+	if err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -248,7 +244,7 @@ func (b *Bolt) Compact() error {
 	if err := b.foldLog(applied, upTo, changes); err != nil {
 		return err
 	}
-	err := b.records.Update(func(tx *bolt.Tx) error {
+	err = b.records.Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(recordsBucket)
 		// In key order, each page of the B+tree is written once.
 		for _, k := range slices.Sorted(maps.Keys(changes)) {
