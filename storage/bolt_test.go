@@ -35,13 +35,7 @@ func TestBoltCommitSurvivesReopen(t *testing.T) {
 	if err := s.Commit(ctx, &Batch{Puts: map[string][]byte{"a": []byte("3")}, Deletes: []string{"b"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = OpenBolt(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = reopen(t, s, dir)
 	defer s.Close()
 	if got := loadAll(t, s); len(got) != 1 || got["a"] != "3" {
 		t.Fatalf("after reopening: %v", got)
@@ -128,13 +122,7 @@ func TestBoltLogAndCompaction(t *testing.T) {
 	if got := loadAll(t, s); !maps.Equal(got, want) {
 		t.Fatalf("before closing: %d records, want %d", len(got), len(want))
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = OpenBolt(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = reopen(t, s, dir)
 	defer s.Close()
 	if got := loadAll(t, s); !maps.Equal(got, want) {
 		t.Fatalf("after reopening: %d records, want %d", len(got), len(want))
@@ -156,4 +144,17 @@ func TestBatchCodec(t *testing.T) {
 			t.Errorf("%x decoded without error", bad)
 		}
 	}
+}
+
+// reopen closes s cleanly and opens the store in dir again.
+func reopen(t *testing.T, s *Bolt, dir string) *Bolt {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenBolt(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/dashboards"
-	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
 
 // TestBundledRulesAndDashboardsAgainstPrometheus feeds the exporter a
@@ -28,10 +27,7 @@ import (
 func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 	promBin := requireTool(t, "prometheus")
 	p := startExporter(t)
-	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
-	for range 300 {
-		post(t, p.url("/webhook"), gen.Next().Body)
-	}
+	feedSimulated(t, p, 300)
 	stuck := fmt.Sprintf(`{"timestamp":%d,"origin":"mediaserver","type":"mediaserver.started",`+
 		`"mediaserver":{"id":"stuck-1","machineName":"ms-stuck","region":"us-east","deploymentId":"deployment-1","coreCount":8}}`,
 		time.Now().UnixMilli())

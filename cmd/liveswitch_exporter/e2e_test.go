@@ -105,10 +105,7 @@ func TestSimulateCommand(t *testing.T) {
 func TestPromtoolCheckMetrics(t *testing.T) {
 	promtool := requireTool(t, "promtool")
 	p := startExporter(t)
-	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
-	for range 200 {
-		post(t, p.url("/webhook"), gen.Next().Body)
-	}
+	feedSimulated(t, p, 200)
 	post(t, p.url("/webhook"), []byte(`{"broken":`))
 	_, metrics := get(p.url("/metrics"))
 	cmd := exec.Command(promtool, "check", "metrics")

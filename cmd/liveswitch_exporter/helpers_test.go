@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
+	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
 
 // binary is the exporter built once for all end-to-end tests.
@@ -223,4 +224,13 @@ func freePort(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// feedSimulated posts the first n events of the default simulated fleet.
+func feedSimulated(t testing.TB, p *process, n int) {
+	t.Helper()
+	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
+	for range n {
+		post(t, p.url("/webhook"), gen.Next().Body)
+	}
 }
