@@ -24,7 +24,7 @@ type Collector struct {
 
 	up, state, cores, info, lastEvent, stateChange, events, flaps *prometheus.Desc
 	servers, groupCores                                           *prometheus.Desc
-	outcomes, lastReceived, storageErrors                         *prometheus.Desc
+	outcomes, lastReceived, storageErrors, storageUp              *prometheus.Desc
 	tracked, limit, forgotten                                     *prometheus.Desc
 }
 
@@ -50,6 +50,8 @@ func NewCollector(fleet *Fleet) *Collector {
 			"Exporter clock time at which the last webhook event was received.", nil, nil),
 		storageErrors: prometheus.NewDesc("liveswitch_exporter_storage_errors_total",
 			"Commits of fleet changes that the store refused; the webhooks concerned were answered 503.", nil, nil),
+		storageUp: prometheus.NewDesc("liveswitch_exporter_storage_up",
+			"1 when the store accepts fleet changes: the last commit succeeded, or a replica follows its shared store.", nil, nil),
 		tracked: prometheus.NewDesc("liveswitch_exporter_servers_tracked",
 			"Servers the exporter tracks now.", nil, nil),
 		limit: prometheus.NewDesc("liveswitch_exporter_servers_limit",
@@ -63,7 +65,7 @@ func NewCollector(fleet *Fleet) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.state, c.cores, c.info, c.lastEvent, c.stateChange,
-		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors,
+		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors, c.storageUp,
 		c.tracked, c.limit, c.forgotten} {
 		ch <- d
 	}
@@ -99,6 +101,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.lastReceived, prometheus.GaugeValue, float64(snap.Stats.LastReceivedMs)/1000)
 	ch <- prometheus.MustNewConstMetric(c.storageErrors, prometheus.CounterValue, float64(snap.Stats.StorageErrors))
+	ch <- prometheus.MustNewConstMetric(c.storageUp, prometheus.GaugeValue, boolFloat(snap.StorageUp))
 	ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(len(snap.Servers)))
 	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(snap.Stats.Limit))
 	for r := range numReasons {

@@ -56,23 +56,23 @@ const (
 type Event struct {
 	// Timestamp is the event time in milliseconds since the Unix epoch, as
 	// LiveSwitch stamped it.
-	Timestamp int64
+	Timestamp int64 `json:"t"`
 	// Type is the event type as sent, e.g. "mediaserver.registered".
-	Type   string
-	Kind   Kind
-	Action Action
+	Type   string `json:"y"`
+	Kind   Kind   `json:"k"`
+	Action Action `json:"a"`
 	// Origin is the lower-cased origin, a valid label value.
-	Origin string
+	Origin string `json:"o"`
 	// Server is the server object of the event; its ID is empty when a
 	// heartbeat or ignored event carried none.
-	Server Info
+	Server Info `json:"s"`
 }
 
 // Key identifies one server of the fleet: LiveSwitch ids are only unique per
 // kind of server process.
 type Key struct {
-	Origin string
-	ID     string
+	Origin string `json:"o"`
+	ID     string `json:"i"`
 }
 
 // Key returns the identity of the server the event is about.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Fleet is the committed state of every tracked server, plus the counters
@@ -16,6 +17,9 @@ type Fleet struct {
 	// knows at once whether it can evict.
 	stopped int
 	stats   Stats
+	// storageUp is whether the store accepted the last write (or, for a
+	// replica, whether it follows the shared store).
+	storageUp atomic.Bool
 }
 
 // Stats are the exporter's own counters about received events. They live
@@ -47,8 +51,9 @@ func (s *Stats) add(d *Stats) {
 
 // Snapshot is a copy of the fleet taken at one instant.
 type Snapshot struct {
-	Servers []Server
-	Stats   Stats
+	Servers   []Server
+	Stats     Stats
+	StorageUp bool
 }
 
 // NewFleet returns an empty fleet.
@@ -80,7 +85,7 @@ func (f *Fleet) Get(k Key) (Server, bool) {
 // built from it is deterministic.
 func (f *Fleet) Snapshot() Snapshot {
 	f.mu.RLock()
-	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats}
+	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load()}
 	for _, s := range f.servers {
 		snap.Servers = append(snap.Servers, *s)
 	}
@@ -122,4 +127,22 @@ func (f *Fleet) setLimit(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats.Limit = n
+}
+
+func (f *Fleet) setStorageUp(up bool) { f.storageUp.Store(up) }
+
+// replace swaps the whole fleet for one loaded from a shared snapshot, with
+// the counters that belong to it. The counters of what this exporter alone
+// saw (invalid bodies, store failures) are kept.
+func (f *Fleet) replace(servers map[Key]*Server, shared *Stats) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.servers, f.stopped = servers, 0
+	for _, s := range servers {
+		f.stopped += boolInt(isStopped(s))
+	}
+	invalid := f.stats.Outcomes[OutcomeInvalid]
+	f.stats.Outcomes, f.stats.Forgotten = shared.Outcomes, shared.Forgotten
+	f.stats.Outcomes[OutcomeInvalid] = invalid
+	f.stats.LastReceivedMs = max(f.stats.LastReceivedMs, shared.LastReceivedMs)
 }

@@ -2,11 +2,8 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,32 +34,44 @@ type WriterOptions struct {
 }
 
 // Writer is the fleet's single writer. Every change to the fleet passes
-// through it: it applies the work of concurrent requests one after another,
-// writes the changes of all of them to the store in one commit, and only
-// then publishes them and answers the requests. So an event is acknowledged
-// only once it is durable, a failed commit leaves nothing behind, and
-// durability costs one commit per group rather than one per request.
+// through it as a command: it takes the commands of concurrent requests as
+// one group and hands the group to its backend, which makes the group
+// durable before anything is published or acknowledged. So an event is
+// acknowledged only once it is durable, a failed commit leaves nothing
+// behind, and durability costs one commit per group rather than one per
+// request.
 type Writer struct {
-	fleet  *Fleet
-	store  storage.Store // nil: in memory only
-	opts   WriterOptions
-	reqs   chan *request
-	stop   chan struct{}
-	done   chan struct{}
-	closed sync.Once
-	logger *slog.Logger
-	// owned by the run goroutine
-	limitLog struct {
-		last             time.Time
-		evicted, refused uint64
-	}
+	fleet   *Fleet
+	backend backend
+	opts    WriterOptions
+	reqs    chan *request
+	stop    chan struct{}
+	done    chan struct{}
+	closed  sync.Once
+	logger  *slog.Logger
+	limits  limitLog
 }
 
-// request is one unit of work for the writer: op stages its changes.
+// backend is where a Writer's groups of commands go: the fleet's own store
+// (local), or a log shared by replicas (replicated).
+type backend interface {
+	// restore loads the fleet; it must finish before the exporter is ready.
+	restore(ctx context.Context) error
+	// commit makes a group durable and applies it; it answers every request
+	// of the group, now or later.
+	commit(group []*request)
+	// claim reports whether this exporter should run a periodic duty now;
+	// replicas take turns.
+	claim(ctx context.Context, duty string, ttl time.Duration) bool
+	// healthy reports whether the store accepts writes.
+	healthy() bool
+	close()
+}
+
+// request is one unit of work for the writer.
 type request struct {
-	op         func(st *staging) Result
-	receivedMs int64
-	result     chan outcomeOrErr
+	cmd    command
+	result chan outcomeOrErr
 }
 
 type outcomeOrErr struct {
@@ -70,77 +79,49 @@ type outcomeOrErr struct {
 	err error
 }
 
-// Result tells what became of the work of one request.
-type Result struct {
-	// Outcomes counts the request's events by outcome.
-	Outcomes [numOutcomes]int
-	// Forgotten counts the servers the request forgot.
-	Forgotten int
-}
+func (r *request) answer(res Result, err error) { r.result <- outcomeOrErr{res: res, err: err} }
 
-// Total is the number of events the request held.
-func (r Result) Total() int {
-	n := 0
-	for _, c := range r.Outcomes {
-		n += c
+func commands(group []*request) []*command {
+	cmds := make([]*command, len(group))
+	for i, r := range group {
+		cmds[i] = &r.cmd
 	}
-	return n
+	return cmds
 }
 
-// AllApplied reports whether every event of the request changed the fleet.
-func (r Result) AllApplied() bool { return r.Outcomes[OutcomeApplied] == r.Total() }
-
-// String lists the non-zero outcomes, e.g. "applied=2 duplicate=1".
-func (r Result) String() string {
-	var parts []string
-	for i, n := range r.Outcomes {
-		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%s=%d", Outcome(i), n))
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-// NewWriter starts the writer of fleet. store may be nil for a fleet kept in
-// memory only. Call Restore before accepting events and Close at the end.
+// NewWriter starts the writer of fleet on its own store. store may be nil
+// for a fleet kept in memory only. Call Restore before accepting events and
+// Close at the end.
 func NewWriter(fleet *Fleet, store storage.Store, opts WriterOptions) *Writer {
+	w := newWriter(fleet, &opts)
+	w.backend = &local{w: w, store: store}
+	fleet.setStorageUp(true) // opened, hence writable until a commit fails
+	go w.run()
+	return w
+}
+
+func newWriter(fleet *Fleet, opts *WriterOptions) *Writer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Writer{
-		fleet: fleet, store: store, opts: opts, logger: opts.Logger,
+	fleet.setLimit(opts.Limits.MaxServers)
+	return &Writer{
+		fleet: fleet, opts: *opts, logger: opts.Logger,
 		reqs: make(chan *request), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	fleet.setLimit(opts.Limits.MaxServers)
-	go w.run()
-	return w
 }
 
 // Restore loads the fleet from the store. It must finish before the exporter
 // reports ready; a record that cannot be read is an error, never skipped, so
 // that the exporter does not silently start with part of its fleet.
-func (w *Writer) Restore(ctx context.Context) error {
-	if w.store == nil {
-		return nil
-	}
-	servers := make(map[Key]*Server)
-	err := w.store.Load(ctx, func(key string, value []byte) error {
-		var s Server
-		if err := json.Unmarshal(value, &s); err != nil || s.Info.ID == "" || recordKey(s.Key()) != key {
-			return fmt.Errorf("storage record %q is not a valid server record", key)
-		}
-		servers[s.Key()] = &s
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	w.fleet.publish(servers, &Stats{})
-	return nil
-}
+func (w *Writer) Restore(ctx context.Context) error { return w.backend.restore(ctx) }
+
+// Healthy reports whether the store accepts writes now. A replica whose
+// shared store is unreachable is not healthy until it has caught up again.
+func (w *Writer) Healthy() bool { return w.backend.healthy() }
 
 // Ingest decodes a webhook body and applies its events. It returns an
 // *InvalidError for a malformed body (nothing applied), an error wrapping
@@ -158,35 +139,25 @@ func (w *Writer) Ingest(ctx context.Context, body []byte) (Result, error) {
 		}
 		return Result{}, err
 	}
-	return w.submit(ctx, now, func(st *staging) Result {
-		var res Result
-		for i := range events {
-			res.Outcomes[st.apply(&events[i])]++
-		}
-		return res
-	})
+	return w.submit(ctx, command{Events: events, ReceivedMs: now.UnixMilli()})
 }
 
 // Forget removes one server at once (an operator retiring a machine that
 // never sent stopped). It reports whether the server was tracked.
 func (w *Writer) Forget(ctx context.Context, k Key) (bool, error) {
-	res, err := w.submit(ctx, time.Time{}, func(st *staging) Result {
-		return Result{Forgotten: boolInt(st.forget(k, ForgetDeleted))}
-	})
+	res, err := w.submit(ctx, command{Forget: &k})
 	return res.Forgotten > 0, err
 }
 
 // Sweep forgets the servers whose retention or staleness has passed by the
 // writer's clock; Run calls it periodically, tests call it directly.
 func (w *Writer) Sweep(ctx context.Context) (int, error) {
-	now := w.opts.Now()
-	res, err := w.submit(ctx, time.Time{}, func(st *staging) Result {
-		return Result{Forgotten: st.sweep(now)}
-	})
+	res, err := w.submit(ctx, command{SweepMs: w.opts.Now().UnixMilli()})
 	return res.Forgotten, err
 }
 
 // RunSweeper calls Sweep at the interval the limits call for until ctx ends.
+// Replicas sharing a store take turns: one sweep per interval sweeps for all.
 func (w *Writer) RunSweeper(ctx context.Context) {
 	interval := w.opts.Limits.sweepInterval()
 	if interval == 0 {
@@ -199,6 +170,9 @@ func (w *Writer) RunSweeper(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if !w.backend.claim(ctx, "sweep", interval*9/10) {
+				continue
+			}
 			if _, err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
 				w.logger.Warn("Forgetting expired servers failed; will retry", "err", err)
 			}
@@ -206,11 +180,8 @@ func (w *Writer) RunSweeper(ctx context.Context) {
 	}
 }
 
-func (w *Writer) submit(ctx context.Context, received time.Time, op func(*staging) Result) (Result, error) {
-	r := &request{op: op, result: make(chan outcomeOrErr, 1)}
-	if !received.IsZero() {
-		r.receivedMs = received.UnixMilli()
-	}
+func (w *Writer) submit(ctx context.Context, cmd command) (Result, error) {
+	r := &request{cmd: cmd, result: make(chan outcomeOrErr, 1)}
 	select {
 	case w.reqs <- r:
 	case <-w.stop:
@@ -229,8 +200,11 @@ func (w *Writer) submit(ctx context.Context, received time.Time, op func(*stagin
 // Close stops the writer once the group being committed is done. Calling it
 // again does nothing.
 func (w *Writer) Close() {
-	w.closed.Do(func() { close(w.stop) })
-	<-w.done
+	w.closed.Do(func() {
+		close(w.stop)
+		<-w.done
+		w.backend.close()
+	})
 }
 
 func (w *Writer) run() {
@@ -240,7 +214,7 @@ func (w *Writer) run() {
 		case <-w.stop:
 			return
 		case first := <-w.reqs:
-			w.commit(w.gather(first))
+			w.backend.commit(w.gather(first))
 		}
 	}
 }
@@ -260,36 +234,21 @@ func (w *Writer) gather(first *request) []*request {
 	return group
 }
 
-func (w *Writer) commit(group []*request) {
-	st := newStaging(w.fleet, w.opts.Limits)
-	results := make([]Result, len(group))
-	delta := Stats{}
-	for i, r := range group {
-		results[i] = r.op(st)
-		for o, n := range results[i].Outcomes {
-			delta.Outcomes[o] += uint64(n)
-		}
-		delta.LastReceivedMs = max(delta.LastReceivedMs, r.receivedMs)
-	}
-	if err := w.persist(st.changes); err != nil {
-		w.fleet.count(&Stats{StorageErrors: 1})
-		w.logger.Error("Storing fleet changes failed; nothing applied", "err", err, "requests", len(group))
-		for _, r := range group {
-			r.result <- outcomeOrErr{err: fmt.Errorf("%w: %w", ErrStorage, err)}
-		}
-		return
-	}
-	delta.Forgotten = st.forgotten
-	w.fleet.publish(st.changes, &delta)
-	w.logLimits(&delta)
-	for i, r := range group {
-		r.result <- outcomeOrErr{res: results[i]}
-	}
+// publish makes a folded group visible and reports what the limits did.
+func (w *Writer) publish(st *staging, delta *Stats) {
+	w.fleet.publish(st.changes, delta)
+	w.logLimits(delta)
+}
+
+// limitLog gathers evictions and refusals between two log lines.
+type limitLog struct {
+	last             time.Time
+	evicted, refused uint64
 }
 
 // logLimits reports evictions and refusals, at most once a minute.
 func (w *Writer) logLimits(delta *Stats) {
-	l := &w.limitLog
+	l := &w.limits
 	l.evicted += delta.Forgotten[ForgetEvicted]
 	l.refused += delta.Outcomes[OutcomeRefused]
 	if l.evicted+l.refused == 0 || w.opts.Now().Sub(l.last) < limitLogInterval {
@@ -300,25 +259,13 @@ func (w *Writer) logLimits(delta *Stats) {
 	l.last, l.evicted, l.refused = w.opts.Now(), 0, 0
 }
 
-func (w *Writer) persist(changes map[Key]*Server) error {
-	if w.store == nil || len(changes) == 0 {
-		return nil
-	}
-	b := &storage.Batch{Puts: make(map[string][]byte, len(changes))}
-	for k, s := range changes {
-		if s == nil {
-			b.Deletes = append(b.Deletes, recordKey(k))
-			continue
-		}
-		value, err := json.Marshal(s)
-		if err != nil {
-			return err
-		}
-		b.Puts[recordKey(k)] = value
-	}
-	return w.store.Commit(context.Background(), b)
-}
-
 // recordKey names a server's record in the store. Origins never hold a '/',
 // so the key is unambiguous whatever the id holds.
 func recordKey(k Key) string { return k.Origin + "/" + k.ID }
+
+// storageFailed counts and logs a group the store refused.
+func (w *Writer) storageFailed(err error, requests int) {
+	w.fleet.count(&Stats{StorageErrors: 1})
+	w.fleet.setStorageUp(false)
+	w.logger.Error("Storing fleet changes failed; nothing applied", "err", err, "requests", requests)
+}

@@ -44,7 +44,7 @@ func WebhookHandler(in Ingester, ready func() bool, maxBody int64, logger *slog.
 			return
 		}
 		if !ready() {
-			unavailable(w, "starting: the fleet is not restored yet")
+			unavailable(w, "not ready: the fleet is being restored or its store is unreachable")
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))

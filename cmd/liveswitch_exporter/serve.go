@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -38,10 +39,21 @@ type serveCmd struct {
 
 	StoragePath     string `name:"storage.path" default:"./data" help:"Directory of the embedded fleet store; empty keeps the fleet in memory only."`
 	StorageInMemory bool   `name:"storage.in-memory" help:"Keep the fleet in memory only (lost on exit): for tests and demos."`
+	RedisURL        string `name:"storage.redis-url" help:"Share the fleet with other replicas through this Redis (redis://[:password@]host:port/db, rediss:// for TLS, ?master_name=NAME&addr=... for Sentinel); excludes --storage.path."`
+	RedisPrefix     string `name:"storage.redis-prefix" default:"liveswitch_exporter:" help:"Prefix of the Redis keys, so that several LiveSwitch deployments can share one Redis."`
 
 	ServerRetention  time.Duration `name:"server.retention" default:"1h" help:"Forget a stopped server this long after it stopped (0: never)."`
 	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" help:"Forget a server of any state after this long without an event (0: never)."`
 	ServerMax        int           `name:"server.max" default:"10000" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
+}
+
+// Validate rejects flags that contradict each other; kong calls it after
+// parsing, so the error comes with the usage.
+func (s *serveCmd) Validate() error {
+	if s.RedisURL != "" && (s.StorageInMemory || s.StoragePath != "./data") {
+		return errors.New("--storage.redis-url excludes --storage.path and --storage.in-memory")
+	}
+	return nil
 }
 
 func (s *serveCmd) Run(logger *slog.Logger) error {
@@ -49,19 +61,12 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	defer stop()
 	logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 
-	store, err := s.openStore(logger)
+	fleet := collector.NewFleet()
+	writer, closeStore, err := s.openWriter(fleet, logger)
 	if err != nil {
 		return err
 	}
-	if store != nil {
-		defer store.Close()
-	}
-	fleet := collector.NewFleet()
-	writer := collector.NewWriter(fleet, store, collector.WriterOptions{
-		Decode: collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew},
-		Limits: collector.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
-		Logger: logger,
-	})
+	defer closeStore()
 	defer writer.Close()
 
 	guard, err := s.writeGuard()
@@ -77,7 +82,7 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 		TelemetryPath: s.TelemetryPath,
 		Ingester:      writer,
 		Forgetter:     writer,
-		Ready:         ready.Load,
+		Ready:         func() bool { return ready.Load() && writer.Healthy() },
 		MaxBodyBytes:  s.MaxBodyBytes,
 		MaxInFlight:   s.MaxInFlight,
 		Guard:         guard,
@@ -97,12 +102,44 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	if err := writer.Restore(ctx); err != nil {
 		stopServing()
 		<-served
+		if ctx.Err() != nil {
+			return nil // stopped while restoring
+		}
 		return err
 	}
 	ready.Store(true)
 	logger.Info("Fleet restored; ready", "servers", fleet.Len())
 	go writer.RunSweeper(serveCtx)
 	return <-served
+}
+
+// openWriter starts the fleet's writer on the store the flags choose: a
+// shared Redis, the embedded store, or none. closeStore releases the store
+// after the writer is closed.
+func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *collector.Writer, closeStore func(), err error) {
+	opts := collector.WriterOptions{
+		Decode: collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew},
+		Limits: collector.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
+		Logger: logger,
+	}
+	if s.RedisURL != "" {
+		host, _ := os.Hostname()
+		log, err := storage.OpenRedis(s.RedisURL, s.RedisPrefix, host, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		logger.Info("Fleet state is shared through Redis", "prefix", s.RedisPrefix)
+		return collector.NewReplica(fleet, log, opts), func() { _ = log.Close() }, nil
+	}
+	store, err := s.openStore(logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	closeStore = func() {}
+	if store != nil {
+		closeStore = func() { _ = store.Close() }
+	}
+	return collector.NewWriter(fleet, store, opts), closeStore, nil
 }
 
 // openStore opens the embedded store, or returns nil for a fleet kept in

@@ -1,0 +1,80 @@
+package collector
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// command is the work of one request, as data: the events of a webhook, a
+// server to forget, or a sweep at a given time. Being data, it can be applied
+// at once or appended to a shared log and applied by every replica alike; it
+// carries the times it needs, so applying it never reads a clock.
+type command struct {
+	Events     []Event `json:"e,omitempty"`
+	Forget     *Key    `json:"f,omitempty"`
+	SweepMs    int64   `json:"s,omitempty"`
+	ReceivedMs int64   `json:"r,omitempty"`
+}
+
+// apply stages the command's changes.
+func (c *command) apply(st *staging) Result {
+	var res Result
+	for i := range c.Events {
+		res.Outcomes[st.apply(&c.Events[i])]++
+	}
+	if c.Forget != nil {
+		res.Forgotten += boolInt(st.forget(*c.Forget, ForgetDeleted))
+	}
+	if c.SweepMs != 0 {
+		res.Forgotten += st.sweep(time.UnixMilli(c.SweepMs))
+	}
+	return res
+}
+
+// foldGroup stages a group of commands on the fleet, one after the other, and
+// sums up what they did. Nothing is visible until the caller publishes st.
+func foldGroup(f *Fleet, limits Limits, cmds []*command) (st *staging, results []Result, delta Stats) {
+	st = newStaging(f, limits)
+	results = make([]Result, len(cmds))
+	for i, c := range cmds {
+		results[i] = c.apply(st)
+		for o, n := range results[i].Outcomes {
+			delta.Outcomes[o] += uint64(n)
+		}
+		delta.LastReceivedMs = max(delta.LastReceivedMs, c.ReceivedMs)
+	}
+	delta.Forgotten = st.forgotten
+	return st, results, delta
+}
+
+// Result tells what became of the work of one request.
+type Result struct {
+	// Outcomes counts the request's events by outcome.
+	Outcomes [numOutcomes]int
+	// Forgotten counts the servers the request forgot.
+	Forgotten int
+}
+
+// Total is the number of events the request held.
+func (r Result) Total() int {
+	n := 0
+	for _, c := range r.Outcomes {
+		n += c
+	}
+	return n
+}
+
+// AllApplied reports whether every event of the request changed the fleet.
+func (r Result) AllApplied() bool { return r.Outcomes[OutcomeApplied] == r.Total() }
+
+// String lists the non-zero outcomes, e.g. "applied=2 duplicate=1".
+func (r Result) String() string {
+	var parts []string
+	for i, n := range r.Outcomes {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", Outcome(i), n))
+		}
+	}
+	return strings.Join(parts, " ")
+}

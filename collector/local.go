@@ -1,0 +1,82 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+)
+
+// local is the backend of an exporter that owns its fleet: each group is
+// folded here and its changed records committed to the store (if any) before
+// they are published.
+type local struct {
+	w     *Writer
+	store storage.Store // nil: in memory only
+}
+
+func (l *local) restore(ctx context.Context) error {
+	if l.store == nil {
+		return nil
+	}
+	servers := make(map[Key]*Server)
+	err := l.store.Load(ctx, func(key string, value []byte) error {
+		var s Server
+		if err := json.Unmarshal(value, &s); err != nil || s.Info.ID == "" || recordKey(s.Key()) != key {
+			return fmt.Errorf("storage record %q is not a valid server record", key)
+		}
+		servers[s.Key()] = &s
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	l.w.fleet.publish(servers, &Stats{})
+	return nil
+}
+
+func (l *local) commit(group []*request) {
+	st, results, delta := foldGroup(l.w.fleet, l.w.opts.Limits, commands(group))
+	if err := l.persist(st.changes); err != nil {
+		l.w.storageFailed(err, len(group))
+		for _, r := range group {
+			r.answer(Result{}, fmt.Errorf("%w: %w", ErrStorage, err))
+		}
+		return
+	}
+	l.w.fleet.setStorageUp(true)
+	l.w.publish(st, &delta)
+	for i, r := range group {
+		r.answer(results[i], nil)
+	}
+}
+
+func (l *local) persist(changes map[Key]*Server) error {
+	if l.store == nil || len(changes) == 0 {
+		return nil
+	}
+	b := &storage.Batch{Puts: make(map[string][]byte, len(changes))}
+	for k, s := range changes {
+		if s == nil {
+			b.Deletes = append(b.Deletes, recordKey(k))
+			continue
+		}
+		value, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		b.Puts[recordKey(k)] = value
+	}
+	return l.store.Commit(context.Background(), b)
+}
+
+// claim: an exporter alone does every duty itself.
+func (*local) claim(context.Context, string, time.Duration) bool { return true }
+
+// healthy: a local store is retried by the next webhook, and taking the
+// exporter out of a load balancer would stop the webhooks that retry it.
+func (*local) healthy() bool { return true }
+
+func (*local) close() {}

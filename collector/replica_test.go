@@ -1,0 +1,209 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+)
+
+// testReplica is one replica of a fleet shared through a real Redis.
+type testReplica struct {
+	fleet *Fleet
+	w     *Writer
+}
+
+func startReplica(t *testing.T, srv *testenv.Redis, limits Limits, clock *fakeClock) testReplica {
+	t.Helper()
+	log, err := storage.OpenRedis(srv.URL(), "test:", t.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet := NewFleet()
+	w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now})
+	t.Cleanup(func() { w.Close(); _ = log.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return testReplica{fleet, w}
+}
+
+// shared is what every replica must agree on: the servers and the counters
+// folded from the log (invalid bodies and store failures are each replica's
+// own).
+func shared(f *Fleet) Snapshot {
+	s := f.Snapshot()
+	s.Stats.Outcomes[OutcomeInvalid], s.Stats.StorageErrors, s.StorageUp = 0, 0, false
+	return s
+}
+
+// converged polls until every replica holds the same fleet and returns it.
+func converged(t *testing.T, replicas ...testReplica) Snapshot {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		first := shared(replicas[0].fleet)
+		same := true
+		for _, r := range replicas[1:] {
+			same = same && reflect.DeepEqual(first, shared(r.fleet))
+		}
+		if same {
+			return first
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas did not converge:\n%+v\n%+v", first.Stats, shared(replicas[1].fleet).Stats)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReplicasAgreeWhoeverReceives sends every server's lifecycle to random
+// replicas, and the same event to two replicas at the same instant: the
+// replicas must end identical, with each duplicate applied exactly once.
+func TestReplicasAgreeWhoeverReceives(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	clock := &fakeClock{now: testNow}
+	replicas := []testReplica{
+		startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock),
+	}
+	reference := NewFleet()
+	ref := NewWriter(reference, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now})
+	defer ref.Close()
+
+	actions := []string{"started", "registered", "unregistered", "registered", "stopped", "started"}
+	var wg sync.WaitGroup
+	for s := range 24 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(s), 7))
+			for i, a := range actions {
+				body := eventJSON(at(time.Duration(i)*time.Second), "mediaserver", a,
+					fmt.Sprintf(`{"id":"ms-%d","region":"r%d","coreCount":%d}`, s, s%3, s%4+1))
+				twice := i == 2 && s%2 == 0 // delivered to two replicas at once
+				var pair sync.WaitGroup
+				for _, r := range rng.Perm(len(replicas))[:1+boolInt(twice)] {
+					pair.Go(func() {
+						if _, err := replicas[r].w.Ingest(context.Background(), []byte(body)); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				pair.Wait()
+				if _, err := ref.Ingest(context.Background(), []byte(body)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got := converged(t, replicas...)
+	want := shared(reference)
+	if !reflect.DeepEqual(got.Servers, want.Servers) {
+		t.Fatalf("replicas differ from one exporter fed the same events:\n%+v\n%+v", got.Servers, want.Servers)
+	}
+	if o := got.Stats.Outcomes; o[OutcomeApplied] != 24*6 || o[OutcomeDuplicate] != 12 {
+		t.Fatalf("outcomes %v: want every event applied once and 12 duplicates", o)
+	}
+}
+
+func TestReplicasForgetOnce(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	clock := &fakeClock{now: testNow}
+	limits := Limits{Retention: time.Hour}
+	a, b := startReplica(t, srv, limits, clock), startReplica(t, srv, limits, clock)
+	ingest(t, a.w,
+		eventJSON(at(0), "mediaserver", "stopped", `{"id":"old"}`),
+		eventJSON(at(0), "mediaserver", "started", `{"id":"retire"}`),
+		eventJSON(at(0), "gateway", "started", `{"id":"gw"}`),
+	)
+	if found, err := b.w.Forget(context.Background(), Key{"mediaserver", "retire"}); err != nil || !found {
+		t.Fatalf("forget through another replica: %v, %v", found, err)
+	}
+	clock.Advance(2 * time.Hour)
+	for _, r := range []testReplica{a, b} { // both sweep the same expiry
+		if _, err := r.w.Sweep(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := converged(t, a, b)
+	if len(got.Servers) != 1 || got.Servers[0].Info.ID != "gw" {
+		t.Fatalf("left %+v, want only gw", got.Servers)
+	}
+	if f := got.Stats.Forgotten; f[ForgetDeleted] != 1 || f[ForgetRetention] != 1 {
+		t.Fatalf("forgotten %v: each server must be counted once", f)
+	}
+}
+
+// TestReplicaJoiningLateLoadsEverything: a replica started after snapshots
+// were saved and the log trimmed holds what the others hold.
+func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	clock := &fakeClock{now: testNow}
+	a := startReplica(t, srv, DefaultLimits, clock)
+	for i := range 50 {
+		ingest(t, a.w, eventJSON(at(time.Duration(i)*time.Second), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i%7)))
+		if i == 30 {
+			clock.Advance(snapshotInterval) // a snapshot is due after the next fold
+		}
+	}
+	log, err := storage.OpenRedis(srv.URL(), "test:", "probe", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	waitUntil(t, "a snapshot is saved and the log trimmed", func() bool {
+		_, err := log.Read(context.Background(), "", 0)
+		return errors.Is(err, storage.ErrGap)
+	})
+	b := startReplica(t, srv, DefaultLimits, clock)
+	got := converged(t, a, b)
+	if len(got.Servers) != 7 || got.Stats.Outcomes[OutcomeApplied] != 50 {
+		t.Fatalf("late replica: %d servers, outcomes %v", len(got.Servers), got.Stats.Outcomes)
+	}
+}
+
+// TestReplicaSurvivesRedisOutage: while Redis is down, webhooks fail with
+// ErrStorage and the fleet stays as it was; once it is back the replica is
+// healthy again by itself and nothing acknowledged is lost.
+func TestReplicaSurvivesRedisOutage(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	clock := &fakeClock{now: testNow}
+	a := startReplica(t, srv, DefaultLimits, clock)
+	ingest(t, a.w, eventJSON(at(0), "mediaserver", "registered", `{"id":"ms-1"}`))
+	srv.Kill()
+	_, err := a.w.Ingest(context.Background(), []byte(eventJSON(at(time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`)))
+	if !errors.Is(err, ErrStorage) {
+		t.Fatalf("ingest with Redis down: %v, want ErrStorage", err)
+	}
+	waitUntil(t, "unhealthy", func() bool { return !a.w.Healthy() && !a.fleet.Snapshot().StorageUp })
+	if s, _ := a.fleet.Get(Key{"mediaserver", "ms-1"}); s.State != StateRegistered {
+		t.Fatalf("the fleet changed during the outage: %+v", s)
+	}
+	srv.Start()
+	waitUntil(t, "healthy again", a.w.Healthy)
+	ingest(t, a.w, eventJSON(at(2*time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`))
+	b := startReplica(t, srv, DefaultLimits, clock)
+	got := converged(t, a, b)
+	if len(got.Servers) != 1 || got.Servers[0].State != StateStopped || got.Stats.StorageErrors != 0 {
+		t.Fatalf("after the outage: %+v", got)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,76 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// snapshotData is a replica's fleet as saved in the shared store: the servers
+// and the counters that every replica derives from the log alike.
+type snapshotData struct {
+	Servers        []Server            `json:"servers"`
+	Outcomes       [numOutcomes]uint64 `json:"outcomes"`
+	Forgotten      [numReasons]uint64  `json:"forgotten"`
+	LastReceivedMs int64               `json:"last_received_ms"`
+}
+
+func encodeSnapshot(snap *Snapshot) ([]byte, error) {
+	d := snapshotData{Servers: snap.Servers, Outcomes: snap.Stats.Outcomes,
+		Forgotten: snap.Stats.Forgotten, LastReceivedMs: snap.Stats.LastReceivedMs}
+	d.Outcomes[OutcomeInvalid] = 0 // counted by the replica that received them
+	return json.Marshal(&d)
+}
+
+// decodeSnapshot reads a saved snapshot; no data is the empty fleet. A server
+// that cannot be read is an error, as in a local store.
+func decodeSnapshot(data []byte) (map[Key]*Server, *Stats, error) {
+	servers := make(map[Key]*Server)
+	stats := &Stats{}
+	if len(data) == 0 {
+		return servers, stats, nil
+	}
+	var d snapshotData
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, nil, fmt.Errorf("not a fleet snapshot: %w", err)
+	}
+	for i := range d.Servers {
+		s := &d.Servers[i]
+		if s.Info.ID == "" || s.Origin == "" {
+			return nil, nil, fmt.Errorf("server %d of the snapshot has no origin or id", i)
+		}
+		servers[s.Key()] = s
+	}
+	stats.Outcomes, stats.Forgotten, stats.LastReceivedMs = d.Outcomes, d.Forgotten, d.LastReceivedMs
+	return servers, stats, nil
+}
+
+// maybeSave saves a snapshot of the fleet as of the position just folded, if
+// one is due and no other replica claimed the duty. It runs in the follower,
+// where the fleet and the position agree; the writing happens aside.
+func (r *replica) maybeSave(ctx context.Context) {
+	now := r.w.opts.Now()
+	if r.saving.Load() || now.Sub(r.lastSave) < snapshotInterval {
+		return
+	}
+	r.lastSave = now
+	if !r.claim(ctx, "snapshot", snapshotInterval) {
+		return
+	}
+	snap, through := r.w.fleet.Snapshot(), r.position
+	r.saving.Store(true)
+	r.saves.Add(1)
+	go func() {
+		defer r.saves.Done()
+		defer r.saving.Store(false)
+		data, err := encodeSnapshot(&snap)
+		if err == nil {
+			err = r.log.SaveSnapshot(ctx, through, data)
+		}
+		if err != nil && ctx.Err() == nil {
+			r.w.logger.Warn("Saving a fleet snapshot failed; the log grows until the next one", "err", err)
+			return
+		}
+		r.w.logger.Debug("Fleet snapshot saved", "through", through, "servers", len(snap.Servers), "bytes", len(data))
+	}()
+}

@@ -1,0 +1,102 @@
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Redis is a real redis-server on loopback, private to one test, with the
+// persistence the README recommends (appendonly yes, appendfsync always), so
+// that a test can kill it and start it again without losing what it
+// acknowledged.
+type Redis struct {
+	// Addr is host:port of the server.
+	Addr string
+	t    testing.TB
+	bin  string
+	dir  string
+	cmd  *exec.Cmd
+	exit chan struct{}
+}
+
+// StartRedis starts a redis-server for the test and stops it at cleanup.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin := RequireTool(t, "redis-server", "redis-server")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r := &Redis{Addr: addr, t: t, bin: bin, dir: t.TempDir()}
+	r.Start()
+	t.Cleanup(r.Kill)
+	return r
+}
+
+// URL is the --storage.redis-url of the server.
+func (r *Redis) URL() string { return "redis://" + r.Addr + "/0" }
+
+// Start (re)starts the server on its address and data directory and waits
+// until it answers PING.
+func (r *Redis) Start() {
+	r.t.Helper()
+	_, port, _ := net.SplitHostPort(r.Addr)
+	r.cmd = exec.Command(r.bin, "--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
+		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
+		"--protected-mode", "no", "--loglevel", "warning")
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.exit = make(chan struct{})
+	go func(cmd *exec.Cmd, exit chan struct{}) { _ = cmd.Wait(); close(exit) }(r.cmd, r.exit)
+	deadline := time.Now().Add(30 * time.Second)
+	for r.Ping() != nil {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server on %s did not answer PING", r.Addr)
+		}
+		select {
+		case <-r.exit:
+			r.t.Fatalf("redis-server on %s exited at start", r.Addr)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Kill stops the server with SIGKILL, as a crash would, and waits for it.
+func (r *Redis) Kill() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.exit
+	r.cmd = nil
+}
+
+// Ping sends PING over a fresh connection and checks the answer.
+func (r *Redis) Ping() error {
+	conn, err := net.DialTimeout("tcp", r.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %s", strconv.Quote(line))
+	}
+	return nil
+}
