@@ -59,9 +59,9 @@ type replica struct {
 	saves  sync.WaitGroup
 
 	// owned by the follower goroutine
-	position  string
-	lastSave  time.Time
-	saving    atomic.Bool
+	position string
+	lastSave time.Time
+	saving   atomic.Bool
 }
 
 // NewReplica starts the writer of a fleet shared with other replicas through
