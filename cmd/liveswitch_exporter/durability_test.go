@@ -52,10 +52,40 @@ func perServer(mf *dto.MetricFamily) map[string]float64 {
 
 // ackLedger records, per server, what the exporter acknowledged.
 type ackLedger struct {
-	mu     sync.Mutex
-	count  map[string]int   // acknowledged events, over all runs
-	lastMs map[string]int64 // newest acknowledged event time
-	next   map[string]int64 // next event time to use
+	mu       sync.Mutex
+	count    map[string]int   // acknowledged events, over all runs
+	lastMs   map[string]int64 // newest acknowledged event time
+	next     map[string]int64 // next event time to use
+	statuses map[int]int      // answers by HTTP status
+}
+
+func newAckLedger() *ackLedger {
+	return &ackLedger{count: map[string]int{}, lastMs: map[string]int64{}, next: map[string]int64{}, statuses: map[int]int{}}
+}
+
+// acked is the number of acknowledged events so far.
+func (l *ackLedger) acked() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.statuses[http.StatusNoContent]
+}
+
+func (l *ackLedger) statusCount(code int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.statuses[code]
+}
+
+// waitAcked polls until n events in all were acknowledged.
+func (l *ackLedger) waitAcked(t testing.TB, n int) {
+	t.Helper()
+	waitFor(t, 60*time.Second, fmt.Sprintf("%d acknowledged events", n), func() bool { return l.acked() >= n })
+}
+
+// waitStatus polls until some webhook was answered code.
+func (l *ackLedger) waitStatus(t testing.TB, code int) {
+	t.Helper()
+	waitFor(t, 60*time.Second, fmt.Sprintf("an answer %d", code), func() bool { return l.statusCount(code) > 0 })
 }
 
 // TestCrashLosesNoAcknowledgedEvent kills the exporter with SIGKILL at random
@@ -67,7 +97,7 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 1))
 	t.Logf("seed %d", seed)
-	ledger := &ackLedger{count: map[string]int{}, lastMs: map[string]int64{}, next: map[string]int64{}}
+	ledger := newAckLedger()
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	for run := range runs {
 		p := startExporter(t, "--storage.path="+dir)
@@ -77,7 +107,7 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		for s := range senders {
-			wg.Go(func() { sendUntilDown(p, ledger, s, serversPerSender, base, stop) })
+			wg.Go(func() { sendUntilStopped(func() string { return p.url("/webhook") }, ledger, s, serversPerSender, base, stop) })
 		}
 		time.Sleep(time.Duration(20+rng.IntN(400)) * time.Millisecond) // the kill point, not a synchronisation
 		if err := p.cmd.Process.Kill(); err != nil {
@@ -100,9 +130,11 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 	t.Logf("%d runs killed with SIGKILL; %d acknowledged events checked", runs, total)
 }
 
-// sendUntilDown posts events for the sender's servers, in order, until the
-// exporter stops answering. Each server cycles through its lifecycle.
-func sendUntilDown(p *process, l *ackLedger, sender, servers int, base int64, stop <-chan struct{}) {
+// sendUntilStopped posts events for the sender's servers, in order, each to
+// the exporter target names, until stop is closed; an exporter that does not
+// answer is tried again with the next event. Each server cycles through its
+// lifecycle.
+func sendUntilStopped(target func() string, l *ackLedger, sender, servers int, base int64, stop <-chan struct{}) {
 	actions := []string{"started", "registered", "unregistered", "registered", "unregistered", "stopped"}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for i := 0; ; i++ {
@@ -118,17 +150,18 @@ func sendUntilDown(p *process, l *ackLedger, sender, servers int, base int64, st
 		l.mu.Unlock()
 		body := fmt.Sprintf(`{"timestamp":%d,"origin":"mediaserver","type":"mediaserver.%s","mediaserver":{"id":%q,"region":"r"}}`,
 			ts, actions[(ts-base)%int64(len(actions))], id)
-		resp, err := client.Post(p.url("/webhook"), "application/json", strings.NewReader(body))
+		resp, err := client.Post(target(), "application/json", strings.NewReader(body))
 		if err != nil {
 			continue // down: keep trying until told to stop
 		}
 		resp.Body.Close()
+		l.mu.Lock()
+		l.statuses[resp.StatusCode]++
 		if resp.StatusCode == http.StatusNoContent {
-			l.mu.Lock()
 			l.count[id]++
 			l.lastMs[id] = max(l.lastMs[id], ts)
-			l.mu.Unlock()
 		}
+		l.mu.Unlock()
 	}
 }
 
