@@ -107,7 +107,9 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		for s := range senders {
-			wg.Go(func() { sendUntilStopped(func() string { return p.url("/webhook") }, ledger, s, serversPerSender, base, stop) })
+			wg.Go(func() {
+				sendUntilStopped(func() string { return p.url("/webhook") }, ledger, s, serversPerSender, base, stop)
+			})
 		}
 		time.Sleep(time.Duration(20+rng.IntN(400)) * time.Millisecond) // the kill point, not a synchronisation
 		if err := p.cmd.Process.Kill(); err != nil {
