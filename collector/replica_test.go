@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -206,4 +207,41 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// BenchmarkReplicaLag measures how long after one replica acknowledged an
+// event another replica shows it (the issue's bound: 1 s).
+func BenchmarkReplicaLag(b *testing.B) {
+	srv := testenv.StartRedis(b)
+	clock := &fakeClock{now: testNow}
+	replicas := make([]testReplica, 2)
+	for i := range replicas {
+		log, err := storage.OpenRedis(srv.URL(), "bench:", "bench", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fleet := NewFleet()
+		w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now})
+		defer w.Close()
+		if err := w.Restore(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		replicas[i] = testReplica{fleet, w}
+	}
+	var worst, total time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		body := eventJSON(at(time.Duration(i)*time.Millisecond), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i))
+		if _, err := replicas[0].w.Ingest(context.Background(), []byte(body)); err != nil {
+			b.Fatal(err)
+		}
+		acked := time.Now()
+		for replicas[1].fleet.Len() <= i {
+			runtime.Gosched()
+		}
+		lag := time.Since(acked)
+		worst, total = max(worst, lag), total+lag
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "lag-µs/op")
+	b.ReportMetric(float64(worst.Microseconds()), "worst-lag-µs")
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Ingest benchmark on loopback: the exporter (durable bbolt store, and in
-# memory) against a bare net/http handler and against Debian's
+# Ingest benchmark on loopback: the exporter (durable bbolt store, in memory,
+# and a replica on a local redis-server with appendfsync always) against a
+# bare net/http handler and against Debian's
 # prometheus-pushgateway, all driven by `liveswitch_exporter simulate` in load
 # mode with distinct, growing servers. Prints one table with the ratios.
 #
 #   exporter/testdata/bench.sh            # COUNT=20000 events per run
 #   COUNT=50000 CONCURRENCY="16 64" exporter/testdata/bench.sh
+#   REDIS=0 PUSHGATEWAY=0 exporter/testdata/bench.sh   # skip those runs
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${COUNT:-20000}
@@ -64,14 +66,25 @@ for c in $CONCURRENCY; do
   read -r rate[bare,$c] p99[bare,$c] < <(load "http://127.0.0.1:$PORT/webhook" "$c")
   stop_last
 
-  for mode in durable in-memory; do
-    flags=(--storage.path="$work/data-$c" --server.max=0)
-    [ "$mode" = in-memory ] && flags=(--storage.in-memory --server.max=0)
+  modes=(durable in-memory)
+  if [ "${REDIS:-1}" = 1 ] && command -v redis-server >/dev/null; then modes+=(redis); fi
+  for mode in "${modes[@]}"; do
     rm -rf "$work/data-$c"
-    start "exporter-$mode" "$work/liveswitch_exporter" --web.listen-address="127.0.0.1:$PORT" "${flags[@]}"
+    mkdir -p "$work/data-$c"
+    case $mode in
+      durable) flags=(--storage.path="$work/data-$c") ;;
+      in-memory) flags=(--storage.in-memory) ;;
+      redis)
+        start redis redis-server --bind 127.0.0.1 --port $((PORT + 1)) --dir "$work/data-$c" \
+          --appendonly yes --appendfsync always --save "" --loglevel warning
+        until redis-cli -p $((PORT + 1)) ping >/dev/null 2>&1; do sleep 0.05; done
+        flags=(--storage.redis-url="redis://127.0.0.1:$((PORT + 1))/0") ;;
+    esac
+    start "exporter-$mode" "$work/liveswitch_exporter" --web.listen-address="127.0.0.1:$PORT" --server.max=0 "${flags[@]}"
     wait_http "http://127.0.0.1:$PORT/-/ready"
     read -r rate[$mode,$c] p99[$mode,$c] < <(load "http://127.0.0.1:$PORT/webhook" "$c")
     stop_last
+    if [ "$mode" = redis ]; then stop_last; fi
   done
 
   if [ "${PUSHGATEWAY:-1}" = 1 ] && command -v prometheus-pushgateway >/dev/null; then
@@ -83,12 +96,13 @@ for c in $CONCURRENCY; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '\n%-8s | %-18s | %-28s | %-28s | %-20s | %s\n' senders "bare handler" "exporter durable (ratio)" "exporter in memory (ratio)" "pushgateway" "durable / pushgateway"
-printf -- '---------|--------------------|------------------------------|------------------------------|----------------------|----------------------\n'
+printf '\n%-8s | %-18s | %-28s | %-28s | %-28s | %-20s | %s\n' senders "bare handler" "exporter durable (ratio)" "exporter in memory (ratio)" "exporter redis (ratio)" "pushgateway" "durable / pushgateway"
+printf -- '---------|--------------------|------------------------------|------------------------------|------------------------------|----------------------|----------------------\n'
 for c in $CONCURRENCY; do
-  printf '%-8s | %7s/s p99 %-6s | %7s/s (%s) p99 %-8s | %7s/s (%s) p99 %-8s | %7s/s p99 %-8s | %s\n' "$c" \
+  printf '%-8s | %7s/s p99 %-6s | %7s/s (%s) p99 %-8s | %7s/s (%s) p99 %-8s | %7s/s (%s) p99 %-8s | %7s/s p99 %-8s | %s\n' "$c" \
     "${rate[bare,$c]}" "${p99[bare,$c]}" \
     "${rate[durable,$c]}" "$(ratio "${rate[durable,$c]}" "${rate[bare,$c]}")" "${p99[durable,$c]}" \
     "${rate[in-memory,$c]}" "$(ratio "${rate[in-memory,$c]}" "${rate[bare,$c]}")" "${p99[in-memory,$c]}" \
+    "${rate[redis,$c]:--}" "$(ratio "${rate[redis,$c]:-0}" "${rate[bare,$c]}")" "${p99[redis,$c]:--}" \
     "${rate[push,$c]:--}" "${p99[push,$c]:--}" "$(ratio "${rate[durable,$c]}" "${rate[push,$c]:-0}")"
 done
