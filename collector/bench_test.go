@@ -71,7 +71,7 @@ func BenchmarkApply(b *testing.B) {
 		ev.Action = Action(i % int(numActions))
 		st := newStaging(fleet, Limits{MaxServers: 20000})
 		st.apply(ev)
-		fleet.publish(st.changes, &Stats{})
+		fleet.publish(st.changes, st.applied, &Stats{})
 		i++
 	}
 }

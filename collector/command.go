@@ -20,6 +20,7 @@ type command struct {
 // apply stages the command's changes.
 func (c *command) apply(st *staging) Result {
 	var res Result
+	st.receivedMs = c.ReceivedMs
 	for i := range c.Events {
 		res.Outcomes[st.apply(&c.Events[i])]++
 	}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
 )
 
 // Fleet is the committed state of every tracked server, plus the counters
@@ -17,6 +19,8 @@ type Fleet struct {
 	// knows at once whether it can evict.
 	stopped int
 	stats   Stats
+	// history holds each server's last applied lifecycle events.
+	history map[Key]*history
 	// storageUp is whether the store accepted the last write (or, for a
 	// replica, whether it follows the shared store).
 	storageUp atomic.Bool
@@ -58,7 +62,7 @@ type Snapshot struct {
 
 // NewFleet returns an empty fleet.
 func NewFleet() *Fleet {
-	return &Fleet{servers: make(map[Key]*Server)}
+	return &Fleet{servers: make(map[Key]*Server), history: make(map[Key]*history)}
 }
 
 func isStopped(s *Server) bool { return s != nil && s.State == StateStopped }
@@ -101,14 +105,23 @@ func (f *Fleet) Snapshot() Snapshot {
 func (f *Fleet) lookup(k Key) *Server { return f.servers[k] }
 
 // publish makes a committed group of changes visible, all at once, with the
-// counters that describe them.
-func (f *Fleet) publish(changes map[Key]*Server, delta *Stats) {
+// events that made them and the counters that describe them.
+func (f *Fleet) publish(changes map[Key]*Server, events []applied, delta *Stats) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, e := range events {
+		h := f.history[e.key]
+		if h == nil {
+			h = new(ring.New[AppliedEvent](HistoryLen))
+			f.history[e.key] = h
+		}
+		h.Add(e.ev)
+	}
 	for k, s := range changes {
 		f.stopped += boolInt(isStopped(s)) - boolInt(isStopped(f.servers[k]))
 		if s == nil {
 			delete(f.servers, k)
+			delete(f.history, k)
 		} else {
 			f.servers[k] = s
 		}
@@ -140,6 +153,11 @@ func (f *Fleet) replace(servers map[Key]*Server, shared *Stats) {
 	f.servers, f.stopped = servers, 0
 	for _, s := range servers {
 		f.stopped += boolInt(isStopped(s))
+	}
+	for k := range f.history {
+		if servers[k] == nil {
+			delete(f.history, k)
+		}
 	}
 	invalid := f.stats.Outcomes[OutcomeInvalid]
 	f.stats.Outcomes, f.stats.Forgotten = shared.Outcomes, shared.Forgotten

@@ -33,7 +33,7 @@ func (l *local) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.w.fleet.publish(servers, &Stats{})
+	l.w.fleet.publish(servers, nil, &Stats{})
 	return nil
 }
 

@@ -71,3 +71,13 @@ func (s *Server) SinceMs() int64 { return s.LastActionMs }
 
 // Up reports whether the process is running, registered or not.
 func (s *Server) Up() bool { return s.State != StateStopped }
+
+// States lists every state, in their order; views iterate it so that a new
+// state shows everywhere.
+func States() []State {
+	out := make([]State, numStates)
+	for i := range out {
+		out[i] = State(i)
+	}
+	return out
+}

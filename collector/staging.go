@@ -15,6 +15,10 @@ type staging struct {
 	// size and stopped count the fleet as it will be after the group.
 	size, stopped int
 	forgotten     [numReasons]uint64
+	// applied lists the lifecycle events applied, for the servers' history;
+	// receivedMs is when the command being applied was received.
+	applied    []applied
+	receivedMs int64
 	// evictable lists stopped servers, longest stopped first; built only
 	// when the fleet is full.
 	evictable []*Server
@@ -55,6 +59,9 @@ func (st *staging) apply(ev *Event) Outcome {
 		return OutcomeRefused
 	}
 	st.set(k, prev, next)
+	if ev.Kind == KindLifecycle {
+		st.applied = append(st.applied, applied{k, AppliedEvent{ev.Action, ev.Timestamp, st.receivedMs}})
+	}
 	return outcome
 }
 

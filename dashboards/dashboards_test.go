@@ -214,7 +214,7 @@ func exporterMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	reg := exporter.NewRegistry(collector.NewCollector(fleet))
-	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w,
+	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: fleet,
 		Ready: func() bool { return true }, Registry: reg, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func FuzzWebhook(f *testing.F) {
 	reg.MustRegister(collector.NewCollector(fleet))
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Ready: ready.Load,
+	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: fleet, Ready: ready.Load,
 		MaxBodyBytes: 64 << 10, MaxInFlight: 4, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)

@@ -3,11 +3,11 @@ package exporter
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
-	"github.com/prometheus/exporter-toolkit/web"
 )
 
 // Config is what the routes need from the rest of the program.
@@ -23,7 +23,11 @@ type Config struct {
 	// Guard protects the webhook and the delete API.
 	Guard    WriteGuard
 	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	// Fleet is read by the status page and the read API.
+	Fleet FleetReader
+	// Now is the clock of the status page and the delivery log.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // WebhookPath is where LiveSwitch is told to post server events.
@@ -31,7 +35,7 @@ const WebhookPath = "/webhook"
 
 // Handlers are the exporter's HTTP surfaces.
 type Handlers struct {
-	// Main serves everything: webhook, metrics, API, probes, landing page.
+	// Main serves everything: webhook, metrics, API, probes, status page.
 	Main http.Handler
 	// Webhook serves only what LiveSwitch and probes need (the webhook, the
 	// delete API, /-/healthy and /-/ready), for a listener of its own.
@@ -57,10 +61,14 @@ func NewHandlers(cfg Config) (*Handlers, error) {
 			return nil, err
 		}
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	deliveries := NewDeliveryLog()
 	writes := http.NewServeMux()
-	writes.Handle(WebhookPath, promhttp.InstrumentHandlerCounter(requests, cfg.Guard.Wrap(
+	writes.Handle(WebhookPath, promhttp.InstrumentHandlerCounter(requests, deliveries.Record(cfg.Now, cfg.Guard.Wrap(
 		LimitInFlight(cfg.MaxInFlight, promhttp.InstrumentHandlerInFlight(inFlight,
-			WebhookHandler(cfg.Ingester, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger))))))
+			WebhookHandler(cfg.Ingester, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger)))))))
 	writes.Handle("DELETE /api/v1/servers/{origin}/{id}", cfg.Guard.Wrap(DeleteServerHandler(cfg.Forgetter, cfg.Logger)))
 	writes.Handle("/-/healthy", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, http.StatusOK, "Healthy")
@@ -82,21 +90,31 @@ func NewHandlers(cfg Config) (*Handlers, error) {
 			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
 			EnableOpenMetrics: true,
 		})))
+	main.Handle("GET /api/v1/servers", ServersHandler(cfg.Fleet))
+	main.Handle("GET /api/v1/servers/{origin}/{id}", ServerHandler(cfg.Fleet))
+	main.Handle("GET /api/v1/events", EventsHandler(deliveries))
 	if cfg.TelemetryPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        "LiveSwitch Exporter",
-			Description: "Prometheus exporter of LiveSwitch server webhooks",
-			Version:     version.Info(),
-			Links: []web.LandingLinks{
-				{Address: cfg.TelemetryPath, Text: "Metrics"},
-				{Address: "/-/healthy", Text: "Health"},
-				{Address: "/-/ready", Text: "Readiness"},
+		main.Handle("GET /{$}", StatusPage(StatusPageConfig{
+			Name: "LiveSwitch Exporter", Version: versionString(), Fleet: cfg.Fleet, Deliveries: deliveries,
+			Ready: cfg.Ready, Now: cfg.Now, Logger: cfg.Logger,
+			Links: []Link{
+				{cfg.TelemetryPath, "Metrics"}, {"/api/v1/servers", "Servers (JSON)"}, {"/api/v1/events", "Deliveries (JSON)"},
+				{"/-/healthy", "Health"}, {"/-/ready", "Readiness"},
 			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		main.Handle("/", landing)
+		}))
 	}
 	return &Handlers{Main: main, Webhook: writes}, nil
+}
+
+// versionString is the version for people: the release, and the revision of
+// a build from source.
+func versionString() string {
+	v := version.Version
+	if v == "" {
+		v = "dev"
+	}
+	if r := version.Revision; r != "" && r != "unknown" {
+		v += " (" + r[:min(len(r), 12)] + ")"
+	}
+	return v
 }

@@ -53,7 +53,7 @@ func newTestServerFull(t testing.TB, store storage.Store, mutate func(*Config)) 
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	cfg := Config{
-		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
+		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: fleet, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
 		Registry: reg, Logger: slog.New(slog.DiscardHandler),
 	}
 	mutate(&cfg)

@@ -87,6 +87,7 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 		MaxInFlight:   s.MaxInFlight,
 		Guard:         guard,
 		Registry:      registry,
+		Fleet:         fleet,
 		Logger:        logger,
 	})
 	if err != nil {

@@ -1,0 +1,214 @@
+package exporter
+
+import (
+	"bytes"
+	"cmp"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+)
+
+//go:embed status.html
+var statusHTML string
+
+var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap{
+	"ago": ago,
+	"utc": func(t Time) string {
+		if t == 0 {
+			return ""
+		}
+		return t.Time().Format(time.RFC3339)
+	},
+}).Parse(statusHTML))
+
+// Bounds of the status page, which must stay light on a phone and for a
+// fleet of thousands: the API has everything.
+const (
+	maxPageServers    = 500
+	maxPageDeliveries = 50
+	pageRefresh       = 10 // seconds
+)
+
+// StatusPageConfig is what the status page shows besides the fleet.
+type StatusPageConfig struct {
+	Name, Version string
+	Links         []Link
+	Fleet         FleetReader
+	Deliveries    *DeliveryLog
+	Ready         func() bool
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Link is one of the page's links to the exporter's other endpoints.
+type Link struct{ Address, Text string }
+
+// statusData is what the template renders.
+type statusData struct {
+	StatusPageConfig
+	Generated            time.Time
+	IsReady              bool
+	States               []string
+	Counts               []originCounts
+	Attention            int
+	Groups               []serverGroup
+	Shown, Total         int
+	Deliveries           []Delivery
+	Rejected, Remembered int
+	Refresh              int
+}
+
+type originCounts struct {
+	Origin  string
+	ByState []int
+	Total   int
+}
+
+type serverGroup struct {
+	Deployment, Region string
+	Attention          int
+	Rows               []serverRow
+}
+
+type serverRow struct {
+	ServerJSON
+	// Attention marks a media server that is up but not registered: it
+	// takes no sessions, which is what the paging alert watches.
+	Attention bool
+	InState   time.Duration
+}
+
+// StatusPage serves the human view of the exporter at /: the fleet with the
+// media servers that need attention first, and the last webhook deliveries.
+// It is rendered on the server, refreshes itself, and needs no JavaScript.
+func StatusPage(cfg StatusPageConfig) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var buf bytes.Buffer
+		if err := statusTemplate.Execute(&buf, buildStatus(cfg)); err != nil {
+			cfg.Logger.Error("Rendering the status page failed", "err", err)
+			http.Error(w, "rendering the status page failed", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = buf.WriteTo(w)
+	})
+}
+
+func needsAttention(s *collector.Server) bool {
+	return s.Origin == "mediaserver" && (s.State == collector.StateRunning || s.State == collector.StateUnregistered)
+}
+
+func buildStatus(cfg StatusPageConfig) *statusData {
+	now := cfg.Now()
+	snap := cfg.Fleet.Snapshot()
+	d := &statusData{StatusPageConfig: cfg, Generated: now.UTC(), IsReady: cfg.Ready(),
+		Total: len(snap.Servers), Refresh: pageRefresh}
+	for _, st := range collector.States() {
+		d.States = append(d.States, st.String())
+	}
+	d.Counts = countByOrigin(snap.Servers, len(d.States))
+	d.Groups = groupServers(snap.Servers, now)
+	for _, g := range d.Groups {
+		d.Attention += g.Attention
+	}
+	d.Groups, d.Shown = limitRows(d.Groups, maxPageServers)
+	all := cfg.Deliveries.Recent()
+	d.Remembered = len(all)
+	for _, del := range all {
+		if !del.Accepted {
+			d.Rejected++
+		}
+	}
+	d.Deliveries = all[:min(len(all), maxPageDeliveries)]
+	return d
+}
+
+func countByOrigin(servers []collector.Server, states int) []originCounts {
+	var out []originCounts
+	for i := range servers {
+		s := &servers[i]
+		if len(out) == 0 || out[len(out)-1].Origin != s.Origin { // servers are sorted by origin
+			out = append(out, originCounts{Origin: s.Origin, ByState: make([]int, states)})
+		}
+		c := &out[len(out)-1]
+		c.ByState[s.State]++
+		c.Total++
+	}
+	return out
+}
+
+// groupServers groups by deployment and region; groups and rows that need
+// attention come first.
+func groupServers(servers []collector.Server, now time.Time) []serverGroup {
+	index := map[[2]string]int{}
+	var groups []serverGroup
+	for i := range servers {
+		s := &servers[i]
+		k := [2]string{s.Info.DeploymentID, s.Info.Region}
+		gi, ok := index[k]
+		if !ok {
+			gi = len(groups)
+			index[k] = gi
+			groups = append(groups, serverGroup{Deployment: k[0], Region: k[1]})
+		}
+		row := serverRow{ServerJSON: serverJSON(s), Attention: needsAttention(s),
+			InState: now.Sub(time.UnixMilli(s.SinceMs()))}
+		groups[gi].Rows = append(groups[gi].Rows, row)
+		groups[gi].Attention += boolInt(row.Attention)
+	}
+	for _, g := range groups {
+		slices.SortStableFunc(g.Rows, func(a, b serverRow) int { return boolInt(b.Attention) - boolInt(a.Attention) })
+	}
+	slices.SortFunc(groups, func(a, b serverGroup) int {
+		return cmp.Or(boolInt(b.Attention > 0)-boolInt(a.Attention > 0),
+			cmp.Compare(a.Deployment, b.Deployment), cmp.Compare(a.Region, b.Region))
+	})
+	return groups
+}
+
+// limitRows keeps the first n rows over all groups.
+func limitRows(groups []serverGroup, n int) ([]serverGroup, int) {
+	shown := 0
+	for i := range groups {
+		if shown+len(groups[i].Rows) > n {
+			groups[i].Rows = groups[i].Rows[:n-shown]
+			return groups[:i+boolInt(len(groups[i].Rows) > 0)], n
+		}
+		shown += len(groups[i].Rows)
+	}
+	return groups, shown
+}
+
+// ago renders a duration the way people read time in state: "3d 4h",
+// "12m 5s", "40s".
+func ago(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Truncate(time.Second)
+	day := 24 * time.Hour
+	switch {
+	case d >= day:
+		return fmt.Sprintf("%dd %dh", d/day, (d%day)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh %dm", d/time.Hour, (d%time.Hour)/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm %ds", d/time.Minute, (d%time.Minute)/time.Second)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
