@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,24 @@ func benchFleet(b testing.TB, n int) (*Fleet, *Writer) {
 		}
 	}
 	return fleet, w
+}
+
+// fillHistories applies HistoryLen more lifecycle events to each of the n
+// servers of benchFleet, in batches.
+func fillHistories(b *testing.B, w *Writer, n int) {
+	b.Helper()
+	actions := []string{"started", "registered", "unregistered", "registered", "stopped"}
+	origins := []string{"mediaserver", "mediaserver", "mediaserver", "gateway", "sipconnector", "recordingmuxer"}
+	for i := range n {
+		var batch []string
+		for k := range HistoryLen {
+			batch = append(batch, eventJSON(testNow.UnixMilli()+int64(k+1), origins[i%len(origins)], actions[k%len(actions)],
+				fmt.Sprintf(`{"id":"%08x-4b3e-b2a5-42761849ae19"}`, i)))
+		}
+		if _, err := w.Ingest(context.Background(), []byte("["+strings.Join(batch, ",")+"]")); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkDecode measures decoding one realistic event.
@@ -142,12 +161,23 @@ func prebuilt(b testing.TB, c prometheus.Collector) constCollector {
 
 // BenchmarkFleetMemory reports the heap a tracked server costs, with a fleet
 // of 10,000 servers built through the webhook path.
+// With history=20 every server also holds a full history of lifecycle
+// events, the most a long-lived server costs.
 func BenchmarkFleetMemory(b *testing.B) {
+	for _, full := range []bool{false, true} {
+		b.Run(fmt.Sprintf("history=%d", boolInt(full)*(HistoryLen-1)+1), func(b *testing.B) { fleetMemory(b, full) })
+	}
+}
+
+func fleetMemory(b *testing.B, fullHistory bool) {
 	for b.Loop() {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		fleet, w := benchFleet(b, 10000)
+		if fullHistory {
+			fillHistories(b, w, 10000)
+		}
 		w.Close()
 		runtime.GC()
 		runtime.ReadMemStats(&after)

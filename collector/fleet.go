@@ -112,10 +112,10 @@ func (f *Fleet) publish(changes map[Key]*Server, events []applied, delta *Stats)
 	for _, e := range events {
 		h := f.history[e.key]
 		if h == nil {
-			h = new(ring.New[AppliedEvent](HistoryLen))
+			h = new(ring.New[storedEvent](HistoryLen))
 			f.history[e.key] = h
 		}
-		h.Add(e.ev)
+		h.Add(store(e.ev))
 	}
 	for k, s := range changes {
 		f.stopped += boolInt(isStopped(s)) - boolInt(isStopped(f.servers[k]))

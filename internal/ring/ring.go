@@ -18,6 +18,11 @@ func New[T any](size int) Buffer[T] { return Buffer[T]{size: size} }
 // Add keeps v, dropping the oldest value when the buffer is full.
 func (b *Buffer[T]) Add(v T) {
 	if len(b.buf) < b.size {
+		if len(b.buf) == cap(b.buf) { // grow, but never past size
+			grown := make([]T, len(b.buf), min(max(2*cap(b.buf), 2), b.size))
+			copy(grown, b.buf)
+			b.buf = grown
+		}
 		b.buf = append(b.buf, v)
 		return
 	}
