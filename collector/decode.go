@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -81,9 +80,9 @@ func Decode(body []byte, opts DecodeOptions, now time.Time) ([]Event, error) {
 		}
 		return []Event{ev}, nil
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		return nil, &InvalidError{Index: -1, Reason: "malformed JSON: " + jsonReason(err), Events: 1}
+	raws, err := arrayElements(body)
+	if err != nil {
+		return nil, &InvalidError{Index: -1, Reason: err.Error(), Events: 1}
 	}
 	if len(raws) == 0 {
 		return nil, &InvalidError{Index: -1, Reason: "empty batch: no events", Events: 1}
@@ -148,7 +147,7 @@ func decodeEvent(raw []byte, opts DecodeOptions, now time.Time) (Event, error) {
 	if err := ev.classify(env); err != nil {
 		return ev, err
 	}
-	body, ok := env.fields[ev.Origin]
+	body, ok := env.get(ev.Origin)
 	if ev.Kind == KindIgnored || (!ok && ev.Kind == KindHeartbeat) {
 		return ev, nil
 	}
@@ -171,62 +170,70 @@ func decodeEvent(raw []byte, opts DecodeOptions, now time.Time) (Event, error) {
 	return ev, nil
 }
 
-// envelope holds the top-level members of one event, keyed by their
-// lower-cased names: the spec itself is inconsistent about case.
+// envelope holds the top-level members of one event, by lower-cased name
+// (the spec itself is inconsistent about case), as slices of the body.
 type envelope struct {
-	fields    map[string]json.RawMessage
-	timestamp json.RawMessage
+	members   []member
+	timestamp []byte
 }
 
-func splitEnvelope(raw []byte) (envelope, error) {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &members); err != nil {
-		return envelope{}, errors.New("malformed JSON: " + jsonReason(err))
-	}
-	if members == nil {
-		return envelope{}, errors.New("event is null, want an object")
-	}
-	env := envelope{fields: members}
-	if !allLower(members) {
-		env.fields = lowerKeys(members)
-		if env.fields == nil {
-			return envelope{}, errors.New("a member is given twice with different case")
+type member struct {
+	name  []byte // as sent; compared without case
+	value []byte
+}
+
+// get returns the raw value of the member named name (lower case).
+func (env *envelope) get(name string) ([]byte, bool) {
+	for _, m := range env.members {
+		if equalFold(m.name, name) {
+			return m.value, true
 		}
 	}
-	env.timestamp = env.fields["timestamp"]
-	return env, nil
+	return nil, false
 }
 
-// allLower reports whether every member name is lower case already, the
-// common case, which needs no second map.
-func allLower(members map[string]json.RawMessage) bool {
-	for name := range members {
-		for i := 0; i < len(name); i++ {
-			if c := name[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
-				return false
-			}
+// equalFold compares a member name with a lower-case ASCII name, without
+// case, as LiveSwitch's own (.NET) serialisers match names.
+func equalFold(name []byte, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i, c := range name {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
 		}
 	}
 	return true
 }
 
-// lowerKeys re-keys members by lower-cased name; nil if two names collide.
-func lowerKeys(members map[string]json.RawMessage) map[string]json.RawMessage {
-	fields := make(map[string]json.RawMessage, len(members))
-	for name, value := range members {
-		lower := strings.ToLower(name)
-		if _, dup := fields[lower]; dup {
-			return nil
+func splitEnvelope(raw []byte) (envelope, error) {
+	env := envelope{members: make([]member, 0, 8)}
+	err := eachMember(raw, func(name, value []byte) error {
+		for _, m := range env.members {
+			if bytes.EqualFold(m.name, name) {
+				return fmt.Errorf("member %q is given twice (names are compared without case)", clip(string(name)))
+			}
 		}
-		fields[lower] = value
+		env.members = append(env.members, member{name, value})
+		return nil
+	})
+	if errors.Is(err, errNull) {
+		return env, errors.New("event is null, want an object")
 	}
-	return fields
+	if err != nil {
+		return env, err
+	}
+	env.timestamp, _ = env.get("timestamp")
+	return env, nil
 }
 
 // classify fills Type, Origin, Kind and Action from the envelope and checks
 // that type, origin and the object key agree.
 func (ev *Event) classify(env envelope) error {
-	typ, err := stringMember(env.fields, "type")
+	typ, err := stringMember(env, "type")
 	if err != nil {
 		return err
 	}
@@ -237,7 +244,7 @@ func (ev *Event) classify(env envelope) error {
 	if !found || prefix == "" || action == "" {
 		return fmt.Errorf("type %q is not of the form <origin>.<event>", clip(typ))
 	}
-	origin, err := stringMember(env.fields, "origin")
+	origin, err := stringMember(env, "origin")
 	if err != nil {
 		return err
 	}
@@ -265,26 +272,19 @@ func (ev *Event) classify(env envelope) error {
 	return nil
 }
 
-func stringMember(fields map[string]json.RawMessage, name string) (string, error) {
-	raw, ok := fields[name]
+func stringMember(env envelope, name string) (string, error) {
+	raw, ok := env.get(name)
 	if !ok {
 		return "", nil
 	}
-	// Fast path: a plain string without escapes (raw is valid JSON already).
-	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), nil
-	}
-	var s *string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	str, err := jsonString(raw)
+	if err != nil {
 		return "", fmt.Errorf("%q must be a string", name)
 	}
-	if s == nil {
-		return "", nil
-	}
-	return *s, nil
+	return str, nil
 }
 
-func decodeTimestamp(raw json.RawMessage, opts DecodeOptions, now time.Time) (int64, error) {
+func decodeTimestamp(raw []byte, opts DecodeOptions, now time.Time) (int64, error) {
 	if raw == nil || string(raw) == "null" {
 		return 0, errors.New(`missing "timestamp"`)
 	}
@@ -309,37 +309,73 @@ func decodeTimestamp(raw json.RawMessage, opts DecodeOptions, now time.Time) (in
 	return ms, nil
 }
 
-// wireInfo is the server object as LiveSwitch sends it. encoding/json matches
-// member names case-insensitively; members not named here are ignored.
-type wireInfo struct {
-	ID                     *string    `json:"id"`
-	Version                flexString `json:"version"`
-	MachineName            string     `json:"machineName"`
-	CoreCount              coreCount  `json:"coreCount"`
-	OperatingSystem        string     `json:"operatingSystem"`
-	OperatingSystemVersion string     `json:"operatingSystemVersion"`
-	Architecture           string     `json:"architecture"`
-	DeploymentID           string     `json:"deploymentId"`
-	Region                 string     `json:"region"`
+// infoFields are the members of a server object the exporter reads; names
+// match without case (see equalFold) and other members are ignored. When a
+// member is given twice, the last one counts.
+var infoFields = []struct {
+	name string
+	set  func(i *Info, raw []byte) error
+}{
+	{"id", stringField("id", func(i *Info) *string { return &i.ID })},
+	{"version", versionField},
+	{"machinename", stringField("machineName", func(i *Info) *string { return &i.MachineName })},
+	{"corecount", coreCountField},
+	{"operatingsystem", stringField("operatingSystem", func(i *Info) *string { return &i.OperatingSystem })},
+	{"operatingsystemversion", stringField("operatingSystemVersion", func(i *Info) *string { return &i.OperatingSystemVersion })},
+	{"architecture", stringField("architecture", func(i *Info) *string { return &i.Architecture })},
+	{"deploymentid", stringField("deploymentId", func(i *Info) *string { return &i.DeploymentID })},
+	{"region", stringField("region", func(i *Info) *string { return &i.Region })},
 }
 
-func decodeInfo(raw json.RawMessage) (Info, error) {
-	var w *wireInfo
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return Info{}, errors.New(jsonReason(err))
-	}
-	if w == nil {
+func decodeInfo(raw []byte) (Info, error) {
+	var info Info
+	err := eachMember(raw, func(name, value []byte) error {
+		for _, f := range infoFields {
+			if equalFold(name, f.name) {
+				return f.set(&info, value)
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errNull):
 		return Info{}, errors.New("is null, want an object")
-	}
-	if w.ID == nil || *w.ID == "" {
+	case err != nil:
+		return Info{}, err
+	case info.ID == "":
 		return Info{}, errors.New(`missing "id"`)
 	}
-	info := Info{
-		ID: *w.ID, Version: string(w.Version), MachineName: w.MachineName, CoreCount: int(w.CoreCount),
-		OperatingSystem: w.OperatingSystem, OperatingSystemVersion: w.OperatingSystemVersion,
-		Architecture: w.Architecture, DeploymentID: w.DeploymentID, Region: w.Region,
-	}
 	return info, info.validate()
+}
+
+// stringField reads a string member (null: empty) into the field at.
+func stringField(name string, at func(*Info) *string) func(*Info, []byte) error {
+	return func(i *Info, raw []byte) error {
+		s, err := jsonString(raw)
+		if err != nil {
+			return fmt.Errorf("%q has the wrong type (%s)", name, kindName(raw))
+		}
+		*at(i) = s
+		return nil
+	}
+}
+
+func versionField(i *Info, raw []byte) error {
+	var v flexString
+	if err := v.UnmarshalJSON(raw); err != nil {
+		return err
+	}
+	i.Version = string(v)
+	return nil
+}
+
+func coreCountField(i *Info, raw []byte) error {
+	var c coreCount
+	if err := c.UnmarshalJSON(raw); err != nil {
+		return err
+	}
+	i.CoreCount = int(c)
+	return nil
 }
 
 // coreCount accepts a whole number, also quoted, within a sane range.
@@ -402,8 +438,8 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	case string(b) == "null":
 		*f = ""
 	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := jsonString(b)
+		if err != nil {
 			return err
 		}
 		*f = flexString(s)
@@ -413,26 +449,6 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		return errors.New(`"version" must be a string or a number`)
 	}
 	return nil
-}
-
-// jsonReason turns an encoding/json error into a one-line reason that names
-// the member at fault without Go type names.
-func jsonReason(err error) string {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		if typeErr.Field != "" {
-			return fmt.Sprintf("%q has the wrong type (%s)", typeErr.Field, typeErr.Value)
-		}
-		return fmt.Sprintf("wrong type (%s)", typeErr.Value)
-	}
-	var synErr *json.SyntaxError
-	if errors.As(err, &synErr) {
-		return fmt.Sprintf("%s at byte %d", synErr.Error(), synErr.Offset)
-	}
-	if strings.HasPrefix(err.Error(), "json: ") {
-		return strings.TrimPrefix(err.Error(), "json: ")
-	}
-	return err.Error()
 }
 
 // clip makes attacker-controlled text fit in a one-line reason: white space

