@@ -3,7 +3,13 @@
 // that fleet, and the Prometheus collector that turns a snapshot of the fleet
 // into metrics at scrape time.
 //
+// Every change is a command (the events of a webhook, a forget, a sweep)
+// applied by the Writer with Step. A Writer either owns its fleet, committing
+// the changed records to a storage.Store (NewWriter), or shares it with other
+// replicas by appending commands to a storage.Log that every replica folds in
+// the same order (NewReplica).
+//
 // It knows nothing of HTTP or of any particular storage engine: events come in
-// as bytes, the fleet is persisted through the small Store interface of the
+// as bytes, the fleet is persisted through the small interfaces of the
 // storage package, and metrics go out through prometheus.Collector.
 package collector

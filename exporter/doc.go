@@ -1,5 +1,6 @@
 // Package exporter is the HTTP face of liveswitch_exporter: the webhook that
-// LiveSwitch posts to, the metrics endpoint Prometheus scrapes, health and
-// readiness probes, and the server that carries them. It knows the fleet only
+// LiveSwitch posts to, the metrics endpoint Prometheus scrapes, the status
+// page and read API people look at, health and readiness probes, and the
+// server that carries them. It knows the fleet only
 // through the small interfaces it declares, and nothing of storage.
 package exporter

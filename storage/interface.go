@@ -1,8 +1,10 @@
-// Package storage keeps the exporter's fleet records across restarts.
+// Package storage keeps the exporter's fleet across restarts, and shares it
+// between replicas.
 //
-// A Store holds opaque records under string keys; it does not know what a
-// server or an event is, so a new backend (a file, a shared database) can be
-// added without touching the fleet's rules or the HTTP layer.
+// A Store holds opaque records under string keys (Bolt, an embedded file); a
+// Log is an ordered log of opaque entries shared by replicas (Redis). Neither
+// knows what a server or an event is, so a new backend can be added without
+// touching the fleet's rules or the HTTP layer.
 package storage
 
 import "context"
