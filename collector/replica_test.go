@@ -245,3 +245,34 @@ func BenchmarkReplicaLag(b *testing.B) {
 	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "lag-µs/op")
 	b.ReportMetric(float64(worst.Microseconds()), "worst-lag-µs")
 }
+
+// TestReplicasShareTheLimit: at --server.max, eviction and refusal happen in
+// the fold, so every replica evicts the same server and counts it once.
+func TestReplicasShareTheLimit(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	clock := &fakeClock{now: testNow}
+	limits := Limits{MaxServers: 3}
+	a, b := startReplica(t, srv, limits, clock), startReplica(t, srv, limits, clock)
+	ingest(t, a.w,
+		eventJSON(at(0), "mediaserver", "stopped", `{"id":"old"}`),
+		eventJSON(at(time.Second), "mediaserver", "stopped", `{"id":"newer"}`),
+		eventJSON(at(0), "gateway", "started", `{"id":"gw"}`),
+	)
+	ingest(t, b.w, eventJSON(at(2*time.Second), "mediaserver", "registered", `{"id":"ms-1"}`)) // evicts old
+	res := ingest(t, a.w, eventJSON(at(3*time.Second), "mediaserver", "registered", `{"id":"ms-2"}`))
+	if res[0].Outcomes[OutcomeApplied] != 1 { // evicts newer
+		t.Fatalf("ms-2: %v", res[0])
+	}
+	res = ingest(t, b.w, eventJSON(at(4*time.Second), "mediaserver", "registered", `{"id":"ms-3"}`))
+	if res[0].Outcomes[OutcomeRefused] != 1 { // nothing stopped is left to evict
+		t.Fatalf("ms-3: %v, want refused", res[0])
+	}
+	got := converged(t, a, b)
+	var ids []string
+	for _, s := range got.Servers {
+		ids = append(ids, s.Info.ID)
+	}
+	if fmt.Sprint(ids) != "[gw ms-1 ms-2]" || got.Stats.Forgotten[ForgetEvicted] != 2 || got.Stats.Outcomes[OutcomeRefused] != 1 {
+		t.Fatalf("servers %v, forgotten %v, outcomes %v", ids, got.Stats.Forgotten, got.Stats.Outcomes)
+	}
+}

@@ -159,6 +159,19 @@ func TestReplicasShowOneFleet(t *testing.T) {
 		}
 	}
 	t.Logf("%d servers, %d concurrent pairs; 3 replicas identical", len(gotServers), pairs)
+
+	// One replica forgets a server on an operator's word; all forget it.
+	origin, id, _ := strings.Cut(keys[0], "/")
+	req, _ := http.NewRequest(http.MethodDelete, replicas[1].url("/api/v1/servers/"+origin+"/"+id), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE through one replica: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	after := convergedFleet(t, replicas...)
+	if _, servers := byServer(after); servers[keys[0]] != "" || len(servers) != len(gotServers)-1 {
+		t.Fatalf("after DELETE of %s: %d servers, it still shows: %q", keys[0], len(servers), servers[keys[0]])
+	}
 }
 
 // TestReplicaKilledCatchesUp kills a replica with SIGKILL while senders post
