@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -60,6 +61,7 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
+	tuneGC()
 
 	fleet := collector.NewFleet()
 	writer, closeStore, err := s.openWriter(fleet, logger)
@@ -176,4 +178,20 @@ func (s *serveCmd) endpoints(h *exporter.Handlers) []exporter.Endpoint {
 		}})
 	}
 	return eps
+}
+
+// defaultGOGC is the garbage collector's target when GOGC is not set. The
+// exporter's live heap is small (a few MB for thousands of servers) while a
+// burst of webhooks allocates fast; with Go's default of 100 it would collect
+// many times a second. Measured with exporter/testdata/bench.sh at 64
+// senders, 400 takes the durable ratio from 0.35–0.40 to 0.46–0.48 and the
+// in-memory one from 0.61–0.88 to 0.94–0.95, for a heap at most five times
+// the live one.
+const defaultGOGC = 400
+
+// tuneGC applies defaultGOGC unless the operator chose a GOGC.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGOGC)
+	}
 }
