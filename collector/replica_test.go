@@ -160,7 +160,7 @@ func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	waitUntil(t, "a snapshot is saved and the log trimmed", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "a snapshot is saved and the log trimmed", func() bool {
 		_, err := log.Read(context.Background(), "", 0)
 		return errors.Is(err, storage.ErrGap)
 	})
@@ -184,28 +184,17 @@ func TestReplicaSurvivesRedisOutage(t *testing.T) {
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("ingest with Redis down: %v, want ErrStorage", err)
 	}
-	waitUntil(t, "unhealthy", func() bool { return !a.w.Healthy() && !a.fleet.Snapshot().StorageUp })
+	testenv.WaitFor(t, 30*time.Second, "unhealthy", func() bool { return !a.w.Healthy() && !a.fleet.Snapshot().StorageUp })
 	if s, _ := a.fleet.Get(Key{"mediaserver", "ms-1"}); s.State != StateRegistered {
 		t.Fatalf("the fleet changed during the outage: %+v", s)
 	}
 	srv.Start()
-	waitUntil(t, "healthy again", a.w.Healthy)
+	testenv.WaitFor(t, 30*time.Second, "healthy again", a.w.Healthy)
 	ingest(t, a.w, eventJSON(at(2*time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`))
 	b := startReplica(t, srv, DefaultLimits, clock)
 	got := converged(t, a, b)
 	if len(got.Servers) != 1 || got.Servers[0].State != StateStopped || got.Stats.StorageErrors != 0 {
 		t.Fatalf("after the outage: %+v", got)
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
 // okHandler stands behind the guard in these tests: it says the request
@@ -137,7 +139,7 @@ func TestInFlightCap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "both slots held", func() bool { return srv.inFlight() == 2 })
+	testenv.WaitFor(t, 10*time.Second, "both slots held", func() bool { return srv.inFlight() == 2 })
 	resp, err := http.Post(srv.URL+WebhookPath, "application/json", strings.NewReader(`{}`))
 	if err != nil {
 		t.Fatal(err)
@@ -154,17 +156,5 @@ func TestInFlightCap(t *testing.T) {
 	}
 	for range held {
 		<-done
-	}
-}
-
-// waitUntil polls cond until it holds, for at most 10 seconds.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

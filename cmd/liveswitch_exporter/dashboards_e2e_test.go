@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/dashboards"
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
 // TestBundledRulesAndDashboardsAgainstPrometheus feeds the exporter a
@@ -37,7 +38,7 @@ func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 	rules := writeRules(t)
 	prom := startPrometheus(t, promBin, p.addr, rules)
 
-	waitFor(t, 90*time.Second, "LiveSwitchMediaServerUnregistered to fire for ms-stuck", func() bool {
+	testenv.WaitFor(t, 90*time.Second, "LiveSwitchMediaServerUnregistered to fire for ms-stuck", func() bool {
 		return alertFiring(prom, "LiveSwitchMediaServerUnregistered", map[string]string{
 			"id": "stuck-1", "machine_name": "ms-stuck", "deployment_id": "deployment-1", "region": "us-east", "severity": "warning",
 		})

@@ -15,6 +15,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
 // scrape parses the exporter's /metrics.
@@ -79,13 +81,13 @@ func (l *ackLedger) statusCount(code int) int {
 // waitAcked polls until n events in all were acknowledged.
 func (l *ackLedger) waitAcked(t testing.TB, n int) {
 	t.Helper()
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d acknowledged events", n), func() bool { return l.acked() >= n })
+	testenv.WaitFor(t, 60*time.Second, fmt.Sprintf("%d acknowledged events", n), func() bool { return l.acked() >= n })
 }
 
 // waitStatus polls until some webhook was answered code.
 func (l *ackLedger) waitStatus(t testing.TB, code int) {
 	t.Helper()
-	waitFor(t, 60*time.Second, fmt.Sprintf("an answer %d", code), func() bool { return l.statusCount(code) > 0 })
+	testenv.WaitFor(t, 60*time.Second, fmt.Sprintf("an answer %d", code), func() bool { return l.statusCount(code) > 0 })
 }
 
 // TestCrashLosesNoAcknowledgedEvent kills the exporter with SIGKILL at random

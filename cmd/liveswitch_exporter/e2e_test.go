@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
 
@@ -156,7 +157,7 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 	prom := startPrometheus(t, promBin, p.addr, nil)
 	query := `sum(liveswitch_servers{origin="mediaserver",state="registered"})`
 	var last string
-	waitFor(t, 60*time.Second, "Prometheus to scrape the exporter", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "Prometheus to scrape the exporter", func() bool {
 		v, ok := promQuery(prom, query)
 		last = v
 		return ok && v == strconv.Itoa(want)
@@ -204,7 +205,7 @@ func startPrometheus(t *testing.T, bin, target string, ruleFiles []string) strin
 		}
 	})
 	base := "http://" + addr
-	waitFor(t, 60*time.Second, "Prometheus ready", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "Prometheus ready", func() bool {
 		code, _ := get(base + "/-/ready")
 		return code == http.StatusOK
 	})

@@ -101,7 +101,7 @@ func startExporterEnv(t testing.TB, env []string, args ...string) *process {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("exporter did not listen within 30s\n%s", p.log())
 	}
-	waitFor(t, 30*time.Second, "exporter ready", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "exporter ready", func() bool {
 		return strings.Contains(p.log(), "Fleet restored; ready")
 	})
 	return p
@@ -110,7 +110,7 @@ func startExporterEnv(t testing.TB, env []string, args ...string) *process {
 // listeners waits until the exporter logged n listeners and returns them.
 func (p *process) listeners(t testing.TB, n int) []string {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("%d listeners", n), func() bool {
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d listeners", n), func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return len(p.addrs) >= n
@@ -160,18 +160,6 @@ func (p *process) stop() error {
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
 		return errors.New("exporter did not stop within 30s of SIGTERM")
-	}
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

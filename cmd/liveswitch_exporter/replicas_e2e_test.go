@@ -35,7 +35,7 @@ func scrapeFleet(t testing.TB, p *process) string {
 func convergedFleet(t testing.TB, ps ...*process) string {
 	t.Helper()
 	var sections []string
-	waitFor(t, 30*time.Second, "replicas to converge", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "replicas to converge", func() bool {
 		sections = sections[:0]
 		for _, p := range ps {
 			sections = append(sections, scrapeFleet(t, p))
@@ -211,7 +211,7 @@ func TestRedisOutageRecovers(t *testing.T) {
 	ledger.waitAcked(t, 200)
 	redis.Kill()
 	for _, p := range []*process{a, b} {
-		waitFor(t, 30*time.Second, "not ready while Redis is down", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "not ready while Redis is down", func() bool {
 			code, _ := get(p.url("/-/ready"))
 			return code == http.StatusServiceUnavailable
 		})
@@ -223,7 +223,7 @@ func TestRedisOutageRecovers(t *testing.T) {
 	ledger.waitStatus(t, http.StatusServiceUnavailable)
 	redis.Start()
 	for _, p := range []*process{a, b} {
-		waitFor(t, 30*time.Second, "ready again", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "ready again", func() bool {
 			code, _ := get(p.url("/-/ready"))
 			return code == http.StatusOK
 		})

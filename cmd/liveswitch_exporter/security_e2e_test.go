@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
 func mediaEvent(id, action string, ts int64) string {
@@ -321,7 +323,7 @@ func TestSlowloris(t *testing.T) {
 	if _, m := get(p.url("/metrics")); !strings.Contains(m, `id="normal"`) {
 		t.Fatal("the normal client's event was not applied")
 	}
-	waitFor(t, 60*time.Second, "the server to cut every slow connection", func() bool { return open.Load() == 0 })
+	testenv.WaitFor(t, 60*time.Second, "the server to cut every slow connection", func() bool { return open.Load() == 0 })
 	wg.Wait()
 }
 
