@@ -74,17 +74,6 @@ func (f *Fleet) Len() int {
 	return len(f.servers)
 }
 
-// Get returns a copy of one server's record.
-func (f *Fleet) Get(k Key) (Server, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	s, ok := f.servers[k]
-	if !ok {
-		return Server{}, false
-	}
-	return *s, true
-}
-
 // Snapshot copies the fleet, sorted by origin and id so that every output
 // built from it is deterministic.
 func (f *Fleet) Snapshot() Snapshot {

@@ -185,7 +185,7 @@ func TestReplicaSurvivesRedisOutage(t *testing.T) {
 		t.Fatalf("ingest with Redis down: %v, want ErrStorage", err)
 	}
 	testenv.WaitFor(t, 30*time.Second, "unhealthy", func() bool { return !a.w.Healthy() && !a.fleet.Snapshot().StorageUp })
-	if s, _ := a.fleet.Get(Key{"mediaserver", "ms-1"}); s.State != StateRegistered {
+	if s, _, _ := a.fleet.Server(Key{"mediaserver", "ms-1"}); s.State != StateRegistered {
 		t.Fatalf("the fleet changed during the outage: %+v", s)
 	}
 	srv.Start()

@@ -148,7 +148,7 @@ func TestWebhookAnswers(t *testing.T) {
 			}
 		})
 	}
-	g, _ := srv.fleet.Get(collector.Key{Origin: "gateway", ID: "g1"})
+	g, _, _ := srv.fleet.Server(collector.Key{Origin: "gateway", ID: "g1"})
 	if g.State != collector.StateRunning {
 		t.Fatalf("the rejected batch stopped the gateway: %+v", g)
 	}
@@ -254,7 +254,7 @@ func TestStorageFailureAnswers503(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("after the failure: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	m, _ := fleet.Get(collector.Key{Origin: "mediaserver", ID: "m"})
+	m, _, _ := fleet.Server(collector.Key{Origin: "mediaserver", ID: "m"})
 	if m.State != collector.StateRegistered {
 		t.Fatalf("a failed write changed the fleet: %s", m.State)
 	}
