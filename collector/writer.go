@@ -53,7 +53,7 @@ type Writer struct {
 }
 
 // backend is where a Writer's groups of commands go: the fleet's own store
-// (local), or a log shared by replicas (replicated).
+// (local), or a log shared by replicas (replica).
 type backend interface {
 	// restore loads the fleet; it must finish before the exporter is ready.
 	restore(ctx context.Context) error
