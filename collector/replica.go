@@ -203,11 +203,11 @@ func (r *replica) markDown(err error) {
 func (r *replica) commit(group []*request) {
 	r.seq++
 	nonce := fmt.Sprintf("%s/%d", r.name, r.seq)
+	r.mu.Lock()
+	r.pending[nonce] = group
+	r.mu.Unlock()
 	data, err := json.Marshal(logEntry{Nonce: nonce, Commands: commands(group)})
 	if err == nil {
-		r.mu.Lock()
-		r.pending[nonce] = group
-		r.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
 		err = r.log.Append(ctx, data)
 		cancel()
