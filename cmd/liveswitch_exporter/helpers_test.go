@@ -75,6 +75,16 @@ func startExporter(t testing.TB, args ...string) *process {
 // without a default listen address.
 func startExporterEnv(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
+	p := startListening(t, env, args...)
+	testenv.WaitFor(t, 30*time.Second, "exporter ready", func() bool {
+		return strings.Contains(p.log(), "Fleet restored; ready")
+	})
+	return p
+}
+
+// startListening runs the exporter and waits until it listens, ready or not.
+func startListening(t testing.TB, env []string, args ...string) *process {
+	t.Helper()
 	p := &process{exit: make(chan error, 1)}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), env...)
@@ -101,9 +111,6 @@ func startExporterEnv(t testing.TB, env []string, args ...string) *process {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("exporter did not listen within 30s\n%s", p.log())
 	}
-	testenv.WaitFor(t, 30*time.Second, "exporter ready", func() bool {
-		return strings.Contains(p.log(), "Fleet restored; ready")
-	})
 	return p
 }
 

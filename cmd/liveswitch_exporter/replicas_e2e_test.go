@@ -273,3 +273,26 @@ func (s *targetSet) set(ps []*process) {
 	defer s.mu.Unlock()
 	s.ps = ps
 }
+
+// TestReplicaOverTLS: a replica reaches a TLS-only Redis through rediss://,
+// trusting a private CA through SSL_CERT_FILE; without the CA it refuses the
+// server and stays not ready.
+func TestReplicaOverTLS(t *testing.T) {
+	pki := testenv.NewPKI(t)
+	redis := testenv.StartRedisTLS(t, pki)
+	p := startExporterEnv(t, []string{"SSL_CERT_FILE=" + pki.CAFile},
+		"--web.listen-address=127.0.0.1:0", "--storage.redis-url="+redis.URL())
+	feedSimulated(t, p, 50)
+	if fleet := scrapeFleet(t, p); !strings.Contains(fleet, "liveswitch_server_up{") {
+		t.Fatal("no fleet after events through a TLS Redis")
+	}
+	untrusting := startListening(t, []string{"SSL_CERT_FILE=/dev/null"},
+		"--web.listen-address=127.0.0.1:0", "--storage.redis-url="+redis.URL())
+	testenv.WaitFor(t, 30*time.Second, "a certificate error in the log", func() bool {
+		return strings.Contains(untrusting.log(), "Loading the fleet from the shared store failed") &&
+			strings.Contains(untrusting.log(), "certificate")
+	})
+	if code, _ := get(untrusting.url("/-/ready")); code != http.StatusServiceUnavailable {
+		t.Fatalf("a replica that cannot reach its Redis answers /-/ready %d", code)
+	}
+}

@@ -1,15 +1,7 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -102,66 +94,6 @@ func TestUnauthenticatedWebhookWarns(t *testing.T) {
 	}
 }
 
-// pki is a throw-away CA with a server certificate for 127.0.0.1 and a
-// client certificate.
-type pki struct {
-	dir                       string
-	caFile, certFile, keyFile string
-	clientCert                tls.Certificate
-	pool                      *x509.CertPool
-}
-
-func newPKI(t *testing.T) *pki {
-	t.Helper()
-	p := &pki{dir: t.TempDir(), pool: x509.NewCertPool()}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	p.pool.AddCert(ca)
-	p.caFile = p.writePEM(t, "ca.pem", "CERTIFICATE", caDER)
-	issue := func(serial int64, usage x509.ExtKeyUsage, ips []net.IP) ([]byte, *ecdsa.PrivateKey) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "test"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips, KeyUsage: x509.KeyUsageDigitalSignature}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, key
-	}
-	serverDER, serverKey := issue(2, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
-	p.certFile = p.writePEM(t, "server.pem", "CERTIFICATE", serverDER)
-	keyDER, _ := x509.MarshalECPrivateKey(serverKey)
-	p.keyFile = p.writePEM(t, "server-key.pem", "EC PRIVATE KEY", keyDER)
-	clientDER, clientKey := issue(3, x509.ExtKeyUsageClientAuth, nil)
-	p.clientCert = tls.Certificate{Certificate: [][]byte{clientDER}, PrivateKey: clientKey}
-	return p
-}
-
-func (p *pki) writePEM(t *testing.T, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func (p *pki) client(withCert bool) *http.Client {
-	cfg := &tls.Config{RootCAs: p.pool}
-	if withCert {
-		cfg.Certificates = []tls.Certificate{p.clientCert}
-	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-}
-
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
@@ -176,7 +108,7 @@ func writeFile(t *testing.T, name, content string) string {
 // webhook listener (TLS only) serves LiveSwitch and the probes without
 // basic auth, guarded by the token.
 func TestTLSAndBasicAuth(t *testing.T) {
-	pk := newPKI(t)
+	pk := testenv.NewPKI(t)
 	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pass"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -184,8 +116,8 @@ func TestTLSAndBasicAuth(t *testing.T) {
 	main := writeFile(t, "web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n"+
 		"basic_auth_users:\n  prometheus: %s\n"+
 		"http_server_config:\n  headers:\n    Strict-Transport-Security: max-age=31536000\n    X-Frame-Options: deny\n",
-		pk.certFile, pk.keyFile, hash))
-	hook := writeFile(t, "webhook-web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pk.certFile, pk.keyFile))
+		pk.CertFile, pk.KeyFile, hash))
+	hook := writeFile(t, "webhook-web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pk.CertFile, pk.KeyFile))
 	token := writeFile(t, "token", "hook-token")
 	hookAddr := freePort(t)
 	p := startExporter(t, "--web.config.file="+main, "--webhook.listen-address="+hookAddr,
@@ -196,7 +128,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		mainAddr = addrs[1]
 	}
 	mainURL, hookURL := "https://"+mainAddr, "https://"+hookAddr
-	c := pk.client(false)
+	c := pk.Client(false)
 	auth := http.Header{"Authorization": {"Basic " + basic("prometheus", "scrape-pass")}}
 	now := time.Now().UnixMilli()
 	for _, tc := range []struct {
@@ -243,14 +175,14 @@ func basic(user, pass string) string {
 // TestClientCertificates: with client_auth_type RequireAndVerifyClientCert a
 // client without a certificate from the CA is refused at the handshake.
 func TestClientCertificates(t *testing.T) {
-	pk := newPKI(t)
+	pk := testenv.NewPKI(t)
 	cfg := writeFile(t, "web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n"+
-		"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: %s\n", pk.certFile, pk.keyFile, pk.caFile))
+		"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: %s\n", pk.CertFile, pk.KeyFile, pk.CAFile))
 	p := startExporter(t, "--web.config.file="+cfg)
-	if _, err := pk.client(false).Get("https://" + p.addr + "/metrics"); err == nil {
+	if _, err := pk.Client(false).Get("https://" + p.addr + "/metrics"); err == nil {
 		t.Fatal("served a client without a certificate")
 	}
-	resp, err := pk.client(true).Get("https://" + p.addr + "/metrics")
+	resp, err := pk.Client(true).Get("https://" + p.addr + "/metrics")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("client with a certificate: %v %v", resp, err)
 	}

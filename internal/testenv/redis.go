@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os/exec"
@@ -23,10 +24,17 @@ type Redis struct {
 	dir  string
 	cmd  *exec.Cmd
 	exit chan struct{}
+	pki  *PKI // set: TLS only, with the certificate of pki
 }
 
 // StartRedis starts a redis-server for the test and stops it at cleanup.
-func StartRedis(t testing.TB) *Redis {
+func StartRedis(t testing.TB) *Redis { return startRedis(t, nil) }
+
+// StartRedisTLS starts a redis-server that speaks only TLS, with pki's server
+// certificate (clients need not present one).
+func StartRedisTLS(t testing.TB, pki *PKI) *Redis { return startRedis(t, pki) }
+
+func startRedis(t testing.TB, pki *PKI) *Redis {
 	t.Helper()
 	bin := RequireTool(t, "redis-server", "redis-server")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -35,23 +43,33 @@ func StartRedis(t testing.TB) *Redis {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	r := &Redis{Addr: addr, t: t, bin: bin, dir: t.TempDir()}
+	r := &Redis{Addr: addr, t: t, bin: bin, dir: t.TempDir(), pki: pki}
 	r.Start()
 	t.Cleanup(r.Kill)
 	return r
 }
 
 // URL is the --storage.redis-url of the server.
-func (r *Redis) URL() string { return "redis://" + r.Addr + "/0" }
+func (r *Redis) URL() string {
+	if r.pki != nil {
+		return "rediss://" + r.Addr + "/0"
+	}
+	return "redis://" + r.Addr + "/0"
+}
 
 // Start (re)starts the server on its address and data directory and waits
 // until it answers PING.
 func (r *Redis) Start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
-	r.cmd = exec.Command(r.bin, "--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
+	args := []string{"--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
-		"--protected-mode", "no", "--loglevel", "warning")
+		"--protected-mode", "no", "--loglevel", "warning"}
+	if r.pki != nil {
+		args = append(args, "--port", "0", "--tls-port", port, "--tls-cert-file", r.pki.CertFile,
+			"--tls-key-file", r.pki.KeyFile, "--tls-ca-cert-file", r.pki.CAFile, "--tls-auth-clients", "no")
+	}
+	r.cmd = exec.Command(r.bin, args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
@@ -82,7 +100,13 @@ func (r *Redis) Kill() {
 
 // Ping sends PING over a fresh connection and checks the answer.
 func (r *Redis) Ping() error {
-	conn, err := net.DialTimeout("tcp", r.Addr, time.Second)
+	var conn net.Conn
+	var err error
+	if r.pki != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr, r.pki.TLSConfig(false))
+	} else {
+		conn, err = net.DialTimeout("tcp", r.Addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}
