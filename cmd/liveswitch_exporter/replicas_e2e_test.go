@@ -279,7 +279,7 @@ func (s *targetSet) set(ps []*process) {
 // server and stays not ready.
 func TestReplicaOverTLS(t *testing.T) {
 	pki := testenv.NewPKI(t)
-	redis := testenv.StartRedisTLS(t, pki)
+	redis := testenv.StartRedisWith(t, testenv.RedisOptions{PKI: pki})
 	p := startExporterEnv(t, []string{"SSL_CERT_FILE=" + pki.CAFile},
 		"--web.listen-address=127.0.0.1:0", "--storage.redis-url="+redis.URL())
 	feedSimulated(t, p, 50)
@@ -294,5 +294,27 @@ func TestReplicaOverTLS(t *testing.T) {
 	})
 	if code, _ := get(untrusting.url("/-/ready")); code != http.StatusServiceUnavailable {
 		t.Fatalf("a replica that cannot reach its Redis answers /-/ready %d", code)
+	}
+}
+
+// TestReplicaWithRedisPassword: the password of the URL authenticates the
+// replica and never shows in its log; a wrong one keeps it not ready.
+func TestReplicaWithRedisPassword(t *testing.T) {
+	const password = "s3cret-redis-pass"
+	redis := testenv.StartRedisWith(t, testenv.RedisOptions{Password: password})
+	p := startReplica(t, redis.URL(), "--log.level=debug")
+	feedSimulated(t, p, 20)
+	wrong := startListening(t, nil, "--web.listen-address=127.0.0.1:0", "--log.level=debug",
+		"--storage.redis-url="+strings.Replace(redis.URL(), password, "wrong-guess-pass", 1))
+	testenv.WaitFor(t, 30*time.Second, "an authentication error in the log", func() bool {
+		return strings.Contains(wrong.log(), "Loading the fleet from the shared store failed")
+	})
+	if code, _ := get(wrong.url("/-/ready")); code != http.StatusServiceUnavailable {
+		t.Fatalf("a replica with a wrong password answers /-/ready %d", code)
+	}
+	for _, q := range []*process{p, wrong} {
+		if log := q.log(); strings.Contains(log, password) || strings.Contains(log, "wrong-guess-pass") {
+			t.Fatalf("a Redis password shows in the log:\n%s", log)
+		}
 	}
 }

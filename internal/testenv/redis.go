@@ -24,17 +24,23 @@ type Redis struct {
 	dir  string
 	cmd  *exec.Cmd
 	exit chan struct{}
-	pki  *PKI // set: TLS only, with the certificate of pki
+	opts RedisOptions
+}
+
+// RedisOptions shape a test's redis-server.
+type RedisOptions struct {
+	// PKI, when set, makes the server speak only TLS with its server
+	// certificate (clients need not present one).
+	PKI *PKI
+	// Password, when set, is required of clients (requirepass).
+	Password string
 }
 
 // StartRedis starts a redis-server for the test and stops it at cleanup.
-func StartRedis(t testing.TB) *Redis { return startRedis(t, nil) }
+func StartRedis(t testing.TB) *Redis { return StartRedisWith(t, RedisOptions{}) }
 
-// StartRedisTLS starts a redis-server that speaks only TLS, with pki's server
-// certificate (clients need not present one).
-func StartRedisTLS(t testing.TB, pki *PKI) *Redis { return startRedis(t, pki) }
-
-func startRedis(t testing.TB, pki *PKI) *Redis {
+// StartRedisWith is StartRedis with TLS or a password.
+func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
 	t.Helper()
 	bin := RequireTool(t, "redis-server", "redis-server")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -43,7 +49,7 @@ func startRedis(t testing.TB, pki *PKI) *Redis {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	r := &Redis{Addr: addr, t: t, bin: bin, dir: t.TempDir(), pki: pki}
+	r := &Redis{Addr: addr, t: t, bin: bin, dir: t.TempDir(), opts: opts}
 	r.Start()
 	t.Cleanup(r.Kill)
 	return r
@@ -51,10 +57,14 @@ func startRedis(t testing.TB, pki *PKI) *Redis {
 
 // URL is the --storage.redis-url of the server.
 func (r *Redis) URL() string {
-	if r.pki != nil {
-		return "rediss://" + r.Addr + "/0"
+	scheme, auth := "redis://", ""
+	if r.opts.PKI != nil {
+		scheme = "rediss://"
 	}
-	return "redis://" + r.Addr + "/0"
+	if r.opts.Password != "" {
+		auth = ":" + r.opts.Password + "@"
+	}
+	return scheme + auth + r.Addr + "/0"
 }
 
 // Start (re)starts the server on its address and data directory and waits
@@ -65,9 +75,12 @@ func (r *Redis) Start() {
 	args := []string{"--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
 		"--appendonly", "yes", "--appendfsync", "always", "--save", "",
 		"--protected-mode", "no", "--loglevel", "warning"}
-	if r.pki != nil {
-		args = append(args, "--port", "0", "--tls-port", port, "--tls-cert-file", r.pki.CertFile,
-			"--tls-key-file", r.pki.KeyFile, "--tls-ca-cert-file", r.pki.CAFile, "--tls-auth-clients", "no")
+	if p := r.opts.PKI; p != nil {
+		args = append(args, "--port", "0", "--tls-port", port, "--tls-cert-file", p.CertFile,
+			"--tls-key-file", p.KeyFile, "--tls-ca-cert-file", p.CAFile, "--tls-auth-clients", "no")
+	}
+	if r.opts.Password != "" {
+		args = append(args, "--requirepass", r.opts.Password)
 	}
 	r.cmd = exec.Command(r.bin, args...)
 	if err := r.cmd.Start(); err != nil {
@@ -102,8 +115,8 @@ func (r *Redis) Kill() {
 func (r *Redis) Ping() error {
 	var conn net.Conn
 	var err error
-	if r.pki != nil {
-		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr, r.pki.TLSConfig(false))
+	if r.opts.PKI != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.Addr, r.opts.PKI.TLSConfig(false))
 	} else {
 		conn, err = net.DialTimeout("tcp", r.Addr, time.Second)
 	}
@@ -119,7 +132,8 @@ func (r *Redis) Ping() error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
+	// A server that wants a password answers NOAUTH: it is up all the same.
+	if l := strings.TrimSpace(line); l != "+PONG" && !strings.HasPrefix(l, "-NOAUTH") {
 		return fmt.Errorf("PING answered %s", strconv.Quote(line))
 	}
 	return nil
