@@ -114,11 +114,7 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 			})
 		}
 		time.Sleep(time.Duration(20+rng.IntN(400)) * time.Millisecond) // the kill point, not a synchronisation
-		if err := p.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-p.exit
-		p.exit <- nil
+		p.kill(t)
 		close(stop)
 		wg.Wait()
 	}

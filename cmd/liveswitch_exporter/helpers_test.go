@@ -154,6 +154,16 @@ func (p *process) log() string {
 
 func (p *process) url(path string) string { return "http://" + p.addr + path }
 
+// kill stops the exporter with SIGKILL, as a crash would, and waits for it.
+func (p *process) kill(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exit
+	p.exit <- nil // for the cleanup's stop
+}
+
 // stop sends SIGTERM and returns the exit error (nil for a clean exit).
 func (p *process) stop() error {
 	if p.cmd.ProcessState != nil {

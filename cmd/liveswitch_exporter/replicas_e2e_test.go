@@ -178,16 +178,8 @@ func TestReplicasShowOneFleet(t *testing.T) {
 // to both, restarts it, and checks that it shows what the other shows and
 // that every acknowledged event is reflected in both.
 func TestReplicaKilledCatchesUp(t *testing.T) {
-	redis := testenv.StartRedis(t)
-	a, b := startReplica(t, redis.URL()), startReplica(t, redis.URL())
-	targets := &targetSet{ps: []*process{a, b}}
-	ledger, stop := startLoad(t, targets)
-	ledger.waitAcked(t, 200)
-	if err := b.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-b.exit
-	b.exit <- nil
+	redis, a, b, targets, ledger, stop := twoReplicasUnderLoad(t)
+	b.kill(t)
 	ledger.waitAcked(t, ledger.acked()+200) // a goes on alone
 	b = startReplica(t, redis.URL())
 	targets.set([]*process{a, b})
@@ -204,11 +196,7 @@ func TestReplicaKilledCatchesUp(t *testing.T) {
 // their last fleet and report not ready; when Redis is back they catch up by
 // themselves and every acknowledged event is reflected.
 func TestRedisOutageRecovers(t *testing.T) {
-	redis := testenv.StartRedis(t)
-	a, b := startReplica(t, redis.URL()), startReplica(t, redis.URL())
-	targets := &targetSet{ps: []*process{a, b}}
-	ledger, stop := startLoad(t, targets)
-	ledger.waitAcked(t, 200)
+	redis, a, b, _, ledger, stop := twoReplicasUnderLoad(t)
 	redis.Kill()
 	for _, p := range []*process{a, b} {
 		testenv.WaitFor(t, 30*time.Second, "not ready while Redis is down", func() bool {
@@ -239,6 +227,19 @@ func TestRedisOutageRecovers(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged, %d answered 503 during the outage", ledger.acked(), ledger.statusCount(http.StatusServiceUnavailable))
+}
+
+// twoReplicasUnderLoad starts a Redis and two replicas on it, and 8 senders
+// posting to the replicas until stop; it returns once 200 events were
+// acknowledged.
+func twoReplicasUnderLoad(t *testing.T) (redis *testenv.Redis, a, b *process, targets *targetSet, ledger *ackLedger, stop func()) {
+	t.Helper()
+	redis = testenv.StartRedis(t)
+	a, b = startReplica(t, redis.URL()), startReplica(t, redis.URL())
+	targets = &targetSet{ps: []*process{a, b}}
+	ledger, stop = startLoad(t, targets)
+	ledger.waitAcked(t, 200)
+	return redis, a, b, targets, ledger, stop
 }
 
 // startLoad starts 8 senders posting to targets until stop is called.
