@@ -185,3 +185,16 @@ func fleetMemory(b *testing.B, fullHistory bool) {
 		runtime.KeepAlive(fleet)
 	}
 }
+
+// BenchmarkDecodeManyMembers decodes a hostile 1 MiB event of 100,000
+// made-up members: its cost must grow linearly with the body (it was
+// quadratic once, 26 s for this body).
+func BenchmarkDecodeManyMembers(b *testing.B) {
+	body := manyMembers(100000, "")
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := Decode(body, DecodeOptions{}, testNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

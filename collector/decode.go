@@ -211,11 +211,10 @@ func equalFold(name []byte, lower string) bool {
 
 func splitEnvelope(raw []byte) (envelope, error) {
 	env := envelope{members: make([]member, 0, 8)}
+	var seen map[string]bool // lower-cased names, once there are many members
 	err := eachMember(raw, func(name, value []byte) error {
-		for _, m := range env.members {
-			if bytes.EqualFold(m.name, name) {
-				return fmt.Errorf("member %q is given twice (names are compared without case)", clip(string(name)))
-			}
+		if duplicate(env.members, &seen, name) {
+			return fmt.Errorf("member %q is given twice (names are compared without case)", clip(string(name)))
 		}
 		env.members = append(env.members, member{name, value})
 		return nil
@@ -228,6 +227,35 @@ func splitEnvelope(raw []byte) (envelope, error) {
 	}
 	env.timestamp, _ = env.get("timestamp")
 	return env, nil
+}
+
+// smallEnvelope is how many members are compared one by one; a real event
+// has about ten. Past it, names go into a map, so that a body of a million
+// made-up members costs linear time, not quadratic.
+const smallEnvelope = 16
+
+// duplicate reports whether name repeats (without case) one of members.
+func duplicate(members []member, seen *map[string]bool, name []byte) bool {
+	if len(members) < smallEnvelope {
+		for _, m := range members {
+			if bytes.EqualFold(m.name, name) {
+				return true
+			}
+		}
+		return false
+	}
+	if *seen == nil {
+		*seen = make(map[string]bool, 2*len(members))
+		for _, m := range members {
+			(*seen)[strings.ToLower(string(m.name))] = true
+		}
+	}
+	lower := strings.ToLower(string(name))
+	if (*seen)[lower] {
+		return true
+	}
+	(*seen)[lower] = true
+	return false
 }
 
 // classify fills Type, Origin, Kind and Action from the envelope and checks

@@ -194,3 +194,30 @@ func TestDecodeBatchLimit(t *testing.T) {
 		t.Fatalf("3 events over a limit of 2: got %v", err)
 	}
 }
+
+// manyMembers is an event padded with n made-up top-level members.
+func manyMembers(n int, extra string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"timestamp":1700000000000,"type":"gateway.started","gateway":{"id":"g"}`)
+	for i := range n {
+		fmt.Fprintf(&b, `,"m%d":1`, i)
+	}
+	b.WriteString(extra + "}")
+	return []byte(b.String())
+}
+
+func TestDecodeManyMembers(t *testing.T) {
+	for _, tc := range []struct {
+		n     int
+		extra string
+		ok    bool
+	}{
+		{5, "", true}, {5, `,"M3":2`, false}, // compared one by one
+		{5000, "", true}, {5000, `,"M4999":2`, false}, {5000, `,"TYPE":"x"`, false}, // through the map
+	} {
+		_, err := Decode(manyMembers(tc.n, tc.extra), DecodeOptions{}, testNow)
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "given twice")) {
+			t.Errorf("%d members + %q: %v", tc.n, tc.extra, err)
+		}
+	}
+}
