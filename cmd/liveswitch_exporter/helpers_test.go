@@ -164,6 +164,14 @@ func (p *process) kill(t testing.TB) {
 	p.exit <- nil // for the cleanup's stop
 }
 
+// signal sends sig to the exporter without waiting for it to exit.
+func (p *process) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // stop sends SIGTERM and returns the exit error (nil for a clean exit).
 func (p *process) stop() error {
 	if p.cmd.ProcessState != nil {
