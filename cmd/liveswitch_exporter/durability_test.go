@@ -35,19 +35,19 @@ func scrape(t testing.TB, p *process) map[string]*dto.MetricFamily {
 }
 
 // perServer sums a family's values by the server's id label.
-func perServer(mf *dto.MetricFamily) map[string]float64 {
+func perServer(mf *dto.MetricFamily) map[string]float64 { return sumByLabel(mf, "id") }
+
+// sumByLabel sums a family's values (gauges and counters) by one label.
+func sumByLabel(mf *dto.MetricFamily, label string) map[string]float64 {
 	out := map[string]float64{}
-	if mf == nil {
-		return out
-	}
 	for _, m := range mf.GetMetric() {
-		var id string
+		var value string
 		for _, l := range m.GetLabel() {
-			if l.GetName() == "id" {
-				id = l.GetValue()
+			if l.GetName() == label {
+				value = l.GetValue()
 			}
 		}
-		out[id] += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		out[value] += m.GetGauge().GetValue() + m.GetCounter().GetValue()
 	}
 	return out
 }
