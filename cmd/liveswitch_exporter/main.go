@@ -22,6 +22,7 @@ type cli struct {
 }
 
 func main() {
+	fillVersion()
 	var c cli
 	ctx := kong.Parse(&c,
 		kong.Name(name),
