@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -49,9 +51,12 @@ type serveCmd struct {
 }
 
 // Validate rejects flags that contradict each other; kong calls it after
-// parsing, so the error comes with the usage.
-func (s *serveCmd) Validate() error {
-	if s.RedisURL != "" && (s.StorageInMemory || s.StoragePath != "./data") {
+// parsing, so the error comes with the usage. A --storage.path counts only
+// on the command line: one from the environment (the Docker image sets
+// /data) gives way to a Redis URL.
+func (s *serveCmd) Validate(kctx *kong.Context) error {
+	pathGiven := slices.ContainsFunc(kctx.Path, func(p *kong.Path) bool { return p.Flag != nil && p.Flag.Name == "storage.path" })
+	if s.RedisURL != "" && (s.StorageInMemory || pathGiven) {
 		return errors.New("--storage.redis-url excludes --storage.path and --storage.in-memory")
 	}
 	return nil
