@@ -111,6 +111,36 @@ func TestSimulateCommand(t *testing.T) {
 	}
 }
 
+// TestSimulateSendsTheToken: simulate authenticates with --token, or its
+// variable LIVESWITCH_EXPORTER_TOKEN, to an exporter that requires one.
+func TestSimulateSendsTheToken(t *testing.T) {
+	const token = "sim-token-3b8e"
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startExporter(t, "--webhook.token-file="+file)
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		env   []string
+		acked bool
+	}{
+		{"flag", []string{"--token=" + token}, nil, true},
+		{"environment", nil, []string{"LIVESWITCH_EXPORTER_TOKEN=" + token}, true},
+		{"none", nil, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, append([]string{"simulate", "--target", p.url("/webhook"), "--rate=0", "--count=20"}, tc.args...)...)
+			cmd.Env = append(os.Environ(), tc.env...)
+			out, err := cmd.CombinedOutput()
+			if acked := regexp.MustCompile(`: 20 acknowledged`).Match(out); acked != tc.acked || (err == nil) != tc.acked {
+				t.Fatalf("acknowledged: %t, want %t (%v)\n%s", acked, tc.acked, err, out)
+			}
+		})
+	}
+}
+
 // TestPromtoolCheckMetrics lints a real scrape with Prometheus' own checker.
 func TestPromtoolCheckMetrics(t *testing.T) {
 	promtool := requireTool(t, "promtool")
