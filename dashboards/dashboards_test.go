@@ -332,10 +332,7 @@ func requireTool(t testing.TB, tool string) string {
 // prometheus/tests/ over the shipped files.
 func TestPromtool(t *testing.T) {
 	promtool := requireTool(t, "promtool")
-	tests, err := filepath.Glob("prometheus/tests/*.yml")
-	if err != nil || len(tests) == 0 {
-		t.Fatalf("no rule tests: %v", err)
-	}
+	tests := ruleTestFiles(t)
 	for _, args := range [][]string{
 		{"check", "rules", "prometheus/alerts.yml", "prometheus/rules.yml"},
 		{"check", "config", "prometheus/prometheus.yml"},
@@ -385,6 +382,16 @@ func TestEveryAlertIsDocumented(t *testing.T) {
 	}
 }
 
+// ruleTestFiles lists the promtool rule test files; there must be some.
+func ruleTestFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("prometheus/tests/*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no rule tests: %v", err)
+	}
+	return files
+}
+
 // alertCases counts the alert_rule_tests of one alert by what they expect.
 type alertCases struct{ firing, silent int }
 
@@ -393,12 +400,8 @@ type alertCases struct{ firing, silent int }
 // expect none (pending, or a case that must not page).
 func ruleTestCases(t *testing.T) map[string]alertCases {
 	t.Helper()
-	files, err := filepath.Glob("prometheus/tests/*.yml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no rule tests: %v", err)
-	}
 	out := map[string]alertCases{}
-	for _, file := range files {
+	for _, file := range ruleTestFiles(t) {
 		raw, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
