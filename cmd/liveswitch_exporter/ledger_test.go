@@ -215,3 +215,12 @@ func checkServer(t *testing.T, id string, events []sentEvent, got observed) int 
 	}
 	return acked
 }
+
+// sumByLabel sums a family's values (gauges and counters) by one label.
+func sumByLabel(mf *dto.MetricFamily, name string) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range mf.GetMetric() {
+		out[label(m, name)] += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+	}
+	return out
+}

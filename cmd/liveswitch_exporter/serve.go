@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -52,34 +53,15 @@ type serveCmd struct {
 }
 
 // Validate rejects flags that contradict each other; kong calls it after
-// parsing, so the error comes with the usage.
+// parsing, so the error comes with the usage. A --storage.path counts only
+// on the command line: one from the environment (the Docker image sets
+// /data) gives way to a Redis URL.
 func (s *serveCmd) Validate(kctx *kong.Context) error {
-	if s.RedisURL != "" && (s.StorageInMemory || flagSet(kctx, "storage.path")) {
+	pathGiven := slices.ContainsFunc(kctx.Path, func(p *kong.Path) bool { return p.Flag != nil && p.Flag.Name == "storage.path" })
+	if s.RedisURL != "" && (s.StorageInMemory || pathGiven) {
 		return errors.New("--storage.redis-url excludes --storage.path and --storage.in-memory")
 	}
 	return nil
-}
-
-// flagSet reports whether a flag was given, on the command line or in the
-// environment, rather than left at its default (kong marks defaults as set
-// too, so the parse path and the variables are read instead).
-func flagSet(kctx *kong.Context, name string) bool {
-	for _, p := range kctx.Path {
-		if p.Flag != nil && p.Flag.Name == name {
-			return true
-		}
-	}
-	for _, f := range kctx.Flags() {
-		if f.Name != name {
-			continue
-		}
-		for _, env := range f.Tag.Envs {
-			if _, ok := os.LookupEnv(env); ok {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func (s *serveCmd) Run(logger *slog.Logger) error {
