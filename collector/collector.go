@@ -2,6 +2,8 @@ package collector
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 const namespace = "liveswitch"
@@ -26,6 +28,7 @@ type Collector struct {
 	servers, groupCores                                           *prometheus.Desc
 	outcomes, lastReceived, storageErrors, storageUp              *prometheus.Desc
 	tracked, limit, forgotten                                     *prometheus.Desc
+	dataLoss                                                      *prometheus.Desc
 }
 
 // NewCollector returns a collector of fleet's metrics.
@@ -59,6 +62,9 @@ func NewCollector(fleet *Fleet) *Collector {
 		forgotten: prometheus.NewDesc("liveswitch_exporter_servers_forgotten_total",
 			"Servers forgotten, with all their series, by reason: retention after stop, stale, evicted to make room, deleted through the API.",
 			[]string{"reason"}, nil),
+		dataLoss: prometheus.NewDesc("liveswitch_exporter_storage_data_loss_total",
+			"Losses of the replicas' shared log (keys deleted or evicted, a failover that lost writes) that a replica rebuilt it from, by what was lost. Replicas only.",
+			[]string{"cause"}, nil),
 	}
 }
 
@@ -66,7 +72,7 @@ func NewCollector(fleet *Fleet) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.state, c.cores, c.info, c.lastEvent, c.stateChange,
 		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors, c.storageUp,
-		c.tracked, c.limit, c.forgotten} {
+		c.tracked, c.limit, c.forgotten, c.dataLoss} {
 		ch <- d
 	}
 }
@@ -107,6 +113,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for r := range numReasons {
 		ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue,
 			float64(snap.Stats.Forgotten[r]), ForgetReason(r).String())
+	}
+	if snap.Shared {
+		for l := storage.LossNone + 1; l < storage.NumLosses; l++ {
+			ch <- prometheus.MustNewConstMetric(c.dataLoss, prometheus.CounterValue, float64(snap.Stats.DataLoss[l]), l.String())
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // Fleet is the committed state of every tracked server, plus the counters
@@ -19,6 +20,12 @@ type Fleet struct {
 	// knows at once whether it can evict.
 	stopped int
 	stats   Stats
+	// offset keeps the shared counters of this process from going back
+	// when a replica's fleet is replaced by one that counted less (a log
+	// rebuilt after a loss): Prometheus would read a decrease as a reset.
+	offset Stats
+	// shared is set for a replica's fleet, folded from a shared log.
+	shared bool
 	// history holds each server's last applied lifecycle events.
 	history map[Key]*history
 	// storageUp is whether the store accepted the last write (or, for a
@@ -37,6 +44,9 @@ type Stats struct {
 	StorageErrors uint64
 	// Forgotten counts servers forgotten, by reason.
 	Forgotten [numReasons]uint64
+	// DataLoss counts the losses of a shared log that replicas rebuilt it
+	// from, by what was lost.
+	DataLoss [storage.NumLosses]uint64
 	// Limit is the configured maximum of tracked servers (0: none).
 	Limit int
 }
@@ -49,8 +59,30 @@ func (s *Stats) add(d *Stats) {
 	for i, n := range d.Forgotten {
 		s.Forgotten[i] += n
 	}
+	for i, n := range d.DataLoss {
+		s.DataLoss[i] += n
+	}
 	s.StorageErrors += d.StorageErrors
 	s.LastReceivedMs = max(s.LastReceivedMs, d.LastReceivedMs)
+}
+
+// keepUp raises offset so that shared+offset never falls below shown, the
+// counters this process showed before its shared counters were replaced.
+func (offset *Stats) keepUp(shown, shared *Stats) {
+	raise := func(shown, shared uint64, off *uint64) {
+		if shared+*off < shown {
+			*off = shown - shared
+		}
+	}
+	for i := range shown.Outcomes {
+		raise(shown.Outcomes[i], shared.Outcomes[i], &offset.Outcomes[i])
+	}
+	for i := range shown.Forgotten {
+		raise(shown.Forgotten[i], shared.Forgotten[i], &offset.Forgotten[i])
+	}
+	for i := range shown.DataLoss {
+		raise(shown.DataLoss[i], shared.DataLoss[i], &offset.DataLoss[i])
+	}
 }
 
 // Snapshot is a copy of the fleet taken at one instant.
@@ -58,6 +90,8 @@ type Snapshot struct {
 	Servers   []Server
 	Stats     Stats
 	StorageUp bool
+	// Shared is set when the fleet is a replica's, folded from a shared log.
+	Shared bool
 }
 
 // NewFleet returns an empty fleet.
@@ -75,10 +109,19 @@ func (f *Fleet) Len() int {
 }
 
 // Snapshot copies the fleet, sorted by origin and id so that every output
-// built from it is deterministic.
+// built from it is deterministic. Its counters are those this process
+// shows (never going back).
 func (f *Fleet) Snapshot() Snapshot {
+	snap := f.sharedSnapshot()
+	snap.Stats.add(&f.offset)
+	return snap
+}
+
+// sharedSnapshot is Snapshot with the counters as folded from the log,
+// which is what a replica saves for the others.
+func (f *Fleet) sharedSnapshot() Snapshot {
 	f.mu.RLock()
-	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load()}
+	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load(), Shared: f.shared}
 	for _, s := range f.servers {
 		snap.Servers = append(snap.Servers, *s)
 	}
@@ -135,7 +178,8 @@ func (f *Fleet) setStorageUp(up bool) { f.storageUp.Store(up) }
 
 // replace swaps the whole fleet for one loaded from a shared snapshot, with
 // the counters that belong to it. The counters of what this exporter alone
-// saw (invalid bodies, store failures) are kept.
+// saw (invalid bodies, store failures) are kept, and the shared ones, as
+// shown, never go back.
 func (f *Fleet) replace(servers map[Key]*Server, shared *Stats) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -148,8 +192,11 @@ func (f *Fleet) replace(servers map[Key]*Server, shared *Stats) {
 			delete(f.history, k)
 		}
 	}
+	shown := f.stats
+	shown.add(&f.offset)
 	invalid := f.stats.Outcomes[OutcomeInvalid]
-	f.stats.Outcomes, f.stats.Forgotten = shared.Outcomes, shared.Forgotten
+	f.stats.Outcomes, f.stats.Forgotten, f.stats.DataLoss = shared.Outcomes, shared.Forgotten, shared.DataLoss
 	f.stats.Outcomes[OutcomeInvalid] = invalid
 	f.stats.LastReceivedMs = max(f.stats.LastReceivedMs, shared.LastReceivedMs)
+	f.offset.keepUp(&shown, &f.stats)
 }

@@ -23,12 +23,12 @@ type testReplica struct {
 
 func startReplica(t *testing.T, srv *testenv.Redis, limits Limits, clock *fakeClock) testReplica {
 	t.Helper()
-	log, err := storage.OpenRedis(srv.URL(), "test:", t.Name(), nil)
+	log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "test:", Owner: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fleet := NewFleet()
-	w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now})
+	w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
 	t.Cleanup(func() { w.Close(); _ = log.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -155,7 +155,7 @@ func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 			clock.Advance(snapshotInterval) // a snapshot is due after the next fold
 		}
 	}
-	log, err := storage.OpenRedis(srv.URL(), "test:", "probe", nil)
+	log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "test:", Owner: "probe"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,12 +205,12 @@ func BenchmarkReplicaLag(b *testing.B) {
 	clock := &fakeClock{now: testNow}
 	replicas := make([]testReplica, 2)
 	for i := range replicas {
-		log, err := storage.OpenRedis(srv.URL(), "bench:", "bench", nil)
+		log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "bench:", Owner: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}
 		fleet := NewFleet()
-		w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now})
+		w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
 		defer w.Close()
 		if err := w.Restore(context.Background()); err != nil {
 			b.Fatal(err)

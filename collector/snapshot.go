@@ -4,20 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // snapshotData is a replica's fleet as saved in the shared store: the servers
 // and the counters that every replica derives from the log alike.
 type snapshotData struct {
-	Servers        []Server            `json:"servers"`
-	Outcomes       [numOutcomes]uint64 `json:"outcomes"`
-	Forgotten      [numReasons]uint64  `json:"forgotten"`
-	LastReceivedMs int64               `json:"last_received_ms"`
+	Servers        []Server                  `json:"servers"`
+	Outcomes       [numOutcomes]uint64       `json:"outcomes"`
+	Forgotten      [numReasons]uint64        `json:"forgotten"`
+	DataLoss       [storage.NumLosses]uint64 `json:"data_loss"`
+	LastReceivedMs int64                     `json:"last_received_ms"`
 }
 
 func encodeSnapshot(snap *Snapshot) ([]byte, error) {
 	d := snapshotData{Servers: snap.Servers, Outcomes: snap.Stats.Outcomes,
-		Forgotten: snap.Stats.Forgotten, LastReceivedMs: snap.Stats.LastReceivedMs}
+		Forgotten: snap.Stats.Forgotten, DataLoss: snap.Stats.DataLoss, LastReceivedMs: snap.Stats.LastReceivedMs}
 	d.Outcomes[OutcomeInvalid] = 0 // counted by the replica that received them
 	return json.Marshal(&d)
 }
@@ -41,7 +44,7 @@ func decodeSnapshot(data []byte) (map[Key]*Server, *Stats, error) {
 		}
 		servers[s.Key()] = s
 	}
-	stats.Outcomes, stats.Forgotten, stats.LastReceivedMs = d.Outcomes, d.Forgotten, d.LastReceivedMs
+	stats.Outcomes, stats.Forgotten, stats.DataLoss, stats.LastReceivedMs = d.Outcomes, d.Forgotten, d.DataLoss, d.LastReceivedMs
 	return servers, stats, nil
 }
 
@@ -57,7 +60,7 @@ func (r *replica) maybeSave(ctx context.Context) {
 	if !r.claim(ctx, "snapshot", snapshotInterval) {
 		return
 	}
-	snap, through := r.w.fleet.Snapshot(), r.position
+	snap, through := r.w.fleet.sharedSnapshot(), r.position
 	r.saving.Store(true)
 	r.saves.Add(1)
 	go func() {

@@ -41,11 +41,14 @@ type serveCmd struct {
 	MaxEvents     int           `name:"webhook.max-events-per-request" default:"1000" help:"Most events accepted in one batched webhook."`
 	MaxFutureSkew time.Duration `name:"webhook.max-future-skew" default:"5m" help:"How far ahead of this exporter's clock an event may be stamped."`
 
-	StoragePath     string `name:"storage.path" default:"./data" help:"Directory of the embedded fleet store; empty keeps the fleet in memory only."`
-	StorageOnDamage string `name:"storage.on-damage" default:"refuse" enum:"refuse,start-empty" help:"What to do with a damaged store: refuse to start (exit non-zero), or move it aside and start with an empty fleet."`
-	StorageInMemory bool   `name:"storage.in-memory" help:"Keep the fleet in memory only (lost on exit): for tests and demos."`
-	RedisURL        string `name:"storage.redis-url" help:"Share the fleet with other replicas through this Redis (redis://[:password@]host:port/db, rediss:// for TLS, ?master_name=NAME&addr=... for Sentinel); excludes --storage.path."`
-	RedisPrefix     string `name:"storage.redis-prefix" default:"liveswitch_exporter:" help:"Prefix of the Redis keys, so that several LiveSwitch deployments can share one Redis."`
+	StoragePath       string        `name:"storage.path" default:"./data" help:"Directory of the embedded fleet store; empty keeps the fleet in memory only."`
+	StorageOnDamage   string        `name:"storage.on-damage" default:"refuse" enum:"refuse,start-empty" help:"What to do with a damaged store: refuse to start (exit non-zero), or move it aside and start with an empty fleet."`
+	StorageInMemory   bool          `name:"storage.in-memory" help:"Keep the fleet in memory only (lost on exit): for tests and demos."`
+	RedisURL          string        `name:"storage.redis-url" help:"Share the fleet with other replicas through this Redis (redis://[:password@]host:port/db, rediss:// for TLS, ?master_name=NAME&addr=... for Sentinel); excludes --storage.path."`
+	RedisPrefix       string        `name:"storage.redis-prefix" default:"liveswitch_exporter:" help:"Prefix of the Redis keys, so that several LiveSwitch deployments can share one Redis."`
+	RedisTimeout      time.Duration `name:"storage.redis-timeout" default:"2s" help:"Longest a webhook waits for the shared Redis (append and fold); an append Redis runs later is refused by Redis itself."`
+	RedisWaitReplicas int           `name:"storage.redis-wait-replicas" default:"0" help:"Acknowledge a webhook only once this many Redis replicas have its entry (Redis WAIT); fewer in time is a 503 (0: do not wait)."`
+	RedisWaitTimeout  time.Duration `name:"storage.redis-wait-timeout" default:"500ms" help:"Longest wait for --storage.redis-wait-replicas; shorter than --storage.redis-timeout."`
 
 	ServerRetention  time.Duration `name:"server.retention" default:"1h" help:"Forget a stopped server this long after it stopped (0: never)."`
 	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" help:"Forget a server of any state after this long without an event (0: never)."`
@@ -60,6 +63,12 @@ func (s *serveCmd) Validate(kctx *kong.Context) error {
 	pathGiven := slices.ContainsFunc(kctx.Path, func(p *kong.Path) bool { return p.Flag != nil && p.Flag.Name == "storage.path" })
 	if s.RedisURL != "" && (s.StorageInMemory || pathGiven) {
 		return errors.New("--storage.redis-url excludes --storage.path and --storage.in-memory")
+	}
+	if s.RedisWaitReplicas < 0 || s.RedisTimeout <= 0 {
+		return errors.New("--storage.redis-wait-replicas must be 0 or more and --storage.redis-timeout above 0")
+	}
+	if s.RedisWaitReplicas > 0 && s.RedisWaitTimeout >= s.RedisTimeout {
+		return errors.New("--storage.redis-wait-timeout must be shorter than --storage.redis-timeout")
 	}
 	return nil
 }
@@ -170,12 +179,13 @@ func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *c
 	}
 	if s.RedisURL != "" {
 		host, _ := os.Hostname()
-		log, err := storage.OpenRedis(s.RedisURL, s.RedisPrefix, host, logger)
+		log, err := storage.OpenRedis(s.RedisURL, storage.RedisOptions{Prefix: s.RedisPrefix, Owner: host, Logger: logger,
+			WaitReplicas: s.RedisWaitReplicas, WaitTimeout: s.RedisWaitTimeout})
 		if err != nil {
 			return nil, nil, err
 		}
 		logger.Info("Fleet state is shared through Redis", "prefix", s.RedisPrefix)
-		return collector.NewReplica(fleet, log, opts), log.Close, nil
+		return collector.NewReplica(fleet, log, opts, collector.ReplicaOptions{Timeout: s.RedisTimeout}), log.Close, nil
 	}
 	store, err := s.openStore(logger)
 	if err != nil {
