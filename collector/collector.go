@@ -26,11 +26,14 @@ type Collector struct {
 	servers, groupCores                                           *prometheus.Desc
 	outcomes, lastReceived, storageErrors, storageUp              *prometheus.Desc
 	tracked, limit, forgotten                                     *prometheus.Desc
+	// gateway describes the series from the Gateway's REST API; nil when
+	// the API is off.
+	gateway *gatewayDescs
 }
 
 // NewCollector returns a collector of fleet's metrics.
-func NewCollector(fleet *Fleet) *Collector {
-	return &Collector{
+func NewCollector(fleet *Fleet, opts ...CollectorOption) *Collector {
+	c := &Collector{
 		fleet: fleet,
 		up:    serverDesc("up", "1 unless the server's last lifecycle event says it stopped."),
 		state: serverDesc("state", "Lifecycle state of the server: 1 for the current state, 0 for the others.", "state"),
@@ -60,6 +63,10 @@ func NewCollector(fleet *Fleet) *Collector {
 			"Servers forgotten, with all their series, by reason: retention after stop, stale, evicted to make room, deleted through the API.",
 			[]string{"reason"}, nil),
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Describe implements prometheus.Collector.
@@ -68,6 +75,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors, c.storageUp,
 		c.tracked, c.limit, c.forgotten} {
 		ch <- d
+	}
+	if c.gateway != nil {
+		c.gateway.describe(ch)
 	}
 }
 
@@ -107,6 +117,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for r := range numReasons {
 		ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue,
 			float64(snap.Stats.Forgotten[r]), ForgetReason(r).String())
+	}
+	if c.gateway != nil {
+		c.gateway.collect(ch, &snap)
 	}
 }
 
