@@ -46,6 +46,8 @@ type serveCmd struct {
 	ServerRetention  time.Duration `name:"server.retention" default:"1h" help:"Forget a stopped server this long after it stopped (0: never)."`
 	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" help:"Forget a server of any state after this long without an event (0: never)."`
 	ServerMax        int           `name:"server.max" default:"10000" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
+
+	Gateway gatewayFlags `embed:""`
 }
 
 // Validate rejects flags that contradict each other; kong calls it after
@@ -54,7 +56,7 @@ func (s *serveCmd) Validate() error {
 	if s.RedisURL != "" && (s.StorageInMemory || s.StoragePath != "./data") {
 		return errors.New("--storage.redis-url excludes --storage.path and --storage.in-memory")
 	}
-	return nil
+	return s.Gateway.validate()
 }
 
 func (s *serveCmd) Run(logger *slog.Logger) error {
@@ -78,7 +80,11 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	if guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
-	registry := exporter.NewRegistry(collector.NewCollector(fleet))
+	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...))
+	poller, err := s.Gateway.poller(writer, registry, s.ServerMax, logger)
+	if err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
@@ -113,6 +119,9 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	ready.Store(true)
 	logger.Info("Fleet restored; ready", "servers", fleet.Len())
 	go writer.RunSweeper(serveCtx)
+	if poller != nil {
+		go poller.Run(serveCtx)
+	}
 	return <-served
 }
 
