@@ -177,7 +177,11 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 // the given rule files, and returns its base URL.
 func startPrometheus(t *testing.T, bin, target string, ruleFiles []string) string {
 	t.Helper()
-	dir := t.TempDir()
+	return runPrometheus(t, bin, prometheusConfig(target, ruleFiles))
+}
+
+// prometheusConfig scrapes target and evaluates the rules every second.
+func prometheusConfig(target string, ruleFiles []string) string {
 	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"+
 		"scrape_configs:\n  - job_name: liveswitch\n    static_configs:\n      - targets: ['%s']\n", target)
 	if len(ruleFiles) > 0 {
@@ -186,6 +190,14 @@ func startPrometheus(t *testing.T, bin, target string, ruleFiles []string) strin
 			cfg += fmt.Sprintf("  - %q\n", f)
 		}
 	}
+	return cfg
+}
+
+// runPrometheus runs a real Prometheus with the configuration cfg and
+// returns its base URL once it is ready.
+func runPrometheus(t *testing.T, bin, cfg string) string {
+	t.Helper()
+	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

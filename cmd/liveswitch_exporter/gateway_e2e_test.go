@@ -51,6 +51,20 @@ func apiFlags(t testing.TB, sim *process, interval string) []string {
 		"--liveswitch.api-interval=" + interval}
 }
 
+// simulatedGateway serves, on a loopback listener of the test, the Gateway
+// of the default simulated fleet after its first n events: the fleet that
+// feedSimulated(t, p, n) describes to an exporter through webhooks.
+func simulatedGateway(t testing.TB, n int, cfg simulate.GatewayConfig) string {
+	t.Helper()
+	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
+	for range n {
+		gen.Next()
+	}
+	srv := httptest.NewServer(simulate.NewGateway(gen, cfg))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // listedBySimulator asks the simulated Gateway which media servers it lists.
 func listedBySimulator(t testing.TB, sim *process) []string {
 	t.Helper()
