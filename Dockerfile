@@ -20,8 +20,13 @@ RUN CGO_ENABLED=0 go build -trimpath -o /out/liveswitch_exporter \
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/liveswitch_exporter /bin/liveswitch_exporter
+# The store is /data itself (not ./data under the working directory), a
+# volume owned by the user the exporter runs as. README's Docker section says
+# so, and cmd/liveswitch_exporter's TestDockerfileAgreesWithReadme checks it.
 COPY --from=build --chown=nonroot:nonroot /out/data /data
 USER nonroot:nonroot
 WORKDIR /data
+ENV LIVESWITCH_EXPORTER_STORAGE_PATH=/data
+VOLUME /data
 EXPOSE 9818
 ENTRYPOINT ["/bin/liveswitch_exporter"]

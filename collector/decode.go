@@ -22,7 +22,7 @@ type DecodeOptions struct {
 }
 
 // DefaultDecodeOptions are the limits used when the operator sets none.
-var DefaultDecodeOptions = DecodeOptions{MaxEvents: 1000, MaxFutureSkew: time.Hour}
+var DefaultDecodeOptions = DecodeOptions{MaxEvents: 1000, MaxFutureSkew: 5 * time.Minute}
 
 // InvalidError says why a webhook body was rejected; the HTTP layer answers it
 // with 400 and the reason as the body.
@@ -312,6 +312,11 @@ func stringMember(env envelope, name string) (string, error) {
 	return str, nil
 }
 
+// minTimestampMs is 10^12 ms, September 2001: anything earlier is taken for
+// a time in seconds (10^9 s is 2001 too), which would otherwise be applied as
+// January 1970 and lose to every real event.
+const minTimestampMs = 1_000_000_000_000
+
 func decodeTimestamp(raw []byte, opts DecodeOptions, now time.Time) (int64, error) {
 	if raw == nil || string(raw) == "null" {
 		return 0, errors.New(`missing "timestamp"`)
@@ -328,8 +333,11 @@ func decodeTimestamp(raw []byte, opts DecodeOptions, now time.Time) (int64, erro
 		}
 		ms = int64(f)
 	}
-	if ms <= 0 {
+	switch {
+	case ms <= 0:
 		return 0, fmt.Errorf(`"timestamp" %d is not after the Unix epoch`, ms)
+	case ms < minTimestampMs:
+		return 0, fmt.Errorf(`"timestamp" %d looks like seconds; LiveSwitch sends milliseconds since the epoch`, ms)
 	}
 	if opts.MaxFutureSkew > 0 && ms > now.Add(opts.MaxFutureSkew).UnixMilli() {
 		return 0, fmt.Errorf(`"timestamp" %d is more than %s ahead of the exporter's clock`, ms, opts.MaxFutureSkew)

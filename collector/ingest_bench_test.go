@@ -17,7 +17,7 @@ func BenchmarkIngestParallel(b *testing.B) {
 		b.Run(fmt.Sprintf("durable=%v", durable), func(b *testing.B) {
 			var store storage.Store
 			if durable {
-				s, err := storage.OpenBolt(b.TempDir(), nil)
+				s, err := storage.Open(b.TempDir(), storage.Options{})
 				if err != nil {
 					b.Fatal(err)
 				}

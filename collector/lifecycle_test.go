@@ -127,7 +127,7 @@ func TestMaxServersEvictsLongestStopped(t *testing.T) {
 // 1,000, through the real store: the fleet, the store and the heap stay
 // bounded.
 func TestFloodOfDistinctIDs(t *testing.T) {
-	store, err := storage.OpenBolt(t.TempDir(), nil)
+	store, err := storage.Open(t.TempDir(), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestForget(t *testing.T) {
 // TestRestoreFromStore: a new writer on the same store sees the same fleet.
 func TestRestoreFromStore(t *testing.T) {
 	dir := t.TempDir()
-	store, err := storage.OpenBolt(dir, nil)
+	store, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestRestoreFromStore(t *testing.T) {
 	w.Close()
 	store.Close()
 
-	store, err = storage.OpenBolt(dir, nil)
+	store, err = storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestRestoreFromStore(t *testing.T) {
 // TestStorageFailureChangesNothing: when the store refuses a commit, the
 // request fails with ErrStorage and the fleet is as it was.
 func TestStorageFailureChangesNothing(t *testing.T) {
-	store, err := storage.OpenBolt(t.TempDir(), nil)
+	store, err := storage.Open(t.TempDir(), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,7 @@ func (l *local) restore(ctx context.Context) error {
 func (l *local) commit(group []*request) {
 	st, results, delta := foldGroup(l.w.fleet, l.w.opts.Limits, commands(group))
 	if err := l.persist(st); err != nil {
-		l.w.storageFailed(err, len(group))
-		for _, r := range group {
-			r.answer(Result{}, fmt.Errorf("%w: %w", ErrStorage, err))
-		}
+		answerAll(group, Result{}, l.w.storageFailed(err, len(group)))
 		return
 	}
 	l.w.fleet.setStorageUp(true)

@@ -124,7 +124,7 @@ func TestListedServerIsNotStale(t *testing.T) {
 // committed together and come back after a restart, series for series.
 func TestGatewayViewRestoredFromStore(t *testing.T) {
 	dir := t.TempDir()
-	store, err := storage.OpenBolt(dir, nil)
+	store, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestGatewayViewRestoredFromStore(t *testing.T) {
 	w.Close()
 	store.Close()
 
-	store, err = storage.OpenBolt(dir, nil)
+	store, err = storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestGatewayViewRestoredFromStore(t *testing.T) {
 // TestCorruptGatewayRecordRefused: a view that cannot be read stops the
 // restore, as a corrupt server record does.
 func TestCorruptGatewayRecordRefused(t *testing.T) {
-	store, err := storage.OpenBolt(t.TempDir(), nil)
+	store, err := storage.Open(t.TempDir(), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -214,8 +214,7 @@ func (r *replica) commit(group []*request) {
 	}
 	if err != nil {
 		if group := r.take(nonce); group != nil {
-			r.w.storageFailed(err, len(group))
-			answerAll(group, Result{}, fmt.Errorf("%w: %w", ErrStorage, err))
+			answerAll(group, Result{}, r.w.storageFailed(err, len(group)))
 		}
 		return
 	}

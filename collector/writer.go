@@ -7,18 +7,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
-// ErrStorage wraps a failure of the store: nothing was applied and the
-// sender should retry (the HTTP layer answers 503).
-var ErrStorage = errors.New("storage unavailable")
-
-// ErrClosed is returned for work submitted after Close.
-var ErrClosed = errors.New("fleet writer is closed")
-
 // maxGroup bounds how many requests share one commit.
 const maxGroup = 1024
+
+// errorLogInterval spaces the log lines of a failing store, which every
+// webhook would otherwise repeat.
+const errorLogInterval = 10 * time.Second
 
 // limitLogInterval spaces the log lines about evictions and refusals, which
 // a flood of new ids would otherwise repeat for every event.
@@ -50,6 +48,7 @@ type Writer struct {
 	closed  sync.Once
 	logger  *slog.Logger
 	limits  limitLog
+	errLog  *ratelog.Limiter
 }
 
 // backend is where a Writer's groups of commands go: the fleet's own store
@@ -111,6 +110,7 @@ func newWriter(fleet *Fleet, opts *WriterOptions) *Writer {
 	return &Writer{
 		fleet: fleet, opts: *opts, logger: opts.Logger,
 		reqs: make(chan *request), stop: make(chan struct{}), done: make(chan struct{}),
+		errLog: ratelog.New(errorLogInterval, opts.Now),
 	}
 }
 
@@ -180,6 +180,11 @@ func (w *Writer) RunSweeper(ctx context.Context) {
 	}
 }
 
+// submit hands cmd to the writer and waits for its outcome. A request whose
+// context ends before the writer took it returns ctx.Err(): nothing was
+// applied. Once taken, it waits for the outcome even if the client went
+// away, so that what is logged is what happened; the writer answers every
+// request it took, and promptly.
 func (w *Writer) submit(ctx context.Context, cmd command) (Result, error) {
 	r := &request{cmd: cmd, result: make(chan outcomeOrErr, 1)}
 	select {
@@ -189,12 +194,8 @@ func (w *Writer) submit(ctx context.Context, cmd command) (Result, error) {
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
-	select {
-	case out := <-r.result:
-		return out.res, out.err
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
-	}
+	out := <-r.result
+	return out.res, out.err
 }
 
 // Close stops the writer once the group being committed is done. Calling it
@@ -263,9 +264,12 @@ func (w *Writer) logLimits(delta *Stats) {
 // so the key is unambiguous whatever the id holds.
 func recordKey(k Key) string { return k.Origin + "/" + k.ID }
 
-// storageFailed counts and logs a group the store refused.
-func (w *Writer) storageFailed(err error, requests int) {
+// storageFailed counts and logs a group the store refused, and returns the
+// error its requests are answered with.
+func (w *Writer) storageFailed(err error, requests int) *StorageError {
 	w.fleet.count(&Stats{StorageErrors: 1})
 	w.fleet.setStorageUp(false)
-	w.logger.Error("Storing fleet changes failed; nothing applied", "err", err, "requests", requests)
+	w.errLog.Log(w.logger, slog.LevelError, "Storing fleet changes failed; nothing applied, webhooks answered 503",
+		"err", err, "requests", requests)
+	return storageError(err)
 }

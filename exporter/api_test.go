@@ -22,11 +22,11 @@ func (s *testServer) getJSON(t *testing.T, path string, v any) int {
 func feedAPIFleet(t *testing.T, srv *testServer) {
 	t.Helper()
 	for _, body := range []string{
-		event(1000, "mediaserver.registered", `{"id":"ms-1","region":"eu","deploymentId":"prod","coreCount":8,"machineName":"m1","version":"1.2"}`),
-		event(1000, "mediaserver.started", `{"id":"ms-2","region":"us","deploymentId":"prod"}`),
-		event(1000, "mediaserver.unregistered", `{"id":"ms-3","region":"eu","deploymentId":"staging"}`),
-		event(1000, "gateway.started", `{"id":"gw-1","deploymentId":"prod"}`),
-		event(1000, "sipconnector.stopped", `{"id":"sip-1","region":"eu","deploymentId":"prod"}`),
+		event(t0, "mediaserver.registered", `{"id":"ms-1","region":"eu","deploymentId":"prod","coreCount":8,"machineName":"m1","version":"1.2"}`),
+		event(t0, "mediaserver.started", `{"id":"ms-2","region":"us","deploymentId":"prod"}`),
+		event(t0, "mediaserver.unregistered", `{"id":"ms-3","region":"eu","deploymentId":"staging"}`),
+		event(t0, "gateway.started", `{"id":"gw-1","deploymentId":"prod"}`),
+		event(t0, "sipconnector.stopped", `{"id":"sip-1","region":"eu","deploymentId":"prod"}`),
 	} {
 		if code, answer := srv.do(t, http.MethodPost, WebhookPath, body); code != http.StatusNoContent {
 			t.Fatalf("feeding %s: %d %s", body, code, answer)
@@ -71,7 +71,7 @@ func TestServersAPI(t *testing.T) {
 		t.Fatalf("unknown state: %d %q", code, errOut.Error)
 	}
 	code, body := srv.do(t, http.MethodGet, "/api/v1/servers?origin=mediaserver&state=registered", "")
-	for _, want := range []string{`"machine_name": "m1"`, `"cores": 8`, `"since": "1970-01-01T00:00:01Z"`, `"version": "1.2"`} {
+	for _, want := range []string{`"machine_name": "m1"`, `"cores": 8`, `"since": "2026-01-01T00:00:00Z"`, `"version": "1.2"`} {
 		if code != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("ms-1 lacks %s:\n%s", want, body)
 		}
@@ -86,7 +86,7 @@ func TestServerAPIShowsItsLastEvents(t *testing.T) {
 	actions := []string{"started", "registered", "unregistered", "registered"}
 	const n = 24
 	for i := range n {
-		srv.do(t, http.MethodPost, WebhookPath, event(int64(1000+i), "mediaserver."+actions[i%4], `{"id":"ms-1"}`))
+		srv.do(t, http.MethodPost, WebhookPath, event(t0+int64(i), "mediaserver."+actions[i%4], `{"id":"ms-1"}`))
 	}
 	var one ServerJSON
 	if code := srv.getJSON(t, "/api/v1/servers/mediaserver/ms-1", &one); code != http.StatusOK {
@@ -97,7 +97,7 @@ func TestServerAPIShowsItsLastEvents(t *testing.T) {
 	}
 	for i, e := range one.Events {
 		k := n - 1 - i
-		if e.Kind != actions[k%4] || e.Type != "mediaserver."+actions[k%4] || e.EventTime != Time(1000+k) || e.ReceivedTime == 0 {
+		if e.Kind != actions[k%4] || e.Type != "mediaserver."+actions[k%4] || e.EventTime != Time(t0+int64(k)) || e.ReceivedTime == 0 {
 			t.Fatalf("event %d: %+v", i, e)
 		}
 	}
@@ -127,7 +127,7 @@ func TestEventsAPIKeepsTheLastDeliveries(t *testing.T) {
 		resp.Body.Close()
 	}
 	for i := range DeliveriesKept + 40 {
-		post(WebhookPath+"?token=s3cret-token", "", event(int64(1000+i), "mediaserver.registered", fmt.Sprintf(`{"id":"ms-%d"}`, i%3)))
+		post(WebhookPath+"?token=s3cret-token", "", event(t0+int64(i), "mediaserver.registered", fmt.Sprintf(`{"id":"ms-%d"}`, i%3)))
 	}
 	big := `{"timestamp":"soon","type":"mediaserver.registered","pad":"` + strings.Repeat("é", 1500) + `"}`
 	post(WebhookPath, "Bearer s3cret-token", big)
@@ -163,7 +163,7 @@ func TestEventsAPIKeepsTheLastDeliveries(t *testing.T) {
 }
 
 func TestStatusPage(t *testing.T) {
-	now := time.UnixMilli(1000).Add(90 * time.Minute)
+	now := time.UnixMilli(t0).Add(90 * time.Minute)
 	srv := newTestServerWith(t, func(c *Config) { c.Now = func() time.Time { return now } })
 	feedAPIFleet(t, srv)
 	srv.do(t, http.MethodPost, WebhookPath, `{"type":"mediaserver.registered"}`)
@@ -206,3 +206,6 @@ func TestStatusPage(t *testing.T) {
 		t.Errorf("unknown path: %d", code)
 	}
 }
+
+// t0 is a realistic event time (2026-01-01, in milliseconds) for fixtures.
+const t0 int64 = 1_767_225_600_000

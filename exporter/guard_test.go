@@ -2,11 +2,13 @@ package exporter
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,5 +158,49 @@ func TestInFlightCap(t *testing.T) {
 	}
 	for range held {
 		<-done
+	}
+}
+
+// TestLimitInFlight: n requests are served at once and more are answered
+// 503; n = 0 (--webhook.max-in-flight=0) is no limit, even past the default
+// of 256.
+func TestLimitInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		limit, concurrent, served int
+	}{
+		{limit: 0, concurrent: 300, served: 300},
+		{limit: 3, concurrent: 5, served: 3},
+	} {
+		t.Run(fmt.Sprintf("limit %d", tc.limit), func(t *testing.T) {
+			var active, rejected atomic.Int64
+			release := make(chan struct{})
+			h := LimitInFlight(tc.limit, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				active.Add(1)
+				<-release
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			codes := make(chan int, tc.concurrent)
+			for range tc.concurrent {
+				go func() {
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, WebhookPath, nil))
+					if rec.Code == http.StatusServiceUnavailable {
+						rejected.Add(1)
+					}
+					codes <- rec.Code
+				}()
+			}
+			testenv.WaitFor(t, 10*time.Second, "every request served or rejected", func() bool {
+				return active.Load()+rejected.Load() == int64(tc.concurrent)
+			})
+			close(release)
+			count := map[int]int{}
+			for range tc.concurrent {
+				count[<-codes]++
+			}
+			if count[http.StatusNoContent] != tc.served || count[http.StatusServiceUnavailable] != tc.concurrent-tc.served {
+				t.Fatalf("answers %v; want %d served at once, the rest 503", count, tc.served)
+			}
+		})
 	}
 }

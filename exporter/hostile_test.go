@@ -5,6 +5,9 @@ import (
 	"compress/gzip"
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +27,12 @@ func fleetLines(exposition string) string {
 
 func hostileEvent(ts, typ, key, object string) string {
 	return fmt.Sprintf(`{"timestamp":%s,"origin":%q,"type":%q,%q:%s}`, ts, strings.Split(typ, ".")[0], typ, key, object)
+}
+
+// hostileCase is a body TestHostileInputs posts and the status it must get.
+type hostileCase struct {
+	name, body, contentEncoding string
+	code                        int
 }
 
 // TestHostileInputs posts hostile bodies to a fleet that already tracks
@@ -48,10 +57,7 @@ func TestHostileInputs(t *testing.T) {
 	zw.Close()
 	batch := func(n int, ev string) string { return "[" + strings.TrimSuffix(strings.Repeat(ev+",", n), ",") + "]" }
 
-	cases := []struct {
-		name, body, contentEncoding string
-		code                        int
-	}{
+	cases := []hostileCase{
 		{"truncated JSON", ok(`{"id":"m1"}`)[:30], "", 400},
 		{"truncated inside a string", `{"timestamp":1,"type":"mediaser`, "", 400},
 		{"trailing garbage", ok(`{"id":"m1"}`) + "xyz", "", 400},
@@ -119,10 +125,17 @@ func TestHostileInputs(t *testing.T) {
 		{"stats with a garbage object", hostileEvent(ts, "mediaserver.stats", "mediaserver", `[1,{"x":null}]`), "", 202},
 		{"replayed old event", event(now-10, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`), "", 202},
 	}
-	if len(cases) < 40 {
-		t.Fatalf("only %d hostile inputs", len(cases))
-	}
+	checkReadmeKinds(t, cases)
 	_, before := srv.do(t, "GET", "/metrics", "")
+	// "Unchanged" must mean something: the seeded servers are in the fleet.
+	for _, series := range []string{
+		`liveswitch_server_state{deployment_id="d",id="m1",origin="mediaserver",region="eu",state="registered"} 1`,
+		`liveswitch_server_up{deployment_id="d",id="g1",origin="gateway",region=""} 1`,
+	} {
+		if !strings.Contains(fleetLines(before), series) {
+			t.Fatalf("the seeded fleet lacks %s:\n%s", series, fleetLines(before))
+		}
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodPost, srv.URL+WebhookPath, strings.NewReader(tc.body))
@@ -142,5 +155,61 @@ func TestHostileInputs(t *testing.T) {
 				t.Fatalf("the fleet changed:\n%s\nwas:\n%s", fleetLines(after), fleetLines(before))
 			}
 		})
+	}
+}
+
+// hostileKinds names, for each kind of hostile input README's Security
+// section lists, the cases of TestHostileInputs that are of that kind.
+var hostileKinds = map[string][]string{
+	"truncated JSON": {"truncated JSON", "truncated inside a string"},
+	"wrong types": {"timestamp not numeric", "timestamp boolean", "type a number", "server object a string",
+		"id a number", "version an object", "coreCount a word", "deploymentId an array", "region a boolean"},
+	"nulls":                  {"JSON null", "timestamp null", "type null", "server object null", "id null"},
+	"huge numbers":           {"timestamp 1e400", "timestamp beyond int64", "coreCount huge"},
+	"bad timestamps":         {"negative timestamp", "zero timestamp", "far-future timestamp", "fractional timestamp"},
+	"10 MB bodies":           {"10 MB body"},
+	"million-element arrays": {"1,000,000-element array"},
+	"deep nesting":           {"100 levels of nesting", "nesting inside the server object"},
+	"invalid UTF-8":          {"invalid UTF-8"},
+	"NUL bytes":              {"NUL in machineName", "raw NUL byte"},
+	"label injection":        {"label injection in id", "label injection in region", "batch with one injected event"},
+	"mismatched origins":     {"origin disagrees with type", "object under another key"},
+	"gzip bombs":             {"gzip body declared", "gzip bomb undeclared"},
+}
+
+// readmeHostileRE finds README's list of the hostile inputs the table checks.
+var readmeHostileRE = regexp.MustCompile(`a table of hostile inputs \(([^)]*)\)`)
+
+// checkReadmeKinds fails unless every kind of hostile input README promises
+// is covered by a case of the table, so that neither a case README relies
+// on nor a promise without a case can go unnoticed.
+func checkReadmeKinds(t *testing.T, cases []hostileCase) {
+	t.Helper()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := readmeHostileRE.FindStringSubmatch(strings.Join(strings.Fields(string(readme)), " "))
+	if m == nil {
+		t.Fatal("README no longer lists the hostile inputs (\"a table of hostile inputs (...)\"); update this test")
+	}
+	names := make([]string, len(cases))
+	for i, c := range cases {
+		names[i] = c.name
+	}
+	for _, kind := range strings.Split(m[1], ", ") {
+		kind = strings.ReplaceAll(kind, "`", "")
+		if kind == "..." {
+			continue
+		}
+		covering, ok := hostileKinds[kind]
+		if !ok {
+			t.Errorf("README promises hostile inputs of kind %q, but hostileKinds names no case of it", kind)
+		}
+		for _, name := range covering {
+			if !slices.Contains(names, name) {
+				t.Errorf("README promises %q; its case %q is not in the table", kind, name)
+			}
+		}
 	}
 }

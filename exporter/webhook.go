@@ -58,22 +58,42 @@ func WebhookHandler(in Ingester, ready func() bool, maxBody int64, logger *slog.
 			return
 		}
 		res, err := in.Ingest(r.Context(), body)
-		var invalid *collector.InvalidError
-		switch {
-		case errors.As(err, &invalid):
-			logger.Info("Webhook rejected", "remote", r.RemoteAddr, "reason", invalid.Error())
-			reply(w, http.StatusBadRequest, invalid.Error())
-		case err != nil:
-			logger.Warn("Webhook not applied", "remote", r.RemoteAddr, "err", err)
-			unavailable(w, "not applied, retry later: "+err.Error())
-		case res.AllApplied():
-			logger.Debug("Webhook applied", "remote", r.RemoteAddr, "events", res.Total())
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			logger.Debug("Webhook accepted, not all applied", "remote", r.RemoteAddr, "outcomes", res.String())
-			reply(w, http.StatusAccepted, res.String())
-		}
+		answer(w, r, res, err, logger)
 	})
+}
+
+// answer replies to a webhook with what became of its events, and logs it.
+// A 503 names what happened and what to do, never a file or an address.
+func answer(w http.ResponseWriter, r *http.Request, res collector.Result, err error, logger *slog.Logger) {
+	if err == nil && r.Context().Err() != nil {
+		logger.Info("The client went away before the answer; its events were taken all the same",
+			"remote", r.RemoteAddr, "outcomes", res.String())
+	}
+	var invalid *collector.InvalidError
+	var stored *collector.StorageError
+	switch {
+	case errors.As(err, &invalid):
+		logger.Info("Webhook rejected", "remote", r.RemoteAddr, "reason", invalid.Error())
+		reply(w, http.StatusBadRequest, invalid.Error())
+	case errors.As(err, &stored):
+		// The writer logs the store's failure, once per interval.
+		logger.Debug("Webhook not applied: the store failed", "remote", r.RemoteAddr)
+		unavailable(w, stored.Hint)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		logger.Info("The client went away before its events were taken; nothing applied", "remote", r.RemoteAddr)
+		unavailable(w, "not applied: the request ended before its events were taken; retry")
+	case errors.Is(err, collector.ErrClosed):
+		unavailable(w, "not applied: the exporter is shutting down; retry later")
+	case err != nil:
+		logger.Warn("Webhook not applied", "remote", r.RemoteAddr, "err", err)
+		unavailable(w, "not applied; retry later")
+	case res.AllApplied():
+		logger.Debug("Webhook applied", "remote", r.RemoteAddr, "events", res.Total())
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		logger.Debug("Webhook accepted, not all applied", "remote", r.RemoteAddr, "outcomes", res.String())
+		reply(w, http.StatusAccepted, res.String())
+	}
 }
 
 // clipHeader bounds a client-sent value quoted back in a reply.

@@ -231,7 +231,7 @@ func TestDeleteServer(t *testing.T) {
 // exporter: webhooks are answered 503 with Retry-After, nothing is applied,
 // and /metrics keeps serving the last state.
 func TestStorageFailureAnswers503(t *testing.T) {
-	store, err := storage.OpenBolt(t.TempDir(), nil)
+	store, err := storage.Open(t.TempDir(), storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
@@ -67,6 +71,9 @@ func TestRedisLogKeepsOrderAcrossClients(t *testing.T) {
 	}
 }
 
+// TestRedisReadWaitsForAnAppend: a read of an empty log with a wait blocks
+// in Redis (so that a replica sees another's entry as soon as it is
+// appended) and returns the entry appended while it waits.
 func TestRedisReadWaitsForAnAppend(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	r := openTestRedis(t, srv, "p:")
@@ -75,10 +82,47 @@ func TestRedisReadWaitsForAnAppend(t *testing.T) {
 		entries, _ := r.Read(context.Background(), "", 10*time.Second)
 		got <- entries
 	}()
+	// The append must come after the reader is blocked, or the test would
+	// pass with a reader that never waits.
+	testenv.WaitFor(t, 5*time.Second, "a client blocked in XREAD", func() bool {
+		return blockedIn(t, srv, "xread") == 1
+	})
+	select {
+	case entries := <-got:
+		t.Fatalf("the read returned %v before anything was appended", entries)
+	default:
+	}
 	appendN(t, openTestRedis(t, srv, "p:"), 0, 1)
 	if entries := <-got; len(entries) != 1 || string(entries[0].Data) != "e0" {
 		t.Fatalf("a waiting read returned %v", entries)
 	}
+}
+
+// blockedIn counts the clients of srv blocked in command cmd, from CLIENT
+// LIST: a blocked client has the flag b and names its command.
+func blockedIn(t *testing.T, srv *testenv.Redis, cmd string) int {
+	t.Helper()
+	opts, err := redis.ParseURL(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opts)
+	defer c.Close()
+	list, err := c.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		fields := strings.Fields(line)
+		if slices.Contains(fields, "cmd="+cmd) && slices.ContainsFunc(fields, func(f string) bool {
+			flags, ok := strings.CutPrefix(f, "flags=")
+			return ok && strings.Contains(flags, "b")
+		}) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestRedisSnapshotTrimsAndNeverGoesBack(t *testing.T) {

@@ -68,9 +68,15 @@ func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 	})
 	vars := strings.NewReplacer("$__rate_interval", "20s", "$job", ".*", "$instance", ".*", "$deployment_id", ".*", "$region", ".*",
 		"$application_id", ".*")
-	files, _ := fs.Glob(dashboards.FS, "grafana/*.json")
+	files, err := fs.Glob(dashboards.FS, "grafana/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards to check (grafana/*.json): %d files, %v", len(files), err)
+	}
 	for _, file := range files {
-		raw, _ := dashboards.FS.ReadFile(file)
+		raw, err := dashboards.FS.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var d struct {
 			Panels []struct {
 				Title   string `json:"title"`

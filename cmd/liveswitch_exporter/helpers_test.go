@@ -85,8 +85,14 @@ func startExporterEnv(t testing.TB, env []string, args ...string) *process {
 // startListening runs the exporter and waits until it listens, ready or not.
 func startListening(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
+	return startBinary(t, binary, env, args...)
+}
+
+// startBinary is startListening with another build of the exporter.
+func startBinary(t testing.TB, bin string, env []string, args ...string) *process {
+	t.Helper()
 	p := &process{exit: make(chan error, 1)}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -162,6 +168,14 @@ func (p *process) kill(t testing.TB) {
 	}
 	<-p.exit
 	p.exit <- nil // for the cleanup's stop
+}
+
+// signal sends sig to the exporter without waiting for it to exit.
+func (p *process) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // stop sends SIGTERM and returns the exit error (nil for a clean exit).

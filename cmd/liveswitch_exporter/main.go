@@ -21,15 +21,25 @@ type cli struct {
 	Simulate simulateCmd      `cmd:"" help:"Post the webhooks of a simulated LiveSwitch fleet to an exporter."`
 }
 
-func main() {
-	var c cli
-	ctx := kong.Parse(&c,
+// envPrefix starts the environment variable of every flag.
+const envPrefix = "LIVESWITCH_EXPORTER"
+
+// kongOptions are the options of the command line, shared with the tests
+// that hold README and the Dockerfile to the real flags.
+func kongOptions() []kong.Option {
+	return []kong.Option{
 		kong.Name(name),
 		kong.Description("Prometheus exporter of LiveSwitch server webhooks."),
 		kong.Vars{"version": version.Print(name)},
-		kong.DefaultEnvars("LIVESWITCH_EXPORTER"),
+		kong.DefaultEnvars(envPrefix),
 		kong.UsageOnError(),
-	)
+	}
+}
+
+func main() {
+	fillVersion()
+	var c cli
+	ctx := kong.Parse(&c, kongOptions()...)
 	logger := c.Log.logger()
 	if err := ctx.Run(logger); err != nil {
 		logger.Error("Exiting", "err", err)

@@ -126,7 +126,10 @@ func TestReplicasShowOneFleet(t *testing.T) {
 			newer = older // a duplicate delivery
 		}
 		pairs++
-		a, b := rng.Perm(len(replicas))[0], rng.Perm(len(replicas))[1]
+		// Two different replicas: the first two of one permutation (two
+		// independent draws would pick the same replica a third of the time).
+		perm := rng.Perm(len(replicas))
+		a, b := perm[0], perm[1]
 		var both sync.WaitGroup
 		both.Go(func() { post(t, replicas[a].url("/webhook"), older) })
 		both.Go(func() { post(t, replicas[b].url("/webhook"), newer) })

@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kong"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -36,9 +39,10 @@ type serveCmd struct {
 
 	MaxBodyBytes  int64         `name:"webhook.max-body-bytes" default:"1048576" help:"Largest webhook body accepted, in bytes."`
 	MaxEvents     int           `name:"webhook.max-events-per-request" default:"1000" help:"Most events accepted in one batched webhook."`
-	MaxFutureSkew time.Duration `name:"webhook.max-future-skew" default:"1h" help:"How far ahead of this exporter's clock an event may be stamped."`
+	MaxFutureSkew time.Duration `name:"webhook.max-future-skew" default:"5m" help:"How far ahead of this exporter's clock an event may be stamped."`
 
 	StoragePath     string `name:"storage.path" default:"./data" help:"Directory of the embedded fleet store; empty keeps the fleet in memory only."`
+	StorageOnDamage string `name:"storage.on-damage" default:"refuse" enum:"refuse,start-empty" help:"What to do with a damaged store: refuse to start (exit non-zero), or move it aside and start with an empty fleet."`
 	StorageInMemory bool   `name:"storage.in-memory" help:"Keep the fleet in memory only (lost on exit): for tests and demos."`
 	RedisURL        string `name:"storage.redis-url" help:"Share the fleet with other replicas through this Redis (redis://[:password@]host:port/db, rediss:// for TLS, ?master_name=NAME&addr=... for Sentinel); excludes --storage.path."`
 	RedisPrefix     string `name:"storage.redis-prefix" default:"liveswitch_exporter:" help:"Prefix of the Redis keys, so that several LiveSwitch deployments can share one Redis."`
@@ -51,9 +55,12 @@ type serveCmd struct {
 }
 
 // Validate rejects flags that contradict each other; kong calls it after
-// parsing, so the error comes with the usage.
-func (s *serveCmd) Validate() error {
-	if s.RedisURL != "" && (s.StorageInMemory || s.StoragePath != "./data") {
+// parsing, so the error comes with the usage. A --storage.path counts only
+// on the command line: one from the environment (the Docker image sets
+// /data) gives way to a Redis URL.
+func (s *serveCmd) Validate(kctx *kong.Context) error {
+	pathGiven := slices.ContainsFunc(kctx.Path, func(p *kong.Path) bool { return p.Flag != nil && p.Flag.Name == "storage.path" })
+	if s.RedisURL != "" && (s.StorageInMemory || pathGiven) {
 		return errors.New("--storage.redis-url excludes --storage.path and --storage.in-memory")
 	}
 	return s.Gateway.validate()
@@ -62,21 +69,57 @@ func (s *serveCmd) Validate() error {
 func (s *serveCmd) Run(logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go exitOnSecondSignal(ctx, logger)
 	logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 	tuneGC()
 
+	// Everything that can refuse a start is checked before the store is
+	// opened, so that a start refused for a flag leaves the store alone.
+	guard, err := s.writeGuard()
+	if err != nil {
+		return err
+	}
+	if err := s.checkWebConfigs(); err != nil {
+		return err
+	}
 	fleet := collector.NewFleet()
 	writer, closeStore, err := s.openWriter(fleet, logger)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	defer writer.Close()
+	err = s.serve(ctx, logger, fleet, writer, guard)
+	writer.Close()
+	return errors.Join(err, closeStore())
+}
 
-	guard, err := s.writeGuard()
-	if err != nil {
-		return err
+// exitOnSecondSignal ends the process at once when a second SIGINT or
+// SIGTERM comes during the graceful shutdown: everything acknowledged is
+// durable already, and an operator who asks twice means it.
+func exitOnSecondSignal(ctx context.Context, logger *slog.Logger) {
+	<-ctx.Done()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	<-again
+	logger.Warn("Second signal: exiting at once; every acknowledged event is already stored")
+	os.Exit(1)
+}
+
+// checkWebConfigs reads the exporter-toolkit web configurations, so that a
+// bad one refuses the start before anything else happens.
+func (s *serveCmd) checkWebConfigs() error {
+	for flag, path := range map[string]string{"--web.config.file": s.WebConfigFile, "--webhook.web-config.file": s.WebhookWebConfigFile} {
+		if path == "" {
+			continue
+		}
+		if err := web.Validate(path); err != nil {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
 	}
+	return nil
+}
+
+// serve restores the fleet and serves until ctx ends or a listener fails.
+func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, writer *collector.Writer, guard exporter.WriteGuard) error {
 	if guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
@@ -128,7 +171,7 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 // openWriter starts the fleet's writer on the store the flags choose: a
 // shared Redis, the embedded store, or none. closeStore releases the store
 // after the writer is closed.
-func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *collector.Writer, closeStore func(), err error) {
+func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *collector.Writer, closeStore func() error, err error) {
 	opts := collector.WriterOptions{
 		Decode: collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew},
 		Limits: collector.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
@@ -141,17 +184,16 @@ func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *c
 			return nil, nil, err
 		}
 		logger.Info("Fleet state is shared through Redis", "prefix", s.RedisPrefix)
-		return collector.NewReplica(fleet, log, opts), func() { _ = log.Close() }, nil
+		return collector.NewReplica(fleet, log, opts), log.Close, nil
 	}
 	store, err := s.openStore(logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	closeStore = func() {}
-	if store != nil {
-		closeStore = func() { _ = store.Close() }
+	if store == nil {
+		return collector.NewWriter(fleet, nil, opts), func() error { return nil }, nil
 	}
-	return collector.NewWriter(fleet, store, opts), closeStore, nil
+	return collector.NewWriter(fleet, store, opts), store.Close, nil
 }
 
 // openStore opens the embedded store, or returns nil for a fleet kept in
@@ -161,7 +203,14 @@ func (s *serveCmd) openStore(logger *slog.Logger) (storage.Store, error) {
 		logger.Warn("Fleet state is kept in memory only: it is lost when the exporter stops")
 		return nil, nil
 	}
-	store, err := storage.OpenBolt(s.StoragePath, logger)
+	store, err := storage.Open(s.StoragePath, storage.Options{
+		Logger:             logger,
+		StartEmptyOnDamage: s.StorageOnDamage == "start-empty",
+		OnFatal: func(err error) {
+			logger.Error("The store failed beyond repair; exiting (every acknowledged event is stored)", "err", err)
+			os.Exit(1)
+		},
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 type simulateCmd struct {
 	Target        string        `default:"http://localhost:9818/webhook" help:"Webhook URL of the exporter (with --pushgateway: the Pushgateway's base URL)."`
 	Pushgateway   bool          `help:"Send each event as a PUT of the server's state to a Pushgateway group of its own (for comparison benchmarks)."`
-	Token         string        `help:"Webhook token to send as a Bearer header." env:"LIVESWITCH_EXPORTER_SIMULATE_TOKEN"`
+	Token         string        `help:"Webhook token to send as a Bearer header (the content of the exporter's --webhook.token-file)."`
 	Seed          uint64        `default:"1" help:"Seed of the fleet and of its life, for reproducible runs."`
 	Deployments   int           `default:"2" help:"Number of LiveSwitch deployments."`
 	Regions       []string      `default:"us-east,eu-west,ap-south" help:"Regions of the media servers."`

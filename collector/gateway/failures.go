@@ -4,53 +4,52 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
-// limitedLogInterval spaces the lines about a failure that goes on: one at
-// once, then one a minute with the count, then one when it ends.
-const limitedLogInterval = time.Minute
+// failureLogInterval spaces the lines about a failure that goes on: one at
+// once, then one a minute saying how many were held back.
+const failureLogInterval = time.Minute
 
-// limitedLog reports a repeated failure without flooding the log. It never
-// writes the API key: a reason that somehow holds it has it masked.
-type limitedLog struct {
+// failureLog reports a failure that repeats at every poll without flooding
+// the log, and its end. It never writes the API key: a reason that somehow
+// holds it (an answer echoing it) has it masked.
+type failureLog struct {
 	logger  *slog.Logger
+	limiter *ratelog.Limiter
 	now     func() time.Time
 	key     string
 	msg     string
+	// failing since first, total times.
 	failing bool
-	// first is when the failure began, last when it was last reported.
-	first, last time.Time
-	// since counts failures since the last line, total since the first.
-	since, total int
+	first   time.Time
+	total   int
 }
 
-func newLimitedLog(logger *slog.Logger, now func() time.Time, key, msg string) *limitedLog {
-	return &limitedLog{logger: logger, now: now, key: key, msg: msg}
+func newFailureLog(logger *slog.Logger, now func() time.Time, key, msg string) *failureLog {
+	return &failureLog{logger: logger, limiter: ratelog.New(failureLogInterval, now), now: now, key: key, msg: msg}
 }
 
-func (l *limitedLog) failed(reason string) {
-	l.since++
-	l.total++
-	now := l.now()
+func (l *failureLog) failed(reason string) {
 	if !l.failing {
-		l.failing, l.first = true, now
-	} else if now.Sub(l.last) < limitedLogInterval {
-		return
+		l.failing, l.first = true, l.now()
 	}
-	l.logger.Warn(l.msg, "reason", l.mask(reason), "failures", l.since, "failing_since", l.first)
-	l.last, l.since = now, 0
+	l.total++
+	l.limiter.Log(l.logger, slog.LevelWarn, l.msg, "reason", l.mask(reason), "failing_since", l.first)
 }
 
-// succeeded ends a failure, saying so if one was reported.
-func (l *limitedLog) succeeded(msg string) {
+// succeeded ends a failure, saying so (at most once a minute) if there was
+// one.
+func (l *failureLog) succeeded(msg string) {
 	if l.failing {
-		l.logger.Info(msg, "failures", l.total, "failing_since", l.first)
+		l.limiter.Log(l.logger, slog.LevelInfo, msg, "failures", l.total, "failing_since", l.first)
 	}
-	l.failing, l.since, l.total = false, 0, 0
+	l.failing, l.total = false, 0
 }
 
 // mask hides the key, should an answer have echoed it.
-func (l *limitedLog) mask(s string) string {
+func (l *failureLog) mask(s string) string {
 	if len(l.key) < 8 {
 		return s // too short to tell from other text; it is never put in a reason
 	}

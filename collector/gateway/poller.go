@@ -34,8 +34,8 @@ type Poller struct {
 	client   *client
 	sink     Sink
 	logger   *slog.Logger
-	failures *limitedLog
-	stores   *limitedLog
+	failures *failureLog
+	stores   *failureLog
 }
 
 // New checks cfg, registers the request metrics in reg and returns a poller
@@ -63,9 +63,9 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer) (*Poller, error) {
 		cfg:    cfg,
 		client: &client{http: httpClient, base: base.String(), key: cfg.Key, timeout: cfg.Timeout, metrics: metrics},
 		sink:   sink, logger: cfg.Logger,
-		failures: newLimitedLog(cfg.Logger, cfg.Now, cfg.Key,
+		failures: newFailureLog(cfg.Logger, cfg.Now, cfg.Key,
 			"Polling the Gateway's REST API failed; the fleet keeps its last good observation"),
-		stores: newLimitedLog(cfg.Logger, cfg.Now, cfg.Key,
+		stores: newFailureLog(cfg.Logger, cfg.Now, cfg.Key,
 			"Storing what the Gateway's REST API said failed; nothing applied"),
 	}
 	return p, nil

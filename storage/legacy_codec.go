@@ -5,43 +5,11 @@ import (
 	"errors"
 )
 
-func encodeSeq(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
-
-func decodeSeq(b []byte) uint64 {
-	if len(b) != 8 {
-		return 0
-	}
-	return binary.BigEndian.Uint64(b)
-}
-
-// encodeBatch serialises a batch for the log: the number of puts, each as
-// key and value, then the number of deletes, each key; lengths as uvarints.
-func encodeBatch(b *Batch) []byte {
-	size := 2 * binary.MaxVarintLen64
-	for k, v := range b.Puts {
-		size += len(k) + len(v) + 2*binary.MaxVarintLen64
-	}
-	for _, k := range b.Deletes {
-		size += len(k) + binary.MaxVarintLen64
-	}
-	out := make([]byte, 0, size)
-	out = binary.AppendUvarint(out, uint64(len(b.Puts)))
-	for k, v := range b.Puts {
-		out = appendBytes(appendBytes(out, []byte(k)), v)
-	}
-	out = binary.AppendUvarint(out, uint64(len(b.Deletes)))
-	for _, k := range b.Deletes {
-		out = appendBytes(out, []byte(k))
-	}
-	return out
-}
-
-func appendBytes(out, b []byte) []byte {
-	return append(binary.AppendUvarint(out, uint64(len(b))), b...)
-}
-
 var errCorrupt = errors.New("corrupt batch")
 
+// decodeBatch reads one batch of the earlier layout's log: the number of
+// puts, each as key and value, then the number of deletes, each key;
+// lengths as uvarints.
 func decodeBatch(data []byte) (*Batch, error) {
 	r := reader{data: data}
 	n := r.uvarint()

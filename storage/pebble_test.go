@@ -1,0 +1,375 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
+)
+
+func loadAll(t *testing.T, s Store) map[string]string {
+	t.Helper()
+	got := map[string]string{}
+	if err := s.Load(context.Background(), func(k string, v []byte) error {
+		got[k] = string(v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func mustOpen(t *testing.T, dir string) *Pebble {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func commit(t *testing.T, s Store, b *Batch) {
+	t.Helper()
+	if err := s.Commit(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reopen closes s cleanly and opens the store in dir again.
+func reopen(t *testing.T, s *Pebble, dir string) *Pebble {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return mustOpen(t, dir)
+}
+
+func TestCommitSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	commit(t, s, &Batch{Puts: map[string][]byte{"a/1": []byte("1"), "b/2": []byte("2")}})
+	commit(t, s, &Batch{Puts: map[string][]byte{"a/1": []byte("3")}, Deletes: []string{"b/2"}})
+	s = reopen(t, s, dir)
+	defer s.Close()
+	if got := loadAll(t, s); !maps.Equal(got, map[string]string{"a/1": "3"}) {
+		t.Fatalf("after reopening: %v", got)
+	}
+}
+
+// TestCleanStopsAndRestartsKeepEveryCommit: whatever the engine holds in
+// memory or on disk at a stop, a sequence of stops and restarts with commits
+// in between shows every commit (the earlier store lost the commits made
+// after a clean restart).
+func TestCleanStopsAndRestartsKeepEveryCommit(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string]string{}
+	s := mustOpen(t, dir)
+	for round := range 6 {
+		for i := range 300 {
+			b := &Batch{Puts: map[string][]byte{}}
+			k := fmt.Sprintf("mediaserver/%d", (round*300+i)%257)
+			v := fmt.Sprintf("round %d commit %d %s", round, i, strings.Repeat("x", 200))
+			b.Puts[k], want[k] = []byte(v), v
+			if i%7 == 0 {
+				d := fmt.Sprintf("mediaserver/%d", (i*13)%257)
+				if d != k {
+					b.Deletes = append(b.Deletes, d)
+					delete(want, d)
+				}
+			}
+			commit(t, s, b)
+		}
+		s = reopen(t, s, dir)
+		if got := loadAll(t, s); !maps.Equal(got, want) {
+			t.Fatalf("round %d: %d records after reopening, want %d", round, len(got), len(want))
+		}
+	}
+	s.Close()
+}
+
+func TestCommitAfterCloseFails(t *testing.T) {
+	s := mustOpen(t, t.TempDir())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(context.Background(), &Batch{Puts: map[string][]byte{"a/1": nil}}); err == nil {
+		t.Fatal("commit on a closed store succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+}
+
+// TestCommitRefusedWhenDiskNearlyFull: below the reserve, a commit writes
+// nothing and says why; once space is there again, commits work.
+func TestCommitRefusedWhenDiskNearlyFull(t *testing.T) {
+	dir := t.TempDir()
+	free, ok := freeBytes(dir)
+	if !ok {
+		t.Skip("free space is not known on this system")
+	}
+	s := mustOpen(t, dir)
+	defer s.Close()
+	commit(t, s, &Batch{Puts: map[string][]byte{"a/1": []byte("kept")}})
+	s.opts.MinFreeBytes = free * 2
+	err := s.Commit(context.Background(), &Batch{Puts: map[string][]byte{"a/1": []byte("lost")}})
+	if !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("commit with the disk full: %v, want ErrNoSpace", err)
+	}
+	if got := loadAll(t, s); got["a/1"] != "kept" {
+		t.Fatalf("a refused commit changed the store: %v", got)
+	}
+	s.opts.MinFreeBytes = 1
+	commit(t, s, &Batch{Puts: map[string][]byte{"a/1": []byte("new")}})
+	if got := loadAll(t, s); got["a/1"] != "new" {
+		t.Fatalf("after space came back: %v", got)
+	}
+}
+
+func TestOpenRefusals(t *testing.T) {
+	locked := t.TempDir()
+	holder := mustOpen(t, locked)
+	defer holder.Close()
+
+	notADir := filepath.Join(t.TempDir(), "file")
+	writeFile(t, notADir, "")
+
+	engineGone := storeWith(t, func(dir string) { rmAll(t, filepath.Join(dir, engineDir)) })
+	engineEmptied := storeWith(t, func(dir string) {
+		rmAll(t, filepath.Join(dir, engineDir))
+		if err := os.Mkdir(filepath.Join(dir, engineDir), 0o750); err != nil {
+			t.Fatal(err)
+		}
+	})
+	markerTruncated := storeWith(t, func(dir string) { writeFile(t, filepath.Join(dir, markerName), "") })
+	markerOfAnother := storeWith(t, func(dir string) {
+		other := storeWith(t, func(string) {})
+		data, err := os.ReadFile(filepath.Join(other, markerName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, markerName), string(data))
+	})
+	manifestMarkerGone := storeWith(t, func(dir string) {
+		matches, _ := filepath.Glob(filepath.Join(dir, engineDir, "marker.manifest.*"))
+		if len(matches) != 1 {
+			t.Fatalf("manifest markers: %v", matches)
+		}
+		rmAll(t, matches[0])
+	})
+	foreignEngine := t.TempDir()
+	if err := os.Mkdir(filepath.Join(foreignEngine, engineDir), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(foreignEngine, engineDir, "notes.txt"), "not a database")
+
+	for _, tc := range []struct {
+		name, dir, says string
+		damaged         bool
+	}{
+		{"locked by another process", locked, "locked by another process", false},
+		{"directory cannot be created", filepath.Join(notADir, "data"), "creating storage directory", false},
+		{"database deleted", engineGone, "missing, yet store.json says a store was created here", true},
+		{"database emptied", engineEmptied, "missing, yet store.json says", true},
+		{"marker truncated", markerTruncated, "not a store marker", true},
+		{"marker of another store", markerOfAnother, "names store", true},
+		{"manifest marker deleted", manifestMarkerGone, "holds files but no database", true},
+		{"foreign files where the database belongs", foreignEngine, "holds files but no database", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(tc.dir, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("opened")
+			}
+			if !strings.Contains(err.Error(), tc.says) || IsDamaged(err) != tc.damaged {
+				t.Fatalf("error %q: want it to say %q, damaged=%v", err, tc.says, tc.damaged)
+			}
+		})
+	}
+}
+
+// TestMarkerRewrittenWhenMissing: the database alone is the whole store;
+// its marker is written again.
+func TestMarkerRewrittenWhenMissing(t *testing.T) {
+	dir := storeWith(t, func(dir string) { rmAll(t, filepath.Join(dir, markerName)) })
+	s := mustOpen(t, dir)
+	defer s.Close()
+	if got := loadAll(t, s); got["mediaserver/a"] != "1" {
+		t.Fatalf("records: %v", got)
+	}
+	if m, err := readMarker(filepath.Join(dir, markerName)); err != nil || m == nil {
+		t.Fatalf("marker not written again: %v %v", m, err)
+	}
+}
+
+// TestStartEmptyOnDamage: the damaged files are moved aside, untouched, and
+// a new store starts empty.
+func TestStartEmptyOnDamage(t *testing.T) {
+	dir := storeWith(t, func(dir string) { rmAll(t, filepath.Join(dir, engineDir)) })
+	s, err := Open(dir, Options{StartEmptyOnDamage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := loadAll(t, s); len(got) != 0 {
+		t.Fatalf("records in the new store: %v", got)
+	}
+	aside, _ := filepath.Glob(filepath.Join(dir, "damaged-*", markerName))
+	if len(aside) != 1 {
+		t.Fatalf("damaged store not moved aside: %v", aside)
+	}
+}
+
+// TestMigrateEarlierLayout converts stores written by the earlier code
+// (testdata/legacy, made by its OpenBolt): one killed with a log tail over
+// compacted records, one restarted cleanly and then killed, whose newest
+// batches are numbered below the records' position.
+func TestMigrateEarlierLayout(t *testing.T) {
+	crashed := map[string]string{}
+	for j := range 150 {
+		if j != 7 {
+			k := fmt.Sprintf("mediaserver/ms-%d", j)
+			crashed[k] = fmt.Sprintf(`{"v":%d,"k":%q}`, 450+j, k)
+		}
+	}
+	renumbered := map[string]string{"gateway/new": `{"v":119,"k":"gateway/new"}`}
+	for j := range 10 {
+		k := fmt.Sprintf("gateway/gw-%d", j)
+		renumbered[k] = fmt.Sprintf(`{"v":%d,"k":%q}`, 110+j, k)
+	}
+	for name, want := range map[string]map[string]string{"crashed": crashed, "renumbered": renumbered} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyDir(t, filepath.Join("testdata", "legacy", name), dir)
+			s := mustOpen(t, dir)
+			if got := loadAll(t, s); !maps.Equal(got, want) {
+				t.Fatalf("converted: %d records, want %d\n%v", len(got), len(want), got)
+			}
+			commit(t, s, &Batch{Puts: map[string][]byte{"gateway/after": []byte("x")}})
+			s = reopen(t, s, dir)
+			defer s.Close()
+			want["gateway/after"] = "x"
+			if got := loadAll(t, s); !maps.Equal(got, want) {
+				t.Fatalf("after a restart: %d records, want %d", len(got), len(want))
+			}
+			for _, f := range []string{legacyRecords, legacyLog} {
+				if exists(filepath.Join(dir, f)) || !exists(filepath.Join(dir, f+".migrated")) {
+					t.Errorf("%s not renamed to .migrated", f)
+				}
+			}
+		})
+	}
+}
+
+// TestMigrationRefusesDamagedEarlierStore: a damaged file of the earlier
+// layout is refused, and nothing is converted.
+func TestMigrationRefusesDamagedEarlierStore(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "legacy", "crashed"), dir)
+	path := filepath.Join(dir, legacyLog)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(data[:8192]))
+	s, err := Open(dir, Options{})
+	if err == nil {
+		s.Close()
+		t.Fatal("opened")
+	}
+	if !IsDamaged(err) || !strings.Contains(err.Error(), legacyLog) {
+		t.Fatalf("error %q does not name the damaged file", err)
+	}
+	if exists(filepath.Join(dir, engineDir)) {
+		t.Fatal("a database was created from a damaged store")
+	}
+}
+
+// storeWith creates a store holding one record, closes it and lets damage
+// change its files.
+func storeWith(t *testing.T, damage func(dir string)) string {
+	t.Helper()
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	commit(t, s, &Batch{Puts: map[string][]byte{"mediaserver/a": []byte("1")}})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damage(dir)
+	return dir
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rmAll(t *testing.T, path string) {
+	t.Helper()
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.CopyFS(to, os.DirFS(from)); err != nil && !errors.Is(err, os.ErrExist) {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashImageHoldsEveryCommit copies the store's files while it is open,
+// as a crash would leave them (every commit synced, nothing flushed, no
+// clean close): the copy opens with every committed record.
+func TestCrashImageHoldsEveryCommit(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	defer s.Close()
+	want := map[string]string{}
+	for i := range 200 {
+		k := fmt.Sprintf("mediaserver/%d", i%50)
+		want[k] = fmt.Sprint(i)
+		commit(t, s, &Batch{Puts: map[string][]byte{k: []byte(want[k])}})
+	}
+	image := t.TempDir()
+	copyDir(t, dir, image)
+	rmAll(t, filepath.Join(image, lockName))
+	c := mustOpen(t, image)
+	defer c.Close()
+	if got := loadAll(t, c); !maps.Equal(got, want) {
+		t.Fatalf("crash image: %d records, want %d", len(got), len(want))
+	}
+}
+
+// TestIdleStoreFlushes: once idle, the store writes its memory table to
+// sorted files, and what it wrote reopens whole.
+func TestIdleStoreFlushes(t *testing.T) {
+	defer func(d time.Duration) { idleFlushAfter = d }(idleFlushAfter)
+	idleFlushAfter = 50 * time.Millisecond
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	defer s.Close()
+	commit(t, s, &Batch{Puts: map[string][]byte{"mediaserver/a": []byte("1")}})
+	testenv.WaitFor(t, 10*time.Second, "the idle flush", func() bool { return s.unflushed.Load() == 0 })
+	if tables, _ := filepath.Glob(filepath.Join(dir, engineDir, "*.sst")); len(tables) == 0 {
+		t.Fatal("no sorted file after the idle flush")
+	}
+	image := t.TempDir()
+	copyDir(t, dir, image)
+	rmAll(t, filepath.Join(image, lockName))
+	c := mustOpen(t, image)
+	defer c.Close()
+	if got := loadAll(t, c); got["mediaserver/a"] != "1" {
+		t.Fatalf("after the idle flush: %v", got)
+	}
+}

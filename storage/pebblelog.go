@@ -1,0 +1,38 @@
+package storage
+
+import (
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+)
+
+// pebbleLogger routes the engine's messages to the exporter's log: routine
+// ones at debug level, errors as warnings.
+//
+// Pebble calls Fatalf when it cannot go on (a write-ahead log it could not
+// write, an invariant a damaged file broke) and expects the process to end.
+// While the store is being opened and checked, Fatalf panics, and guarded
+// turns the panic into a DamagedError; once the store serves, it calls
+// onFatal, which the program sets to log one line and exit.
+type pebbleLogger struct {
+	logger  *slog.Logger
+	serving atomic.Bool
+	onFatal func(error)
+}
+
+func (l *pebbleLogger) Infof(format string, args ...any) {
+	l.logger.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l *pebbleLogger) Errorf(format string, args ...any) {
+	l.logger.Warn("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l *pebbleLogger) Fatalf(format string, args ...any) {
+	err := fmt.Errorf("storage engine failed: "+format, args...)
+	if l.serving.Load() && l.onFatal != nil {
+		l.onFatal(err)
+		return
+	}
+	panic(err)
+}
