@@ -1,15 +1,12 @@
 package collector
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
-	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // TestReplicasFoldObservationsAlike: observations logged by one replica,
@@ -36,15 +33,7 @@ func TestReplicasFoldObservationsAlike(t *testing.T) {
 	if got.Gateway == nil || got.Gateway.Reconciled[ChangeCreated] != 5 || got.Gateway.Reconciled[ChangeRegistered] == 0 {
 		t.Fatalf("view after the observations: %+v", got.Gateway)
 	}
-	log, err := storage.OpenRedis(srv.URL(), "test:", "probe", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	testenv.WaitFor(t, 30*time.Second, "a snapshot is saved and the log trimmed", func() bool {
-		_, err := log.Read(context.Background(), "", 0)
-		return errors.Is(err, storage.ErrGap)
-	})
+	waitForTrim(t, srv)
 	late := startReplica(t, srv, DefaultLimits, clock)
 	if again := converged(t, a, b, late); !reflect.DeepEqual(again, got) {
 		t.Fatalf("late replica holds\n%+v\nwant\n%+v", again, got)

@@ -133,19 +133,7 @@ func TestGatewayViewRestoredFromStore(t *testing.T) {
 	want := exposition(t, NewCollector(fleet, WithGatewayAPI(clock.Now)))
 	w.Close()
 	store.Close()
-
-	store, err = storage.Open(dir, storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	restored := NewFleet()
-	w2 := NewWriter(restored, store, WriterOptions{})
-	defer w2.Close()
-	if err := w2.Restore(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := exposition(t, NewCollector(restored, WithGatewayAPI(clock.Now))); string(got) != string(want) {
+	if got := exposition(t, NewCollector(reopen(t, dir), WithGatewayAPI(clock.Now))); string(got) != string(want) {
 		t.Fatalf("restored:\n%s\nwant:\n%s", got, want)
 	}
 }

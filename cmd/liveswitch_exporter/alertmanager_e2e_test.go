@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -87,24 +86,8 @@ func startAlertmanager(t *testing.T, pagerURL string) string {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"), "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("alertmanager log:\n%s", logs.String())
-		}
-	})
-	testenv.WaitFor(t, 60*time.Second, "Alertmanager ready", func() bool {
-		code, _ := get("http://" + addr + "/-/ready")
-		return code == http.StatusOK
-	})
+	runReady(t, "Alertmanager", addr, bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"),
+		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--cluster.listen-address=")
 	return addr
 }
 

@@ -241,8 +241,17 @@ func runPrometheus(t *testing.T, bin, cfg string) string {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+	runReady(t, "Prometheus", addr, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	return "http://" + addr
+}
+
+// runReady runs one of Prometheus' programs listening on addr, until the
+// test ends, and waits until its /-/ready answers 200. Its log is shown if
+// the test fails.
+func runReady(t *testing.T, name, addr, bin string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -252,15 +261,13 @@ func runPrometheus(t *testing.T, bin, cfg string) string {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("prometheus log:\n%s", logs.String())
+			t.Logf("%s log:\n%s", name, logs.String())
 		}
 	})
-	base := "http://" + addr
-	testenv.WaitFor(t, 60*time.Second, "Prometheus ready", func() bool {
-		code, _ := get(base + "/-/ready")
+	testenv.WaitFor(t, 60*time.Second, name+" ready", func() bool {
+		code, _ := get("http://" + addr + "/-/ready")
 		return code == http.StatusOK
 	})
-	return base
 }
 
 // promQuery evaluates an instant query and returns the value of its single

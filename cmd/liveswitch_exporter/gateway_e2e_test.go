@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -335,14 +337,15 @@ func apiRequests(t testing.TB, p *process) float64 {
 	return n
 }
 
-// TestReplicasShareGatewayObservations: two replicas with the API on. Only
-// the one holding the claim polls; the other folds what it logged, and
-// both expose byte-identical fleet and API series. When the polling
-// replica dies, the other takes over.
+// TestReplicasShareGatewayObservations: two replicas with the API on (the
+// simulated Gateway answering in PascalCase). Only the one holding the
+// claim polls; the other folds what it logged, and both expose
+// byte-identical fleet and API series. When the polling replica dies, the
+// other takes over.
 func TestReplicasShareGatewayObservations(t *testing.T) {
 	redis := testenv.StartRedis(t)
 	relay, relaySrv := newLossyRelay(t, missPlan{registered: -1, unregistered: -1})
-	sim := startSimulator(t, "--target="+relaySrv.URL, "--rate=0", "--count=300", "--concurrency=4")
+	sim := startSimulator(t, "--target="+relaySrv.URL, "--rate=0", "--count=300", "--concurrency=4", "--api-pascal-case")
 	t.Cleanup(relay.release)
 	flags := append(apiFlags(t, sim, "500ms"), "--liveswitch.api-timeout=1s")
 	a, b := startReplica(t, redis.URL(), flags...), startReplica(t, redis.URL(), flags...)
@@ -372,4 +375,52 @@ func TestReplicasShareGatewayObservations(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "the other replica to take the polling over", func() bool {
 		return apiRequests(t, other) > 0
 	})
+}
+
+// TestGatewayFlagsAtStart: a URL or key file the exporter cannot use stops
+// it at start with one line that names the flag but neither the secret nor
+// the path; --liveswitch.api-insecure-skip-verify is warned about; a
+// refused key leaves the exporter serving, with liveswitch_api_up 0.
+func TestGatewayFlagsAtStart(t *testing.T) {
+	secretDir := filepath.Join(t.TempDir(), "secret-dir")
+	for _, tc := range []struct {
+		name, flag, want string
+	}{
+		{"credentials in the URL", "--liveswitch.api-url=http://admin:hunter2-secret@gw:9090/admin/api", "no user info"},
+		{"key in the query", "--liveswitch.api-url=http://gw:9090/admin/api?key=hunter2-secret", "no user info, query or fragment"},
+		{"missing key file", "--liveswitch.api-key-file=" + secretDir + "/hunter2-secret", "reading --liveswitch.api-key-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"--web.listen-address=127.0.0.1:0", "--storage.in-memory", tc.flag}
+			if !strings.HasPrefix(tc.flag, "--liveswitch.api-url") {
+				args = append(args, "--liveswitch.api-url=http://127.0.0.1:9/admin/api")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("exit %v, output:\n%s", err, out)
+			}
+			if strings.Contains(string(out), "hunter2-secret") || strings.Contains(string(out), secretDir) {
+				t.Fatalf("the secret or its path is in the output:\n%s", out)
+			}
+		})
+	}
+
+	sim := startSimulator(t, "--target=http://127.0.0.1:9/webhook", "--rate=1")
+	wrongKey := filepath.Join(t.TempDir(), "wrong-key")
+	if err := os.WriteFile(wrongKey, []byte("wrong-key-hunter2-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startExporter(t, "--liveswitch.api-url="+sim.url("/admin/api"), "--liveswitch.api-key-file="+wrongKey,
+		"--liveswitch.api-interval=200ms", "--liveswitch.api-insecure-skip-verify")
+	testenv.WaitFor(t, 30*time.Second, "a refused key to be logged", func() bool {
+		return strings.Contains(p.log(), "HTTP 401: the API key was refused")
+	})
+	if code, body := get(p.url("/metrics")); code != http.StatusOK || !strings.Contains(body, "\nliveswitch_api_up 0\n") {
+		t.Fatalf("/metrics with a refused key: %d", code)
+	}
+	if log := p.log(); strings.Contains(log, "hunter2-secret") || !strings.Contains(log, "--liveswitch.api-insecure-skip-verify") {
+		t.Fatalf("log:\n%s", log)
+	}
 }

@@ -116,15 +116,14 @@ func newRig(t *testing.T, configure func(*Config)) *rig {
 func (r *rig) exposition(t *testing.T) string {
 	t.Helper()
 	families, err := r.reg.Gather()
+	var buf strings.Builder
+	for _, mf := range families {
+		if err == nil {
+			_, err = expfmt.MetricFamilyToText(&buf, mf)
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range families {
-		if err := enc.Encode(mf); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return buf.String()
 }
