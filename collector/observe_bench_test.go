@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // BenchmarkObserve measures one poll's observation of 1,000 listed media
@@ -15,17 +13,7 @@ import (
 func BenchmarkObserve(b *testing.B) {
 	for _, durable := range []bool{false, true} {
 		b.Run(fmt.Sprintf("durable=%v", durable), func(b *testing.B) {
-			var store storage.Store
-			if durable {
-				s, err := storage.Open(b.TempDir(), storage.Options{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				store = s
-			}
-			w := NewWriter(NewFleet(), store, WriterOptions{})
-			defer w.Close()
+			w := benchWriter(b, durable)
 			o := &Observation{AtMs: testNow.UnixMilli(), IntervalMs: 15000}
 			for i := range 1000 {
 				o.MediaServers = append(o.MediaServers, MediaServerFacts{ID: fmt.Sprintf("ms-%04d", i), Region: "eu-west",
