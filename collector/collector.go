@@ -29,11 +29,14 @@ type Collector struct {
 	outcomes, lastReceived, storageErrors, storageUp              *prometheus.Desc
 	tracked, limit, forgotten                                     *prometheus.Desc
 	dataLoss                                                      *prometheus.Desc
+	// gateway describes the series from the Gateway's REST API; nil when
+	// the API is off.
+	gateway *gatewayDescs
 }
 
 // NewCollector returns a collector of fleet's metrics.
-func NewCollector(fleet *Fleet) *Collector {
-	return &Collector{
+func NewCollector(fleet *Fleet, opts ...CollectorOption) *Collector {
+	c := &Collector{
 		fleet: fleet,
 		up:    serverDesc("up", "1 unless the server's last lifecycle event says it stopped."),
 		state: serverDesc("state", "Lifecycle state of the server: 1 for the current state, 0 for the others.", "state"),
@@ -66,6 +69,10 @@ func NewCollector(fleet *Fleet) *Collector {
 			"Losses of the replicas' shared log (keys deleted or evicted, a failover that lost writes) that a replica rebuilt it from, by what was lost. Replicas only.",
 			[]string{"cause"}, nil),
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Describe implements prometheus.Collector.
@@ -74,6 +81,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors, c.storageUp,
 		c.tracked, c.limit, c.forgotten, c.dataLoss} {
 		ch <- d
+	}
+	if c.gateway != nil {
+		c.gateway.describe(ch)
 	}
 }
 
@@ -118,6 +128,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for l := storage.LossNone + 1; l < storage.NumLosses; l++ {
 			ch <- prometheus.MustNewConstMetric(c.dataLoss, prometheus.CounterValue, float64(snap.Stats.DataLoss[l]), l.String())
 		}
+	}
+	if c.gateway != nil {
+		c.gateway.collect(ch, &snap)
 	}
 }
 

@@ -7,14 +7,17 @@ import (
 )
 
 // command is the work of one request, as data: the events of a webhook, a
-// server to forget, or a sweep at a given time. Being data, it can be applied
-// at once or appended to a shared log and applied by every replica alike; it
-// carries the times it needs, so applying it never reads a clock.
+// server to forget, a sweep at a given time, or what the Gateway's REST API
+// said at a poll. Being data, it can be applied at once or appended to a
+// shared log and applied by every replica alike; it carries the times it
+// needs, so applying it never reads a clock.
 type command struct {
 	Events     []Event `json:"e,omitempty"`
 	Forget     *Key    `json:"f,omitempty"`
 	SweepMs    int64   `json:"s,omitempty"`
 	ReceivedMs int64   `json:"r,omitempty"`
+	// Observation is a successful poll of the Gateway's REST API.
+	Observation *Observation `json:"g,omitempty"`
 }
 
 // apply stages the command's changes.
@@ -29,6 +32,9 @@ func (c *command) apply(st *staging) Result {
 	}
 	if c.SweepMs != 0 {
 		res.Forgotten += st.sweep(time.UnixMilli(c.SweepMs))
+	}
+	if c.Observation != nil {
+		st.observe(c.Observation)
 	}
 	return res
 }

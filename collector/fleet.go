@@ -31,6 +31,10 @@ type Fleet struct {
 	// storageUp is whether the store accepted the last write (or, for a
 	// replica, whether it follows the shared store).
 	storageUp atomic.Bool
+	// gateway is the view from the Gateway's REST API (nil: none yet);
+	// apiFailedMs is when this exporter's last poll of the API failed.
+	gateway     *GatewayView
+	apiFailedMs atomic.Int64
 }
 
 // Stats are the exporter's own counters about received events. They live
@@ -92,6 +96,11 @@ type Snapshot struct {
 	StorageUp bool
 	// Shared is set when the fleet is a replica's, folded from a shared log.
 	Shared bool
+	// Gateway is the view from the Gateway's REST API, nil before the first
+	// successful poll; shared and read-only.
+	Gateway *GatewayView
+	// APIFailedMs is when this exporter's last poll of the API failed.
+	APIFailedMs int64
 }
 
 // NewFleet returns an empty fleet.
@@ -121,7 +130,8 @@ func (f *Fleet) Snapshot() Snapshot {
 // which is what a replica saves for the others.
 func (f *Fleet) sharedSnapshot() Snapshot {
 	f.mu.RLock()
-	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load(), Shared: f.shared}
+	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load(),
+		Shared: f.shared, Gateway: f.gateway, APIFailedMs: f.apiFailedMs.Load()}
 	for _, s := range f.servers {
 		snap.Servers = append(snap.Servers, *s)
 	}
@@ -139,8 +149,17 @@ func (f *Fleet) lookup(k Key) *Server { return f.servers[k] }
 // publish makes a committed group of changes visible, all at once, with the
 // events that made them and the counters that describe them.
 func (f *Fleet) publish(changes map[Key]*Server, events []applied, delta *Stats) {
+	f.publishObserved(changes, events, delta, nil)
+}
+
+// publishObserved is publish with the Gateway view the group observed (nil:
+// unchanged), made visible with the servers it changed.
+func (f *Fleet) publishObserved(changes map[Key]*Server, events []applied, delta *Stats, view *GatewayView) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if view != nil {
+		f.gateway = view
+	}
 	for _, e := range events {
 		h := f.history[e.key]
 		if h == nil {
@@ -177,13 +196,13 @@ func (f *Fleet) setLimit(n int) {
 func (f *Fleet) setStorageUp(up bool) { f.storageUp.Store(up) }
 
 // replace swaps the whole fleet for one loaded from a shared snapshot, with
-// the counters that belong to it. The counters of what this exporter alone
-// saw (invalid bodies, store failures) are kept, and the shared ones, as
-// shown, never go back.
-func (f *Fleet) replace(servers map[Key]*Server, shared *Stats) {
+// the counters and the Gateway view that belong to it. The counters of what
+// this exporter alone saw (invalid bodies, store failures) are kept, and the
+// shared ones, as shown, never go back.
+func (f *Fleet) replace(servers map[Key]*Server, shared *sharedState) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.servers, f.stopped = servers, 0
+	f.servers, f.stopped, f.gateway = servers, 0, shared.Gateway
 	for _, s := range servers {
 		f.stopped += boolInt(isStopped(s))
 	}

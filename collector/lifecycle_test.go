@@ -210,21 +210,27 @@ func TestRestoreFromStore(t *testing.T) {
 	want := fleet.Snapshot().Servers
 	w.Close()
 	store.Close()
+	if got := reopen(t, dir).Snapshot().Servers; !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored %+v\nwant %+v", got, want)
+	}
+}
 
-	store, err = storage.Open(dir, storage.Options{})
+// reopen opens the store in dir again and restores a fleet from it, as an
+// exporter restarting would.
+func reopen(t *testing.T, dir string) *Fleet {
+	t.Helper()
+	store, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	restored := NewFleet()
-	w2 := NewWriter(restored, store, WriterOptions{})
-	defer w2.Close()
-	if err := w2.Restore(context.Background()); err != nil {
+	w := NewWriter(restored, store, WriterOptions{})
+	t.Cleanup(w.Close)
+	if err := w.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := restored.Snapshot().Servers; !reflect.DeepEqual(got, want) {
-		t.Fatalf("restored %+v\nwant %+v", got, want)
-	}
+	return restored
 }
 
 // TestStorageFailureChangesNothing: when the store refuses a commit, the

@@ -78,7 +78,7 @@ func countedLoss(r testReplica, loss storage.Loss) bool {
 func TestSharedCountersNeverGoBack(t *testing.T) {
 	f := NewFleet()
 	f.count(&Stats{Outcomes: [numOutcomes]uint64{OutcomeApplied: 100, OutcomeInvalid: 3}})
-	var less Stats
+	var less sharedState
 	less.Outcomes[OutcomeApplied] = 60
 	less.Forgotten[ForgetDeleted] = 2
 	f.replace(map[Key]*Server{}, &less)

@@ -155,6 +155,18 @@ func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 			clock.Advance(snapshotInterval) // a snapshot is due after the next fold
 		}
 	}
+	waitForTrim(t, srv)
+	b := startReplica(t, srv, DefaultLimits, clock)
+	got := converged(t, a, b)
+	if len(got.Servers) != 7 || got.Stats.Outcomes[OutcomeApplied] != 50 {
+		t.Fatalf("late replica: %d servers, outcomes %v", len(got.Servers), got.Stats.Outcomes)
+	}
+}
+
+// waitForTrim waits until a snapshot was saved and the log trimmed: the
+// start of the log is gone.
+func waitForTrim(t *testing.T, srv *testenv.Redis) {
+	t.Helper()
 	log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "test:", Owner: "probe"})
 	if err != nil {
 		t.Fatal(err)
@@ -164,11 +176,6 @@ func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 		_, err := log.Read(context.Background(), "", 0)
 		return errors.Is(err, storage.ErrGap)
 	})
-	b := startReplica(t, srv, DefaultLimits, clock)
-	got := converged(t, a, b)
-	if len(got.Servers) != 7 || got.Stats.Outcomes[OutcomeApplied] != 50 {
-		t.Fatalf("late replica: %d servers, outcomes %v", len(got.Servers), got.Stats.Outcomes)
-	}
 }
 
 // TestReplicaSurvivesRedisOutage: while Redis is down, webhooks fail with

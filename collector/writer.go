@@ -240,7 +240,7 @@ func (w *Writer) gather(first *request) []*request {
 
 // publish makes a folded group visible and reports what the limits did.
 func (w *Writer) publish(st *staging, delta *Stats) {
-	w.fleet.publish(st.changes, st.applied, delta)
+	w.fleet.publishObserved(st.changes, st.applied, delta, st.gateway)
 	w.logLimits(delta)
 }
 

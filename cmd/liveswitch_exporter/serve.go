@@ -53,6 +53,8 @@ type serveCmd struct {
 	ServerRetention  time.Duration `name:"server.retention" default:"1h" help:"Forget a stopped server this long after it stopped (0: never)."`
 	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" help:"Forget a server of any state after this long without an event (0: never)."`
 	ServerMax        int           `name:"server.max" default:"10000" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
+
+	Gateway gatewayFlags `embed:""`
 }
 
 // Validate rejects flags that contradict each other; kong calls it after
@@ -70,7 +72,7 @@ func (s *serveCmd) Validate(kctx *kong.Context) error {
 	if s.RedisWaitReplicas > 0 && s.RedisWaitTimeout >= s.RedisTimeout {
 		return errors.New("--storage.redis-wait-timeout must be shorter than --storage.redis-timeout")
 	}
-	return nil
+	return s.Gateway.validate()
 }
 
 func (s *serveCmd) Run(logger *slog.Logger) error {
@@ -130,7 +132,11 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	if guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
-	registry := exporter.NewRegistry(collector.NewCollector(fleet))
+	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...))
+	poller, err := s.Gateway.poller(writer, registry, s.ServerMax, logger)
+	if err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
@@ -165,6 +171,9 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	ready.Store(true)
 	logger.Info("Fleet restored; ready", "servers", fleet.Len())
 	go writer.RunSweeper(serveCtx)
+	if poller != nil {
+		go poller.Run(serveCtx)
+	}
 	return <-served
 }
 

@@ -29,6 +29,8 @@ type simulateCmd struct {
 	Rate          float64       `default:"20" help:"Events per second over all senders; 0 is as fast as acknowledged."`
 	Count         int           `default:"0" help:"Stop after this many events (0: no limit)."`
 	Duration      time.Duration `default:"0s" help:"Stop after this long (0: no limit; stops on SIGINT)."`
+
+	Gateway simulatedGatewayFlags `embed:""`
 }
 
 func (s *simulateCmd) Run(logger *slog.Logger) error {
@@ -39,6 +41,11 @@ func (s *simulateCmd) Run(logger *slog.Logger) error {
 		Gateways: s.Gateways, SIPConnectors: s.SIPConnectors, Recording: !s.NoRecording,
 	}, nil)
 	gen.Grow = s.Grow
+	stopGateway, err := s.Gateway.serve(gen, logger)
+	if err != nil {
+		return err
+	}
+	defer stopGateway()
 	logger.Info("Simulating a LiveSwitch fleet", "target", s.Target, "servers", gen.Size(),
 		"concurrency", s.Concurrency, "rate", s.Rate, "count", s.Count, "duration", s.Duration)
 	rep := simulate.Run(ctx, gen, simulate.LoadConfig{
@@ -46,6 +53,10 @@ func (s *simulateCmd) Run(logger *slog.Logger) error {
 		Pushgateway: s.Pushgateway, Header: s.header(),
 	})
 	rep.Write(os.Stdout)
+	if s.Gateway.ListenAddress != "" && ctx.Err() == nil {
+		logger.Info("Events sent; the simulated Gateway's REST API serves the fleet as it stands until stopped")
+		<-ctx.Done()
+	}
 	if rep.Acked() == 0 && rep.Sent > 0 {
 		return fmt.Errorf("the target acknowledged none of %d events", rep.Sent)
 	}
