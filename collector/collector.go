@@ -66,7 +66,7 @@ func NewCollector(fleet *Fleet, opts ...CollectorOption) *Collector {
 			"Servers forgotten, with all their series, by reason: retention after stop, stale, evicted to make room, deleted through the API.",
 			[]string{"reason"}, nil),
 		dataLoss: prometheus.NewDesc("liveswitch_exporter_storage_data_loss_total",
-			"Losses of the replicas' shared log (keys deleted or evicted, a failover that lost writes) that a replica rebuilt it from, by what was lost. Replicas only.",
+			"Losses of the replicas' shared log (keys deleted or evicted, a failover that lost writes) that a replica rebuilt it from, by what was lost (always 0 for the embedded store).",
 			[]string{"cause"}, nil),
 	}
 	for _, o := range opts {
@@ -124,10 +124,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue,
 			float64(snap.Stats.Forgotten[r]), ForgetReason(r).String())
 	}
-	if snap.Shared {
-		for l := storage.LossNone + 1; l < storage.NumLosses; l++ {
-			ch <- prometheus.MustNewConstMetric(c.dataLoss, prometheus.CounterValue, float64(snap.Stats.DataLoss[l]), l.String())
-		}
+	for l := storage.LossNone + 1; l < storage.NumLosses; l++ {
+		ch <- prometheus.MustNewConstMetric(c.dataLoss, prometheus.CounterValue, float64(snap.Stats.DataLoss[l]), l.String())
 	}
 	if c.gateway != nil {
 		c.gateway.collect(ch, &snap)

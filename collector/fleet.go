@@ -24,8 +24,6 @@ type Fleet struct {
 	// when a replica's fleet is replaced by one that counted less (a log
 	// rebuilt after a loss): Prometheus would read a decrease as a reset.
 	offset Stats
-	// shared is set for a replica's fleet, folded from a shared log.
-	shared bool
 	// history holds each server's last applied lifecycle events.
 	history map[Key]*history
 	// storageUp is whether the store accepted the last write (or, for a
@@ -94,8 +92,6 @@ type Snapshot struct {
 	Servers   []Server
 	Stats     Stats
 	StorageUp bool
-	// Shared is set when the fleet is a replica's, folded from a shared log.
-	Shared bool
 	// Gateway is the view from the Gateway's REST API, nil before the first
 	// successful poll; shared and read-only.
 	Gateway *GatewayView
@@ -131,7 +127,7 @@ func (f *Fleet) Snapshot() Snapshot {
 func (f *Fleet) sharedSnapshot() Snapshot {
 	f.mu.RLock()
 	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load(),
-		Shared: f.shared, Gateway: f.gateway, APIFailedMs: f.apiFailedMs.Load()}
+		Gateway: f.gateway, APIFailedMs: f.apiFailedMs.Load()}
 	for _, s := range f.servers {
 		snap.Servers = append(snap.Servers, *s)
 	}

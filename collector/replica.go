@@ -102,7 +102,6 @@ func NewReplica(fleet *Fleet, log storage.Log, opts WriterOptions, ropts Replica
 		ropts.Timeout = DefaultReplicaTimeout
 	}
 	w := newWriter(fleet, &opts)
-	fleet.shared = true
 	r := &replica{w: w, log: log, opts: ropts, name: randomName(), pending: make(map[string][]*request),
 		alarm: make(chan struct{}, 1), folded: newNonceSet(foldedNonces)}
 	r.health.init(w)
