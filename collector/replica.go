@@ -31,6 +31,9 @@ var (
 	snapshotInterval = 10 * time.Second
 	// maxBackoff bounds the wait between two attempts to reach the store.
 	maxBackoff = 5 * time.Second
+	// rebuildPoll is how often a replica waiting for another's rebuild
+	// looks whether it is done.
+	rebuildPoll = 50 * time.Millisecond
 	// rebuildTTL is how long a replica may take to rebuild the log before
 	// another may try.
 	rebuildTTL = 10 * time.Second
@@ -92,6 +95,8 @@ type replica struct {
 	saving   atomic.Bool
 	// at is the position, for the monitor.
 	at atomic.Pointer[string]
+	// interrupt cancels the follower's read in progress, if any.
+	interrupt atomic.Pointer[context.CancelFunc]
 }
 
 // NewReplica starts the writer of a fleet shared with other replicas through

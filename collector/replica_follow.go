@@ -108,9 +108,15 @@ func (r *replica) moveTo(pos string) {
 // step reads the entries after the position, waiting up to wait, and folds
 // them. It returns how many it folded.
 func (r *replica) step(ctx context.Context, wait time.Duration) (int, error) {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, wait+probeTimeout)
 	defer cancel()
+	r.interrupt.Store(&cancel)
+	defer r.interrupt.Store(nil)
 	entries, err := r.log.Read(ctx, r.position, wait)
+	if errors.Is(err, context.Canceled) && parent.Err() == nil {
+		return 0, nil // interrupted by an alarm
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -158,7 +164,9 @@ func (r *replica) follow(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, errWaitForRebuild):
-			sleep(ctx, probeInterval)
+			// Another replica rebuilds, in milliseconds: look again soon.
+			sleep(ctx, rebuildPoll)
+			r.raiseAlarm()
 			continue
 		case err != nil:
 			r.health.followFailed(err)

@@ -138,11 +138,15 @@ func (r *replica) checkMemory(ctx context.Context) error {
 	return nil
 }
 
-// raiseAlarm asks the follower to inspect the log at its next step.
+// raiseAlarm asks the follower to inspect the log, interrupting the read it
+// may be waiting in.
 func (r *replica) raiseAlarm() {
 	select {
 	case r.alarm <- struct{}{}:
 	default:
+	}
+	if cancel := r.interrupt.Load(); cancel != nil {
+		(*cancel)()
 	}
 }
 

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -26,6 +27,18 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 	}
 	if !won {
 		return errWaitForRebuild
+	}
+	// What was seen before taking the right may be stale: another replica
+	// may have rebuilt the log just before.
+	if st, err := r.log.Probe(ctx, r.position); err != nil || (st.Loss == storage.LossNone && !st.Lost) {
+		cancelErr := r.log.CancelRebuild(ctx)
+		switch {
+		case err != nil:
+			return errors.Join(err, cancelErr)
+		case !st.Current:
+			return r.load(ctx)
+		}
+		return cancelErr
 	}
 	if r.position == "" {
 		r.loadWhatRemains(ctx)

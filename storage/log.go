@@ -80,6 +80,9 @@ type Log interface {
 	// held, appends fail with ErrRebuilding. It reports false when another
 	// replica holds it.
 	BeginRebuild(ctx context.Context, ttl time.Duration) (bool, error)
+	// CancelRebuild gives up the right to rebuild, when the log turned out
+	// whole (another replica rebuilt it meanwhile).
+	CancelRebuild(ctx context.Context) error
 	// Entries returns every entry still in the log, of any epoch, oldest
 	// first, for a rebuild to fold what it has not folded yet.
 	Entries(ctx context.Context) ([]Entry, error)

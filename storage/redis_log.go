@@ -193,6 +193,11 @@ func (r *Redis) BeginRebuild(ctx context.Context, ttl time.Duration) (bool, erro
 	return r.client.SetNX(ctx, r.rebuild, r.owner, ttl).Result()
 }
 
+// CancelRebuild implements Log.
+func (r *Redis) CancelRebuild(ctx context.Context) error {
+	return cancelRebuildScript.Run(ctx, r.client, []string{r.rebuild}, r.owner).Err()
+}
+
 // Entries implements Log.
 func (r *Redis) Entries(ctx context.Context) ([]Entry, error) {
 	msgs, err := r.client.XRange(ctx, r.log, "-", "+").Result()

@@ -92,6 +92,13 @@ redis.call('DEL', KEYS[4])
 return 1
 `)
 
+// cancelRebuildScript gives up the right to rebuild if the caller holds it.
+// KEYS: rebuild; ARGV: owner.
+var cancelRebuildScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`)
+
 // claimScript gives a duty to the caller if nobody holds it, or keeps it
 // with the caller who holds it: the same replica goes on doing it while it
 // lives, and another takes over within ttl once it is gone.

@@ -183,58 +183,90 @@ func label(m *dto.Metric, name string) string {
 // checked.
 func checkLedger(t *testing.T, p *process, l *ackLedger) int {
 	t.Helper()
-	seen := observe(t, p)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	checked := 0
-	for id, events := range l.servers {
-		checked += checkServer(t, id, events, seen[id])
+	checked, lost, problems := auditLedger(t, p, l)
+	for _, problem := range problems {
+		t.Error(problem)
+	}
+	if lost > 0 {
+		t.Errorf("%d acknowledged events lost", lost)
 	}
 	return checked
 }
 
-// checkServer checks one server; it returns its acknowledged events.
-func checkServer(t *testing.T, id string, events []sentEvent, got observed) int {
+// auditLedger compares the exporter's fleet with the model: it returns how
+// many acknowledged events it checked, how many of them are lost, and every
+// discrepancy found.
+func auditLedger(t *testing.T, p *process, l *ackLedger) (checked, lost int, problems []string) {
 	t.Helper()
-	acked := 0
+	seen := observe(t, p)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, events := range l.servers {
+		a := auditServer(id, events, seen[id])
+		checked, lost, problems = checked+a.acked, lost+a.lost, append(problems, a.problems...)
+	}
+	return checked, lost, problems
+}
+
+// serverAudit is what auditServer found of one server.
+type serverAudit struct {
+	acked, lost int
+	problems    []string
+}
+
+func (a *serverAudit) problem(format string, args ...any) {
+	a.problems = append(a.problems, fmt.Sprintf(format, args...))
+}
+
+// auditServer checks one server against the events it was sent.
+func auditServer(id string, events []sentEvent, got observed) (a serverAudit) {
 	var newestAcked int64 = -1
 	for _, ev := range events {
 		if ev.status == http.StatusNoContent {
-			acked++
+			a.acked++
 			newestAcked = ev.ms
 		}
 	}
 	if got.state == "" {
-		if acked > 0 {
-			t.Errorf("server %s: absent, but %d of its events were acknowledged", id, acked)
+		if a.acked > 0 {
+			a.problem("server %s: absent, but %d of its events were acknowledged", id, a.acked)
+			a.lost = a.acked
 		}
-		return acked
+		return a
 	}
 	i := slices.IndexFunc(events, func(ev sentEvent) bool { return ev.ms == got.changeMs })
 	switch {
 	case i < 0:
-		t.Errorf("server %s: state changed at %d ms, a time none of its events had", id, got.changeMs)
+		a.problem("server %s: state changed at %d ms, a time none of its events had", id, got.changeMs)
 	case got.changeMs < newestAcked:
-		t.Errorf("server %s: in the state of its event at %d ms; the later event at %d ms was acknowledged and is lost",
-			id, got.changeMs, newestAcked)
-	case events[i].status != 0 && events[i].status != http.StatusNoContent:
-		t.Errorf("server %s: in the state of its event at %d ms, which was answered %d (not applied)", id, got.changeMs, events[i].status)
+		for _, ev := range events {
+			if ev.status == http.StatusNoContent && ev.ms > got.changeMs {
+				a.lost++
+			}
+		}
+		a.problem("server %s: in the state of its event at %d ms; %d later acknowledged events (up to %d ms) are lost",
+			id, got.changeMs, a.lost, newestAcked)
+	case events[i].status != uncertain && events[i].status != http.StatusNoContent:
+		a.problem("server %s: in the state of its event at %d ms, which was answered %d (not applied)", id, got.changeMs, events[i].status)
 	case got.state != stateAfter[events[i].action]:
-		t.Errorf("server %s: state %s, but its newest applied event (%d ms) was %s", id, got.state, got.changeMs, events[i].action)
+		a.problem("server %s: state %s, but its newest applied event (%d ms) was %s", id, got.state, got.changeMs, events[i].action)
+	}
+	if a.lost > 0 {
+		return a
 	}
 	// Every acknowledged event is counted once; of the unanswered ones up
 	// to the state-change time, any number may have been applied.
 	unanswered := 0
 	for _, ev := range events {
-		if ev.status == 0 && ev.ms <= got.changeMs {
+		if ev.status == uncertain && ev.ms <= got.changeMs {
 			unanswered++
 		}
 	}
-	if got.events < float64(acked) || got.events > float64(acked+unanswered) {
-		t.Errorf("server %s: %v events applied; %d were acknowledged and %d unanswered (of %d sent)",
-			id, got.events, acked, unanswered, len(events))
+	if got.events < float64(a.acked) || got.events > float64(a.acked+unanswered) {
+		a.problem("server %s: %v events applied; %d were acknowledged and %d unanswered (of %d sent)",
+			id, got.events, a.acked, unanswered, len(events))
 	}
-	return acked
+	return a
 }
 
 // sumByLabel sums a family's values (gauges and counters) by one label.

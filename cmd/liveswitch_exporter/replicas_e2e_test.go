@@ -248,7 +248,7 @@ func twoReplicasUnderLoad(t *testing.T) (redis *testenv.Redis, a, b *process, ta
 // startLoad starts 8 senders posting to targets until stop is called.
 func startLoad(t testing.TB, targets *targetSet) (ledger *ackLedger, stop func()) {
 	ledger = newAckLedger()
-	base := time.Now().Add(-time.Hour).UnixMilli()
+	base := time.Now().Add(-10 * time.Minute).UnixMilli()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for s := range 8 {
