@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -36,8 +37,10 @@ func (r *replica) restore(ctx context.Context) error {
 	r.done = make(chan struct{})
 	go func() {
 		defer close(r.done)
-		go r.monitor(ctx)
+		var monitor sync.WaitGroup
+		monitor.Go(func() { r.monitor(ctx) })
 		r.follow(ctx)
+		monitor.Wait()
 	}()
 	return nil
 }
