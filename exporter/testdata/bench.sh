@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
-# Ingest benchmark on loopback: the exporter (durable bbolt store, in memory,
-# and a replica on a local redis-server with appendfsync always) against a
-# bare net/http handler and against Debian's
-# prometheus-pushgateway, all driven by `liveswitch_exporter simulate` in load
-# mode with distinct, growing servers. Prints one table with the ratios.
+# Ingest benchmark on loopback, driven by wrk (Debian's, a C load generator
+# that leaves the exporter most of the machine): the same realistic media
+# server events (exporter/testdata/webhook.lua) posted to a bare net/http
+# handler that only drains the body and answers 204 (the bound), to the
+# exporter in memory, with its durable store, and as a replica on a local
+# redis-server (appendonly yes, appendfsync always); and the Pushgateway
+# alternative (a PUT of each server's state, pushgateway.lua). One table:
+# requests/s, ratio to the bare handler, p50 and p99 of the acknowledgement.
 #
-#   exporter/testdata/bench.sh            # COUNT=20000 events per run
-#   COUNT=50000 CONCURRENCY="16 64" exporter/testdata/bench.sh
-#   REDIS=0 PUSHGATEWAY=0 exporter/testdata/bench.sh   # skip those runs
+#   exporter/testdata/bench.sh                          # wrk -t2 -c64 -d15s
+#   DURATION=30s CONNECTIONS=128 exporter/testdata/bench.sh
+#   REDIS=0 PUSHGATEWAY=0 exporter/testdata/bench.sh    # skip those runs
+#   EXPORTER=/path/to/liveswitch_exporter exporter/testdata/bench.sh  # another build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-COUNT=${COUNT:-20000}
-# The Pushgateway slows down as groups accumulate (it checks every push
-# against everything it holds), so it gets a fixed time instead of a count.
-PUSH_DURATION=${PUSH_DURATION:-20s}
-CONCURRENCY=${CONCURRENCY:-"1 16 64"}
+DURATION=${DURATION:-15s}
+WARMUP=${WARMUP:-3s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+export SERVERS=${SERVERS:-2000} # per wrk thread
 PORT=${PORT:-19818}
 
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-go build -o "$work/liveswitch_exporter" ./cmd/liveswitch_exporter
+exporter=${EXPORTER:-$work/liveswitch_exporter}
+[ -n "${EXPORTER:-}" ] || go build -o "$exporter" ./cmd/liveswitch_exporter
 go build -o "$work/baseline" ./exporter/testdata/baseline
 
 wait_http() { # url
@@ -45,64 +51,73 @@ stop_last() {
   unset 'pids[-1]'
 }
 
-# load target concurrency [extra simulate flags]: prints "events/s p99"
+# load url script: prints "requests/s p50 p99 errors" of one wrk run after a
+# warm-up run.
 load() {
-  local out rate p99 sent acked
-  out=$("$work/liveswitch_exporter" simulate --target "$1" --concurrency "$2" --rate 0 --count "$COUNT" --grow "${@:3}" 2>/dev/null)
-  rate=$(sed -n 's/.*acknowledged (\([0-9]*\) events\/s).*/\1/p' <<<"$out")
-  p99=$(sed -n 's/.* p99 \([^ ]*\) max.*/\1/p' <<<"$out")
-  sent=$(sed -n 's/^sent \([0-9]*\) events.*/\1/p' <<<"$out")
-  acked=$(sed -n 's/.*: \([0-9]*\) acknowledged.*/\1/p' <<<"$out")
-  if [ "$sent" != "$acked" ]; then
-    echo "not every event was acknowledged:" >&2; echo "$out" >&2
-  fi
-  echo "$rate $p99"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$2" "$1" >/dev/null 2>&1
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$1" 2>"$work/wrk.err")
+  echo "$out" >>"$work/wrk.out"
+  local rps p50 p99 errors
+  rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+  echo "$rps $p50 $p99 ${errors:-0}"
 }
 
-declare -A rate p99
-for c in $CONCURRENCY; do
-  start baseline "$work/baseline" -listen "127.0.0.1:$PORT"
-  wait_http "http://127.0.0.1:$PORT/"
-  read -r rate[bare,$c] p99[bare,$c] < <(load "http://127.0.0.1:$PORT/webhook" "$c")
+declare -A rps p50 p99 errs
+run() { # name url script
+  read -r rps[$1] p50[$1] p99[$1] errs[$1] < <(load "$2" "$3")
+}
+
+start baseline "$work/baseline" -listen "127.0.0.1:$PORT"
+wait_http "http://127.0.0.1:$PORT/"
+run bare "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua
+stop_last
+
+modes=(in-memory durable)
+if [ "${REDIS:-1}" = 1 ] && command -v redis-server >/dev/null; then modes+=(redis); fi
+for mode in "${modes[@]}"; do
+  rm -rf "$work/data" && mkdir -p "$work/data"
+  case $mode in
+    durable) flags=(--storage.path="$work/data") ;;
+    in-memory) flags=(--storage.in-memory) ;;
+    redis)
+      start redis redis-server --bind 127.0.0.1 --port $((PORT + 1)) --dir "$work/data" \
+        --appendonly yes --appendfsync always --save "" --loglevel warning
+      until redis-cli -p $((PORT + 1)) ping >/dev/null 2>&1; do sleep 0.05; done
+      flags=(--storage.redis-url="redis://127.0.0.1:$((PORT + 1))/0") ;;
+  esac
+  start "exporter-$mode" "$exporter" --web.listen-address="127.0.0.1:$PORT" --log.level=warn "${flags[@]}"
+  wait_http "http://127.0.0.1:$PORT/-/ready"
+  run "$mode" "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua
   stop_last
-
-  modes=(durable in-memory)
-  if [ "${REDIS:-1}" = 1 ] && command -v redis-server >/dev/null; then modes+=(redis); fi
-  for mode in "${modes[@]}"; do
-    rm -rf "$work/data-$c"
-    mkdir -p "$work/data-$c"
-    case $mode in
-      durable) flags=(--storage.path="$work/data-$c") ;;
-      in-memory) flags=(--storage.in-memory) ;;
-      redis)
-        start redis redis-server --bind 127.0.0.1 --port $((PORT + 1)) --dir "$work/data-$c" \
-          --appendonly yes --appendfsync always --save "" --loglevel warning
-        until redis-cli -p $((PORT + 1)) ping >/dev/null 2>&1; do sleep 0.05; done
-        flags=(--storage.redis-url="redis://127.0.0.1:$((PORT + 1))/0") ;;
-    esac
-    start "exporter-$mode" "$work/liveswitch_exporter" --web.listen-address="127.0.0.1:$PORT" --server.max=0 "${flags[@]}"
-    wait_http "http://127.0.0.1:$PORT/-/ready"
-    read -r rate[$mode,$c] p99[$mode,$c] < <(load "http://127.0.0.1:$PORT/webhook" "$c")
-    stop_last
-    if [ "$mode" = redis ]; then stop_last; fi
-  done
-
-  if [ "${PUSHGATEWAY:-1}" = 1 ] && command -v prometheus-pushgateway >/dev/null; then
-    start pushgateway prometheus-pushgateway --web.listen-address="127.0.0.1:$PORT"
-    wait_http "http://127.0.0.1:$PORT/-/ready"
-    read -r rate[push,$c] p99[push,$c] < <(COUNT=0 load "http://127.0.0.1:$PORT" "$c" --pushgateway --duration "$PUSH_DURATION")
-    stop_last
-  fi
+  if [ "$mode" = redis ]; then stop_last; fi
 done
 
+if [ "${PUSHGATEWAY:-1}" = 1 ] && command -v prometheus-pushgateway >/dev/null; then
+  start pushgateway prometheus-pushgateway --web.listen-address="127.0.0.1:$PORT"
+  wait_http "http://127.0.0.1:$PORT/-/ready"
+  run pushgateway "http://127.0.0.1:$PORT" exporter/testdata/pushgateway.lua
+  stop_last
+fi
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '\n%-8s | %-18s | %-28s | %-28s | %-28s | %-20s | %s\n' senders "bare handler" "exporter durable (ratio)" "exporter in memory (ratio)" "exporter redis (ratio)" "pushgateway" "durable / pushgateway"
-printf -- '---------|--------------------|------------------------------|------------------------------|------------------------------|----------------------|----------------------\n'
-for c in $CONCURRENCY; do
-  printf '%-8s | %7s/s p99 %-6s | %7s/s (%s) p99 %-8s | %7s/s (%s) p99 %-8s | %7s/s (%s) p99 %-8s | %7s/s p99 %-8s | %s\n' "$c" \
-    "${rate[bare,$c]}" "${p99[bare,$c]}" \
-    "${rate[durable,$c]}" "$(ratio "${rate[durable,$c]}" "${rate[bare,$c]}")" "${p99[durable,$c]}" \
-    "${rate[in-memory,$c]}" "$(ratio "${rate[in-memory,$c]}" "${rate[bare,$c]}")" "${p99[in-memory,$c]}" \
-    "${rate[redis,$c]:--}" "$(ratio "${rate[redis,$c]:-0}" "${rate[bare,$c]}")" "${p99[redis,$c]:--}" \
-    "${rate[push,$c]:--}" "${p99[push,$c]:--}" "$(ratio "${rate[durable,$c]}" "${rate[push,$c]:-0}")"
+echo
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after a $WARMUP warm-up), $((SERVERS * THREADS)) media servers; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+printf '| %-23s | %10s | %6s | %9s | %9s | %s\n' target "requests/s" ratio p50 p99 "non-2xx"
+printf '|%s|%s|%s|%s|%s|%s\n' ------------------------- ------------ -------- ----------- ----------- ---------
+for name in bare in-memory durable redis pushgateway; do
+  [ -n "${rps[$name]:-}" ] || continue
+  label=$name
+  case $name in
+    bare) label="bare net/http handler" ;;
+    in-memory) label="exporter, in memory" ;;
+    durable) label="exporter, durable" ;;
+    redis) label="exporter, Redis replica" ;;
+    pushgateway) label="Pushgateway" ;;
+  esac
+  printf '| %-23s | %10s | %6s | %9s | %9s | %s\n' "$label" "${rps[$name]}" "$(ratio "${rps[$name]}" "${rps[bare]}")" \
+    "${p50[$name]}" "${p99[$name]}" "${errs[$name]}"
 done
