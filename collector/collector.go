@@ -26,6 +26,8 @@ type Collector struct {
 	servers, groupCores                                           *prometheus.Desc
 	outcomes, lastReceived, storageErrors, storageUp              *prometheus.Desc
 	tracked, limit, forgotten                                     *prometheus.Desc
+	// also counts the events received outside the fleet; nil for none.
+	also *OutcomeCounter
 }
 
 // NewCollector returns a collector of fleet's metrics.
@@ -62,6 +64,14 @@ func NewCollector(fleet *Fleet) *Collector {
 	}
 }
 
+// CountAlso adds the counts of also to liveswitch_exporter_events_total
+// and to the last-received time: the events the exporter handles outside
+// the fleet (application events). It returns c.
+func (c *Collector) CountAlso(also *OutcomeCounter) *Collector {
+	c.also = also
+	return c
+}
+
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.state, c.cores, c.info, c.lastEvent, c.stateChange,
@@ -74,6 +84,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.fleet.Snapshot()
+	if c.also != nil {
+		extra := c.also.Stats()
+		snap.Stats.add(&extra)
+	}
 	groups := make(map[groupKey]*groupTotals)
 	buf := make([]string, 0, len(serverLabels)+5)
 	for i := range snap.Servers {
