@@ -19,6 +19,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
+	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -50,6 +51,8 @@ type serveCmd struct {
 	ServerRetention  time.Duration `name:"server.retention" default:"1h" help:"Forget a stopped server this long after it stopped (0: never)."`
 	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" help:"Forget a server of any state after this long without an event (0: never)."`
 	ServerMax        int           `name:"server.max" default:"10000" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
+
+	Applications applicationFlags `embed:""`
 }
 
 // Validate rejects flags that contradict each other; kong calls it after
@@ -80,12 +83,16 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	if err := s.checkWebConfigs(); err != nil {
 		return err
 	}
+	secrets, err := s.Applications.openSecrets(logger)
+	if err != nil {
+		return err
+	}
 	fleet := collector.NewFleet()
 	writer, closeStore, err := s.openWriter(fleet, logger)
 	if err != nil {
 		return err
 	}
-	err = s.serve(ctx, logger, fleet, writer, guard)
+	err = s.serve(ctx, logger, fleet, writer, guard, secrets)
 	writer.Close()
 	return errors.Join(err, closeStore())
 }
@@ -117,11 +124,13 @@ func (s *serveCmd) checkWebConfigs() error {
 }
 
 // serve restores the fleet and serves until ctx ends or a listener fails.
-func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, writer *collector.Writer, guard exporter.WriteGuard) error {
+func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, writer *collector.Writer, guard exporter.WriteGuard,
+	secrets *appsig.File) error {
 	if guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
-	registry := exporter.NewRegistry(collector.NewCollector(fleet))
+	apps := s.Applications.tracker(collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew}, logger)
+	registry := exporter.NewRegistry(collector.NewCollector(fleet).CountAlso(apps.Outcomes()), apps)
 	var ready atomic.Bool
 	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
@@ -134,6 +143,9 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		Registry:      registry,
 		Fleet:         fleet,
 		Logger:        logger,
+
+		Applications:       apps,
+		ApplicationSecrets: secrets,
 	})
 	if err != nil {
 		return err
