@@ -29,6 +29,8 @@ type simulateCmd struct {
 	Rate          float64       `default:"20" help:"Events per second over all senders; 0 is as fast as acknowledged."`
 	Count         int           `default:"0" help:"Stop after this many events (0: no limit)."`
 	Duration      time.Duration `default:"0s" help:"Stop after this long (0: no limit; stops on SIGINT)."`
+
+	Applications simulatedApplicationFlags `embed:""`
 }
 
 func (s *simulateCmd) Run(logger *slog.Logger) error {
@@ -41,9 +43,14 @@ func (s *simulateCmd) Run(logger *slog.Logger) error {
 	gen.Grow = s.Grow
 	logger.Info("Simulating a LiveSwitch fleet", "target", s.Target, "servers", gen.Size(),
 		"concurrency", s.Concurrency, "rate", s.Rate, "count", s.Count, "duration", s.Duration)
-	rep := simulate.Run(ctx, gen, simulate.LoadConfig{
+	source, secrets, err := s.Applications.source(gen, s.Seed, s.Pushgateway)
+	if err != nil {
+		return err
+	}
+	rep := simulate.Run(ctx, source, simulate.LoadConfig{
 		Target: s.Target, Concurrency: s.Concurrency, Rate: s.Rate, Count: s.Count, Duration: s.Duration,
 		Pushgateway: s.Pushgateway, Header: s.header(),
+		Batch: s.Applications.Batch, Secrets: secrets,
 	})
 	rep.Write(os.Stdout)
 	if rep.Acked() == 0 && rep.Sent > 0 {
