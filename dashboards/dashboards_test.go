@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
@@ -111,6 +113,7 @@ func TestDashboardConventions(t *testing.T) {
 	wantUIDs := map[string]string{
 		"grafana/liveswitch-fleet.json":    "liveswitch-fleet",
 		"grafana/liveswitch-exporter.json": "liveswitch-exporter",
+		"grafana/liveswitch-calls.json":    "liveswitch-calls",
 	}
 	for file, d := range loadDashboards(t) {
 		t.Run(file, func(t *testing.T) {
@@ -149,6 +152,12 @@ func TestDashboardConventions(t *testing.T) {
 
 func checkPanel(t *testing.T, p panel, vars []string) {
 	t.Helper()
+	if p.Type == "row" { // a heading: no query of its own
+		if p.Title == "" || len(p.Targets) > 0 {
+			t.Errorf("row %d: a row has a title and no query", p.ID)
+		}
+		return
+	}
 	if p.Title == "" || p.Description == "" || p.FieldConfig.Defaults.Unit == "" {
 		t.Errorf("panel %d %q: title, description and unit are all required", p.ID, p.Title)
 	}
@@ -213,9 +222,10 @@ func exporterMetrics(t *testing.T) map[string]bool {
 			t.Fatal(err)
 		}
 	}
-	reg := exporter.NewRegistry(collector.NewCollector(fleet))
+	apps := simulatedApplications(t)
+	reg := exporter.NewRegistry(collector.NewCollector(fleet).CountAlso(apps.Outcomes()), apps)
 	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: fleet,
-		Ready: func() bool { return true }, Registry: reg, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		Ready: func() bool { return true }, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps}); err != nil {
 		t.Fatal(err)
 	}
 	families, err := reg.Gather()
@@ -225,8 +235,27 @@ func exporterMetrics(t *testing.T) map[string]bool {
 	names := map[string]bool{}
 	for _, mf := range families {
 		names[mf.GetName()] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM { // queried through its series
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				names[mf.GetName()+suffix] = true
+			}
+		}
 	}
 	return names
+}
+
+// simulatedApplications counts the application webhooks of simulated
+// applications, so that their series exist.
+func simulatedApplications(t *testing.T) *applications.Tracker {
+	t.Helper()
+	apps := applications.New(applications.Options{Decode: collector.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 1000})
+	gen := simulate.NewAppGenerator(simulate.AppConfig{Seed: 1, IDs: []string{"app-1", "app-2"}}, nil)
+	for range 2000 {
+		if _, err := apps.Ingest(gen.Next().Body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return apps
 }
 
 // prometheusMetrics are series Prometheus itself makes, not the exporter.

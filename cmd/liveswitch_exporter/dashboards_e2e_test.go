@@ -29,6 +29,7 @@ func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 	promBin := requireTool(t, "prometheus")
 	p := startExporter(t)
 	feedSimulated(t, p, 300)
+	feedSimulatedApplications(t, p, 1000)
 	stuck := fmt.Sprintf(`{"timestamp":%d,"origin":"mediaserver","type":"mediaserver.started",`+
 		`"mediaserver":{"id":"stuck-1","machineName":"ms-stuck","region":"us-east","deploymentId":"deployment-1","coreCount":8}}`,
 		time.Now().UnixMilli())
@@ -43,7 +44,8 @@ func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 			"id": "stuck-1", "machine_name": "ms-stuck", "deployment_id": "deployment-1", "region": "us-east", "severity": "warning",
 		})
 	})
-	vars := strings.NewReplacer("$__rate_interval", "20s", "$job", ".*", "$instance", ".*", "$deployment_id", ".*", "$region", ".*")
+	vars := strings.NewReplacer("$__rate_interval", "20s", "$job", ".*", "$instance", ".*", "$deployment_id", ".*", "$region", ".*",
+		"$application_id", ".*")
 	files, err := fs.Glob(dashboards.FS, "grafana/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no dashboards to check (grafana/*.json): %d files, %v", len(files), err)
