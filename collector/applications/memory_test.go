@@ -56,3 +56,22 @@ func TestMemoryFlatUnderNeverConnectingConnections(t *testing.T) {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// BenchmarkIngest measures counting one connection event from its body:
+// decoding, the application cap, the counters and the pending table.
+func BenchmarkIngest(b *testing.B) {
+	tr, _ := newTestTracker(b, DefaultMaxApplications, DefaultMaxPending)
+	bodies := make([][]byte, 1024)
+	for i := range bodies {
+		typ := []string{"connection.initializing", "connection.connected"}[i%2]
+		bodies[i] = []byte(appEvent(int64(i), typ, "app-"+fmt.Sprint(i%3), fmt.Sprintf("c-%d", i/2), "sfu"))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := tr.Ingest(bodies[i%len(bodies)], nil); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
