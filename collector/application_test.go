@@ -203,10 +203,7 @@ func FuzzDecodeApplications(f *testing.F) {
 // the byte scan that hands it to the fleet's decoder (compare with
 // BenchmarkDecode, which decodes the same body).
 func BenchmarkServerBodyRouting(b *testing.B) {
-	body := []byte(eventJSON(1700000000000, "mediaserver", "registered", `{"iceServerUris":["stun:stun.example.com:3478"],`+
-		`"region":"us-east","id":"dc5e5677-5b0d-4b3e-b2a5-42761849ae19","version":"1.24.2.0","machineName":"ms-1",`+
-		`"coreCount":12,"operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64",`+
-		`"networkInterfaces":[{"name":"eth0","addresses":["10.0.0.4"]}],"deploymentId":"prod"}`))
+	body := realisticEvent
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {

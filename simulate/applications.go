@@ -10,7 +10,7 @@ import (
 // AppConfig shapes the simulated applications.
 type AppConfig struct {
 	Seed uint64
-	// IDs are the applications' ids.
+	// IDs are the applications' ids; one made-up application when empty.
 	IDs []string
 	// MaxSessions bounds the sessions (a client in a channel) in progress
 	// at once; DefaultMaxSessions when 0.
@@ -63,6 +63,9 @@ func NewAppGenerator(cfg AppConfig, now func() time.Time) *AppGenerator {
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if len(cfg.IDs) == 0 {
+		cfg.IDs = []string{"simulated-app-1"}
 	}
 	g := &AppGenerator{rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)), now: now, cfg: cfg}
 	for _, id := range cfg.IDs {

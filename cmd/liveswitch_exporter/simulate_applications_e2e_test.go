@@ -114,24 +114,24 @@ func TestSimulatedApplicationsMatchTheExporter(t *testing.T) {
 	}
 }
 
-// compareCounts checks the series of app in mf, by label, against want:
+// compareCounts checks the series of app in mf, by the label by, against want:
 // every one the simulator counted, and nothing else but zeros.
-func compareCounts(t *testing.T, mf *dto.MetricFamily, app, label string, want map[string]float64) {
+func compareCounts(t *testing.T, mf *dto.MetricFamily, app, by string, want map[string]float64) {
 	t.Helper()
 	got := map[string]float64{}
 	for _, m := range mf.GetMetric() {
-		if labelOf(m, "application_id") == app {
-			got[labelOf(m, label)] = m.GetCounter().GetValue()
+		if label(m, "application_id") == app {
+			got[label(m, by)] = m.GetCounter().GetValue()
 		}
 	}
 	for k, n := range want {
 		if got[k] != n {
-			t.Errorf("%s{application_id=%q,%s=%q} = %v, the simulator had %v acknowledged", mf.GetName(), app, label, k, got[k], n)
+			t.Errorf("%s{application_id=%q,%s=%q} = %v, the simulator had %v acknowledged", mf.GetName(), app, by, k, got[k], n)
 		}
 	}
 	for k, n := range got {
 		if _, sent := want[k]; !sent && n != 0 {
-			t.Errorf("%s{application_id=%q,%s=%q} = %v, the simulator sent none", mf.GetName(), app, label, k, n)
+			t.Errorf("%s{application_id=%q,%s=%q} = %v, the simulator sent none", mf.GetName(), app, by, k, n)
 		}
 	}
 }
@@ -143,7 +143,7 @@ func compareSetup(t *testing.T, mf *dto.MetricFamily, app string, s *simulatedAp
 	t.Helper()
 	var h *dto.Histogram
 	for _, m := range mf.GetMetric() {
-		if labelOf(m, "application_id") == app {
+		if label(m, "application_id") == app {
 			h = m.GetHistogram()
 		}
 	}
@@ -187,15 +187,6 @@ func histogramQuantile(q float64, h *dto.Histogram) float64 {
 		lower, below = b.GetUpperBound(), count
 	}
 	return lower
-}
-
-func labelOf(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }
 
 // TestSimulateApplicationFlags: contradictory simulate flags are refused

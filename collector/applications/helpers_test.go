@@ -1,11 +1,11 @@
 package applications
 
 import (
-	"bytes"
 	"os"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -25,14 +25,15 @@ func exposition(t testing.TB, c prometheus.Collector) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range families {
-		if err := enc.Encode(mf); err != nil {
-			t.Fatal(err)
-		}
+	names := make([]string, len(families)) // CollectAndFormat keeps only the families named
+	for i, mf := range families {
+		names[i] = mf.GetName()
 	}
-	return buf.String()
+	text, err := testutil.CollectAndFormat(c, expfmt.TypeTextPlain, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
 }
 
 func writeExposition(t testing.TB, c prometheus.Collector, path string) {
