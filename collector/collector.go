@@ -2,6 +2,8 @@ package collector
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 const namespace = "liveswitch"
@@ -26,13 +28,17 @@ type Collector struct {
 	servers, groupCores                                           *prometheus.Desc
 	outcomes, lastReceived, storageErrors, storageUp              *prometheus.Desc
 	tracked, limit, forgotten                                     *prometheus.Desc
+	dataLoss                                                      *prometheus.Desc
+	// gateway describes the series from the Gateway's REST API; nil when
+	// the API is off.
+	gateway *gatewayDescs
 	// also counts the events received outside the fleet; nil for none.
 	also *OutcomeCounter
 }
 
 // NewCollector returns a collector of fleet's metrics.
-func NewCollector(fleet *Fleet) *Collector {
-	return &Collector{
+func NewCollector(fleet *Fleet, opts ...CollectorOption) *Collector {
+	c := &Collector{
 		fleet: fleet,
 		up:    serverDesc("up", "1 unless the server's last lifecycle event says it stopped."),
 		state: serverDesc("state", "Lifecycle state of the server: 1 for the current state, 0 for the others.", "state"),
@@ -61,7 +67,14 @@ func NewCollector(fleet *Fleet) *Collector {
 		forgotten: prometheus.NewDesc("liveswitch_exporter_servers_forgotten_total",
 			"Servers forgotten, with all their series, by reason: retention after stop, stale, evicted to make room, deleted through the API.",
 			[]string{"reason"}, nil),
+		dataLoss: prometheus.NewDesc("liveswitch_exporter_storage_data_loss_total",
+			"Losses of the replicas' shared log (keys deleted or evicted, a failover that lost writes) that a replica rebuilt it from, by what was lost (always 0 for the embedded store).",
+			[]string{"cause"}, nil),
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // CountAlso adds the counts of also to liveswitch_exporter_events_total
@@ -76,8 +89,11 @@ func (c *Collector) CountAlso(also *OutcomeCounter) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.state, c.cores, c.info, c.lastEvent, c.stateChange,
 		c.events, c.flaps, c.servers, c.groupCores, c.outcomes, c.lastReceived, c.storageErrors, c.storageUp,
-		c.tracked, c.limit, c.forgotten} {
+		c.tracked, c.limit, c.forgotten, c.dataLoss} {
 		ch <- d
+	}
+	if c.gateway != nil {
+		c.gateway.describe(ch)
 	}
 }
 
@@ -121,6 +137,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for r := range numReasons {
 		ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue,
 			float64(snap.Stats.Forgotten[r]), ForgetReason(r).String())
+	}
+	for l := storage.LossNone + 1; l < storage.NumLosses; l++ {
+		ch <- prometheus.MustNewConstMetric(c.dataLoss, prometheus.CounterValue, float64(snap.Stats.DataLoss[l]), l.String())
+	}
+	if c.gateway != nil {
+		c.gateway.collect(ch, &snap)
 	}
 }
 

@@ -7,14 +7,17 @@ import (
 )
 
 // command is the work of one request, as data: the events of a webhook, a
-// server to forget, or a sweep at a given time. Being data, it can be applied
-// at once or appended to a shared log and applied by every replica alike; it
-// carries the times it needs, so applying it never reads a clock.
+// server to forget, a sweep at a given time, or what the Gateway's REST API
+// said at a poll. Being data, it can be applied at once or appended to a
+// shared log and applied by every replica alike; it carries the times it
+// needs, so applying it never reads a clock.
 type command struct {
 	Events     []Event `json:"e,omitempty"`
 	Forget     *Key    `json:"f,omitempty"`
 	SweepMs    int64   `json:"s,omitempty"`
 	ReceivedMs int64   `json:"r,omitempty"`
+	// Observation is a successful poll of the Gateway's REST API.
+	Observation *Observation `json:"g,omitempty"`
 }
 
 // apply stages the command's changes.
@@ -29,6 +32,9 @@ func (c *command) apply(st *staging) Result {
 	}
 	if c.SweepMs != 0 {
 		res.Forgotten += st.sweep(time.UnixMilli(c.SweepMs))
+	}
+	if c.Observation != nil {
+		st.observe(c.Observation)
 	}
 	return res
 }
@@ -53,29 +59,39 @@ func foldGroup(f *Fleet, limits Limits, cmds []*command) (st *staging, results [
 type Result struct {
 	// Outcomes counts the request's events by outcome.
 	Outcomes [numOutcomes]int
+	// Pending counts events that are stored but whose outcome this exporter
+	// could not see in time (a replica that had not folded them yet).
+	Pending int
 	// Forgotten counts the servers the request forgot.
 	Forgotten int
 }
 
 // Total is the number of events the request held.
 func (r Result) Total() int {
-	n := 0
+	n := r.Pending
 	for _, c := range r.Outcomes {
 		n += c
 	}
 	return n
 }
 
-// AllApplied reports whether every event of the request changed the fleet.
-func (r Result) AllApplied() bool { return r.Outcomes[OutcomeApplied] == r.Total() }
+// AllApplied reports whether every event of the request is known to have
+// changed the fleet (and there was at least one).
+func (r Result) AllApplied() bool {
+	return r.Pending == 0 && r.Outcomes[OutcomeApplied] > 0 && r.Outcomes[OutcomeApplied] == r.Total()
+}
 
-// String lists the non-zero outcomes, e.g. "applied=2 duplicate=1".
+// String lists the non-zero outcomes, e.g. "applied=2 duplicate=1", and
+// "pending=N" for events stored whose outcome is not known yet.
 func (r Result) String() string {
 	var parts []string
 	for i, n := range r.Outcomes {
 		if n > 0 {
 			parts = append(parts, fmt.Sprintf("%s=%d", Outcome(i), n))
 		}
+	}
+	if r.Pending > 0 {
+		parts = append(parts, fmt.Sprintf("pending=%d", r.Pending))
 	}
 	return strings.Join(parts, " ")
 }

@@ -3,8 +3,9 @@
 // that fleet, and the Prometheus collector that turns a snapshot of the fleet
 // into metrics at scrape time.
 //
-// Every change is a command (the events of a webhook, a forget, a sweep)
-// applied by the Writer with Step. A Writer either owns its fleet, committing
+// Every change is a command (the events of a webhook, a forget, a sweep, an
+// Observation of the Gateway's REST API) applied by the Writer with Step,
+// or Reconcile for an observation. A Writer either owns its fleet, committing
 // the changed records to a storage.Store (NewWriter), or shares it with other
 // replicas by appending commands to a storage.Log that every replica folds in
 // the same order (NewReplica).

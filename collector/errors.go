@@ -30,8 +30,13 @@ func (e *StorageError) Unwrap() []error { return []error{ErrStorage, e.Err} }
 // storageError wraps a failure of the store with the hint its kind calls for.
 func storageError(err error) *StorageError {
 	hint := "not applied: the exporter could not store the events; retry later"
-	if errors.Is(err, storage.ErrNoSpace) {
+	switch {
+	case errors.Is(err, storage.ErrNoSpace):
 		hint = "not applied: the exporter's disk is full (its operator must free space); retry later"
+	case errors.Is(err, storage.ErrNotReplicated):
+		hint = "stored but not confirmed by enough Redis replicas in time; retry (the retry is recognised as a duplicate)"
+	case errors.Is(err, storage.ErrUncertain):
+		hint = "not confirmed: the shared store failed while taking the events, which may or may not be applied; retry (the retry is recognised as a duplicate)"
 	}
 	return &StorageError{Hint: hint, Err: err}
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // Fleet is the committed state of every tracked server, plus the counters
@@ -19,11 +20,19 @@ type Fleet struct {
 	// knows at once whether it can evict.
 	stopped int
 	stats   Stats
+	// offset keeps the shared counters of this process from going back
+	// when a replica's fleet is replaced by one that counted less (a log
+	// rebuilt after a loss): Prometheus would read a decrease as a reset.
+	offset Stats
 	// history holds each server's last applied lifecycle events.
 	history map[Key]*history
 	// storageUp is whether the store accepted the last write (or, for a
 	// replica, whether it follows the shared store).
 	storageUp atomic.Bool
+	// gateway is the view from the Gateway's REST API (nil: none yet);
+	// apiFailedMs is when this exporter's last poll of the API failed.
+	gateway     *GatewayView
+	apiFailedMs atomic.Int64
 }
 
 // Stats are the exporter's own counters about received events. They live
@@ -37,6 +46,9 @@ type Stats struct {
 	StorageErrors uint64
 	// Forgotten counts servers forgotten, by reason.
 	Forgotten [numReasons]uint64
+	// DataLoss counts the losses of a shared log that replicas rebuilt it
+	// from, by what was lost.
+	DataLoss [storage.NumLosses]uint64
 	// Limit is the configured maximum of tracked servers (0: none).
 	Limit int
 }
@@ -49,8 +61,30 @@ func (s *Stats) add(d *Stats) {
 	for i, n := range d.Forgotten {
 		s.Forgotten[i] += n
 	}
+	for i, n := range d.DataLoss {
+		s.DataLoss[i] += n
+	}
 	s.StorageErrors += d.StorageErrors
 	s.LastReceivedMs = max(s.LastReceivedMs, d.LastReceivedMs)
+}
+
+// keepUp raises offset so that shared+offset never falls below shown, the
+// counters this process showed before its shared counters were replaced.
+func (offset *Stats) keepUp(shown, shared *Stats) {
+	raise := func(shown, shared uint64, off *uint64) {
+		if shared+*off < shown {
+			*off = shown - shared
+		}
+	}
+	for i := range shown.Outcomes {
+		raise(shown.Outcomes[i], shared.Outcomes[i], &offset.Outcomes[i])
+	}
+	for i := range shown.Forgotten {
+		raise(shown.Forgotten[i], shared.Forgotten[i], &offset.Forgotten[i])
+	}
+	for i := range shown.DataLoss {
+		raise(shown.DataLoss[i], shared.DataLoss[i], &offset.DataLoss[i])
+	}
 }
 
 // Snapshot is a copy of the fleet taken at one instant.
@@ -58,6 +92,11 @@ type Snapshot struct {
 	Servers   []Server
 	Stats     Stats
 	StorageUp bool
+	// Gateway is the view from the Gateway's REST API, nil before the first
+	// successful poll; shared and read-only.
+	Gateway *GatewayView
+	// APIFailedMs is when this exporter's last poll of the API failed.
+	APIFailedMs int64
 }
 
 // NewFleet returns an empty fleet.
@@ -75,10 +114,20 @@ func (f *Fleet) Len() int {
 }
 
 // Snapshot copies the fleet, sorted by origin and id so that every output
-// built from it is deterministic.
+// built from it is deterministic. Its counters are those this process
+// shows (never going back).
 func (f *Fleet) Snapshot() Snapshot {
+	snap := f.sharedSnapshot()
+	snap.Stats.add(&f.offset)
+	return snap
+}
+
+// sharedSnapshot is Snapshot with the counters as folded from the log,
+// which is what a replica saves for the others.
+func (f *Fleet) sharedSnapshot() Snapshot {
 	f.mu.RLock()
-	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load()}
+	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load(),
+		Gateway: f.gateway, APIFailedMs: f.apiFailedMs.Load()}
 	for _, s := range f.servers {
 		snap.Servers = append(snap.Servers, *s)
 	}
@@ -96,8 +145,17 @@ func (f *Fleet) lookup(k Key) *Server { return f.servers[k] }
 // publish makes a committed group of changes visible, all at once, with the
 // events that made them and the counters that describe them.
 func (f *Fleet) publish(changes map[Key]*Server, events []applied, delta *Stats) {
+	f.publishObserved(changes, events, delta, nil)
+}
+
+// publishObserved is publish with the Gateway view the group observed (nil:
+// unchanged), made visible with the servers it changed.
+func (f *Fleet) publishObserved(changes map[Key]*Server, events []applied, delta *Stats, view *GatewayView) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if view != nil {
+		f.gateway = view
+	}
 	for _, e := range events {
 		h := f.history[e.key]
 		if h == nil {
@@ -134,12 +192,13 @@ func (f *Fleet) setLimit(n int) {
 func (f *Fleet) setStorageUp(up bool) { f.storageUp.Store(up) }
 
 // replace swaps the whole fleet for one loaded from a shared snapshot, with
-// the counters that belong to it. The counters of what this exporter alone
-// saw (invalid bodies, store failures) are kept.
-func (f *Fleet) replace(servers map[Key]*Server, shared *Stats) {
+// the counters and the Gateway view that belong to it. The counters of what
+// this exporter alone saw (invalid bodies, store failures) are kept, and the
+// shared ones, as shown, never go back.
+func (f *Fleet) replace(servers map[Key]*Server, shared *sharedState) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.servers, f.stopped = servers, 0
+	f.servers, f.stopped, f.gateway = servers, 0, shared.Gateway
 	for _, s := range servers {
 		f.stopped += boolInt(isStopped(s))
 	}
@@ -148,8 +207,11 @@ func (f *Fleet) replace(servers map[Key]*Server, shared *Stats) {
 			delete(f.history, k)
 		}
 	}
+	shown := f.stats
+	shown.add(&f.offset)
 	invalid := f.stats.Outcomes[OutcomeInvalid]
-	f.stats.Outcomes, f.stats.Forgotten = shared.Outcomes, shared.Forgotten
+	f.stats.Outcomes, f.stats.Forgotten, f.stats.DataLoss = shared.Outcomes, shared.Forgotten, shared.DataLoss
 	f.stats.Outcomes[OutcomeInvalid] = invalid
 	f.stats.LastReceivedMs = max(f.stats.LastReceivedMs, shared.LastReceivedMs)
+	f.offset.keepUp(&shown, &f.stats)
 }

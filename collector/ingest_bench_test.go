@@ -9,24 +9,31 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
+// benchWriter is a writer of a new fleet, in memory or on a store of its
+// own, closed when the benchmark ends.
+func benchWriter(b *testing.B, durable bool) *Writer {
+	b.Helper()
+	var store storage.Store
+	if durable {
+		s, err := storage.Open(b.TempDir(), storage.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		store = s
+	}
+	w := NewWriter(NewFleet(), store, WriterOptions{Decode: DefaultDecodeOptions})
+	b.Cleanup(w.Close)
+	return w
+}
+
 // BenchmarkIngestParallel measures Writer.Ingest from 64 concurrent callers,
 // each event a new server, in memory and with the bbolt store: the cost of
 // the domain and of durability without HTTP.
 func BenchmarkIngestParallel(b *testing.B) {
 	for _, durable := range []bool{false, true} {
 		b.Run(fmt.Sprintf("durable=%v", durable), func(b *testing.B) {
-			var store storage.Store
-			if durable {
-				s, err := storage.Open(b.TempDir(), storage.Options{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				store = s
-			}
-			fleet := NewFleet()
-			w := NewWriter(fleet, store, WriterOptions{Decode: DefaultDecodeOptions})
-			defer w.Close()
+			w := benchWriter(b, durable)
 			var n atomic.Int64
 			b.SetParallelism(32)
 			b.ReportAllocs()

@@ -1,9 +1,11 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"runtime"
 	"strings"
@@ -208,21 +210,27 @@ func TestRestoreFromStore(t *testing.T) {
 	want := fleet.Snapshot().Servers
 	w.Close()
 	store.Close()
+	if got := reopen(t, dir).Snapshot().Servers; !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored %+v\nwant %+v", got, want)
+	}
+}
 
-	store, err = storage.Open(dir, storage.Options{})
+// reopen opens the store in dir again and restores a fleet from it, as an
+// exporter restarting would.
+func reopen(t *testing.T, dir string) *Fleet {
+	t.Helper()
+	store, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	restored := NewFleet()
-	w2 := NewWriter(restored, store, WriterOptions{})
-	defer w2.Close()
-	if err := w2.Restore(context.Background()); err != nil {
+	w := NewWriter(restored, store, WriterOptions{})
+	t.Cleanup(w.Close)
+	if err := w.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := restored.Snapshot().Servers; !reflect.DeepEqual(got, want) {
-		t.Fatalf("restored %+v\nwant %+v", got, want)
-	}
+	return restored
 }
 
 // TestStorageFailureChangesNothing: when the store refuses a commit, the
@@ -243,5 +251,36 @@ func TestStorageFailureChangesNothing(t *testing.T) {
 	snap := fleet.Snapshot()
 	if !reflect.DeepEqual(snap.Servers, before) || snap.Stats.StorageErrors != 1 || snap.Stats.Outcomes[OutcomeApplied] != 1 {
 		t.Fatalf("after a failed commit: %+v", snap)
+	}
+}
+
+// TestStorageErrorsLoggedOncePerInterval: a failing store under a flood of
+// webhooks logs one error line per interval, with the number held back,
+// and every request gets a hint that names no file.
+func TestStorageErrorsLoggedOncePerInterval(t *testing.T) {
+	dir := t.TempDir()
+	store, err := storage.Open(dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	clock := &fakeClock{now: testNow}
+	w := NewWriter(NewFleet(), store, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer w.Close()
+	store.Close() // every commit fails from now on
+	for i := range 100 {
+		_, err := w.Ingest(context.Background(), []byte(eventJSON(at(time.Duration(i)), "mediaserver", "started", `{"id":"m"}`)))
+		var stored *StorageError
+		if !errors.As(err, &stored) || strings.Contains(stored.Hint, dir) || !strings.Contains(stored.Hint, "retry later") {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if i == 49 {
+			clock.Advance(errorLogInterval)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], "repeated=49") {
+		t.Fatalf("want 2 error lines, the second with repeated=49:\n%s", logs.String())
 	}
 }

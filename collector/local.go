@@ -23,6 +23,9 @@ func (l *local) restore(ctx context.Context) error {
 	}
 	servers := make(map[Key]*Server)
 	err := l.store.Load(ctx, func(key string, value []byte) error {
+		if key == gatewayRecordKey {
+			return l.w.fleet.restoreGateway(value)
+		}
 		var s Server
 		if err := json.Unmarshal(value, &s); err != nil || s.Info.ID == "" || recordKey(s.Key()) != key {
 			return fmt.Errorf("storage record %q is not a valid server record", key)
@@ -39,7 +42,7 @@ func (l *local) restore(ctx context.Context) error {
 
 func (l *local) commit(group []*request) {
 	st, results, delta := foldGroup(l.w.fleet, l.w.opts.Limits, commands(group))
-	if err := l.persist(st.changes); err != nil {
+	if err := l.persist(st); err != nil {
 		answerAll(group, Result{}, l.w.storageFailed(err, len(group)))
 		return
 	}
@@ -50,8 +53,9 @@ func (l *local) commit(group []*request) {
 	}
 }
 
-func (l *local) persist(changes map[Key]*Server) error {
-	if l.store == nil || len(changes) == 0 {
+func (l *local) persist(st *staging) error {
+	changes := st.changes
+	if l.store == nil || (len(changes) == 0 && st.gateway == nil) {
 		return nil
 	}
 	b := &storage.Batch{Puts: make(map[string][]byte, len(changes))}
@@ -65,6 +69,9 @@ func (l *local) persist(changes map[Key]*Server) error {
 			return err
 		}
 		b.Puts[recordKey(k)] = value
+	}
+	if err := st.putGateway(b); err != nil {
+		return err
 	}
 	return l.store.Commit(context.Background(), b)
 }

@@ -16,20 +16,42 @@ import (
 
 // Timings of a replica. They are variables so that tests can shorten them.
 var (
-	// appendTimeout bounds one append, so that an unreachable store answers
-	// webhooks 503 quickly instead of holding them.
-	appendTimeout = 5 * time.Second
-	// foldWait is how long a request whose events the store accepted waits
-	// for this replica to fold them and report their outcomes; past it, it
-	// is acknowledged without them.
-	foldWait = 5 * time.Second
 	// followWait is how long one read of the log waits for new entries.
 	followWait = 500 * time.Millisecond
+	// probeInterval spaces the checks of the shared store, which notice a
+	// store that stopped answering or lost data even without traffic.
+	probeInterval = 500 * time.Millisecond
+	// probeTimeout bounds one check; a store slower than that is taken as
+	// unreachable.
+	probeTimeout = time.Second
+	// memoryInterval spaces the checks of the store's eviction policy and
+	// memory.
+	memoryInterval = 5 * time.Second
 	// snapshotInterval spaces the snapshots that let the log be trimmed.
 	snapshotInterval = 10 * time.Second
 	// maxBackoff bounds the wait between two attempts to reach the store.
 	maxBackoff = 5 * time.Second
+	// rebuildTTL is how long a replica may take to rebuild the log before
+	// another may try.
+	rebuildTTL = 10 * time.Second
+	// startupDefer is how long a starting replica that finds the log broken
+	// (or absent) leaves the rebuild to running replicas, which hold fuller
+	// fleets and probe every probeInterval.
+	startupDefer = 3 * probeInterval
 )
+
+// DefaultReplicaTimeout bounds the answer to a webhook on a replica.
+const DefaultReplicaTimeout = 2 * time.Second
+
+// ReplicaOptions configure a replica.
+type ReplicaOptions struct {
+	// Timeout bounds the answer to a webhook, from when the writer takes
+	// it: the append to the shared log and the wait for its fold together.
+	// An append the store runs later than that is refused by the store
+	// itself, so a request answered 503 is never applied; events stored
+	// whose fold this replica did not see in time are answered pending.
+	Timeout time.Duration
+}
 
 // logEntry is what a replica appends to the shared log: the commands of one
 // group, and a name by which the replica recognises its own group when it
@@ -43,33 +65,47 @@ type logEntry struct {
 // through a storage.Log. Groups are appended to the log, not applied; every
 // replica, this one included, follows the log and folds each entry with the
 // same rules in the same order, so all of them hold the same fleet and
-// counters whichever of them received an event.
+// counters whichever of them received an event. A monitor checks the log
+// every probeInterval; when part of it was lost, one replica rebuilds it
+// from the fleet it holds and what remains.
 type replica struct {
 	w    *Writer
 	log  storage.Log
+	opts ReplicaOptions
 	name string
 	seq  uint64 // owned by the writer goroutine
 
 	mu      sync.Mutex
 	pending map[string][]*request
 
-	up     atomic.Bool
+	health health
+	alarm  chan struct{} // the monitor asks the follower to look at the log
 	cancel context.CancelFunc
 	done   chan struct{}
 	saves  sync.WaitGroup
 
 	// owned by the follower goroutine
 	position string
+	base     string    // the snapshot loaded last: entries it covers were folded
+	folded   *nonceSet // entries folded since, by nonce
 	lastSave time.Time
 	saving   atomic.Bool
+	// at is the position, for the monitor.
+	at atomic.Pointer[string]
 }
 
 // NewReplica starts the writer of a fleet shared with other replicas through
 // log. Call Restore before accepting events and Close at the end. Every
 // replica of one log must run with the same Limits, since each applies them.
-func NewReplica(fleet *Fleet, log storage.Log, opts WriterOptions) *Writer {
+func NewReplica(fleet *Fleet, log storage.Log, opts WriterOptions, ropts ReplicaOptions) *Writer {
+	if ropts.Timeout <= 0 {
+		ropts.Timeout = DefaultReplicaTimeout
+	}
 	w := newWriter(fleet, &opts)
-	w.backend = &replica{w: w, log: log, name: randomName(), pending: make(map[string][]*request)}
+	r := &replica{w: w, log: log, opts: ropts, name: randomName(), pending: make(map[string][]*request),
+		alarm: make(chan struct{}, 1), folded: newNonceSet(foldedNonces)}
+	r.health.init(w)
+	w.backend = r
 	go w.run()
 	return w
 }
@@ -80,127 +116,13 @@ func randomName() string {
 	return hex.EncodeToString(b)
 }
 
-// restore loads the snapshot and the entries after it, retrying while the
-// store is unreachable, then follows the log.
-func (r *replica) restore(ctx context.Context) error {
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, maxBackoff) {
-		err := r.load(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.w.logger.Warn("Loading the fleet from the shared store failed; retrying", "err", err, "retry_in", backoff)
-		if !sleep(ctx, backoff) {
-			return ctx.Err()
-		}
-	}
-	r.markUp()
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	r.done = make(chan struct{})
-	go r.follow(ctx)
-	return nil
-}
-
-// load replaces the fleet with the latest snapshot and folds the log after it.
-func (r *replica) load(ctx context.Context) error {
-	snap, err := r.log.LoadSnapshot(ctx)
-	if err != nil {
-		return err
-	}
-	servers, shared, err := decodeSnapshot(snap.Data)
-	if err != nil {
-		return fmt.Errorf("snapshot through %s: %w", snap.Through, err)
-	}
-	r.w.fleet.replace(servers, shared)
-	r.position = snap.Through
-	for {
-		n, err := r.step(ctx, 0)
-		if err != nil || n == 0 {
-			return err
-		}
-	}
-}
-
-// step reads the entries after the position, waiting up to wait, and folds
-// them. It returns how many it folded.
-func (r *replica) step(ctx context.Context, wait time.Duration) (int, error) {
-	entries, err := r.log.Read(ctx, r.position, wait)
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		r.apply(e)
-	}
-	return len(entries), nil
-}
-
-// apply folds one entry and answers its requests if this replica sent it.
-func (r *replica) apply(e storage.Entry) {
-	r.position = e.Position
-	var ent logEntry
-	if err := json.Unmarshal(e.Data, &ent); err != nil {
-		// Every replica skips it alike, so they still agree.
-		r.w.logger.Error("Skipping an unreadable entry of the shared log", "position", e.Position, "err", err)
+// commit appends the group; the follower answers its requests when it folds
+// the entry, or the deadline does if that takes too long.
+func (r *replica) commit(group []*request) {
+	group, deadline := r.expire(group)
+	if len(group) == 0 {
 		return
 	}
-	st, results, delta := foldGroup(r.w.fleet, r.w.opts.Limits, ent.Commands)
-	r.w.publish(st, &delta)
-	if group := r.take(ent.Nonce); group != nil {
-		for i, req := range group {
-			if i < len(results) {
-				req.answer(results[i], nil)
-			}
-		}
-	}
-}
-
-// follow folds new entries as they come until close, and gets back by itself
-// after the store was unreachable or the log moved past this replica.
-func (r *replica) follow(ctx context.Context) {
-	defer close(r.done)
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		n, err := r.step(ctx, followWait)
-		if errors.Is(err, storage.ErrGap) {
-			r.w.logger.Warn("The shared log moved past this replica; reloading the fleet", "err", err)
-			err = r.load(ctx)
-		}
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			r.markDown(err)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, maxBackoff)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		r.markUp()
-		if n > 0 {
-			r.maybeSave(ctx)
-		}
-	}
-}
-
-func (r *replica) markUp() {
-	r.w.fleet.setStorageUp(true)
-	if !r.up.Swap(true) && r.done != nil {
-		r.w.logger.Info("Shared store reachable again; fleet caught up", "servers", r.w.fleet.Len())
-	}
-}
-
-func (r *replica) markDown(err error) {
-	r.w.fleet.setStorageUp(false)
-	if r.up.Swap(false) {
-		r.w.logger.Error("Shared store unreachable; webhooks are answered 503 until it returns", "err", err)
-	}
-}
-
-// commit appends the group; the follower answers its requests when it folds
-// the entry, or the timer does if it takes too long.
-func (r *replica) commit(group []*request) {
 	r.seq++
 	nonce := fmt.Sprintf("%s/%d", r.name, r.seq)
 	r.mu.Lock()
@@ -208,23 +130,73 @@ func (r *replica) commit(group []*request) {
 	r.mu.Unlock()
 	data, err := json.Marshal(logEntry{Nonce: nonce, Commands: commands(group)})
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
-		err = r.log.Append(ctx, data)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err = r.log.Append(ctx, data, deadline.Add(-appendMargin(r.opts.Timeout)))
 		cancel()
 	}
 	if err != nil {
-		if group := r.take(nonce); group != nil {
-			answerAll(group, Result{}, r.w.storageFailed(err, len(group)))
-		}
+		r.failed(nonce, err)
 		return
 	}
-	time.AfterFunc(foldWait, func() {
-		if group := r.take(nonce); group != nil {
-			r.w.logger.Warn("Events stored but not folded here in time; acknowledged without outcomes",
-				"requests", len(group), "waited", foldWait)
-			answerAll(group, Result{}, nil)
+	time.AfterFunc(time.Until(deadline), func() { r.answerPending(nonce) })
+}
+
+// appendMargin is how much earlier than the request's own deadline the
+// store must run an append: enough for its answer to come back in time, so
+// that an append the store ran is not also answered 503.
+func appendMargin(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, 50*time.Millisecond), 250*time.Millisecond)
+}
+
+// expire answers 503 to the requests whose time ran out while they waited
+// for the writer, and returns the others with the earliest deadline.
+func (r *replica) expire(group []*request) ([]*request, time.Time) {
+	now := time.Now()
+	live := group[:0]
+	var deadline time.Time
+	for _, req := range group {
+		d := req.received.Add(r.opts.Timeout)
+		if !d.After(now.Add(appendMargin(r.opts.Timeout))) {
+			req.answer(Result{}, r.w.storageFailed(storage.ErrDeadline, 1))
+			continue
 		}
-	})
+		if deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
+		live = append(live, req)
+	}
+	return live, deadline
+}
+
+// failed answers a group whose append failed, and tells the follower to
+// look at the log when the store said it is broken.
+func (r *replica) failed(nonce string, err error) {
+	if errors.Is(err, storage.ErrBroken) {
+		r.raiseAlarm()
+	}
+	if errors.Is(err, storage.ErrNotReplicated) {
+		// The entry is in the log and will be folded; the sender retries,
+		// and its retry is a duplicate. Its requests are answered 503 now.
+		r.w.logger.Debug("Append not replicated in time", "err", err)
+	}
+	r.health.appendFailed(err)
+	if group := r.take(nonce); group != nil {
+		answerAll(group, Result{}, r.w.storageFailed(err, len(group)))
+	}
+}
+
+// answerPending answers the requests of an entry the follower has not
+// folded by their deadline: stored, outcome unknown.
+func (r *replica) answerPending(nonce string) {
+	group := r.take(nonce)
+	if group == nil {
+		return
+	}
+	r.w.logger.Warn("Events stored but not folded here in time; answered as pending",
+		"requests", len(group), "waited", r.opts.Timeout)
+	for _, req := range group {
+		req.answer(Result{Pending: len(req.cmd.Events)}, nil)
+	}
 }
 
 // take removes and returns the pending group of nonce: whoever takes it
@@ -251,7 +223,7 @@ func (r *replica) claim(ctx context.Context, duty string, ttl time.Duration) boo
 	return won
 }
 
-func (r *replica) healthy() bool { return r.up.Load() }
+func (r *replica) healthy() bool { return r.health.ok() }
 
 func (r *replica) close() {
 	if r.cancel != nil {

@@ -23,12 +23,12 @@ type testReplica struct {
 
 func startReplica(t *testing.T, srv *testenv.Redis, limits Limits, clock *fakeClock) testReplica {
 	t.Helper()
-	log, err := storage.OpenRedis(srv.URL(), "test:", t.Name(), nil)
+	log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "test:", Owner: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fleet := NewFleet()
-	w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now})
+	w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
 	t.Cleanup(func() { w.Close(); _ = log.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -155,7 +155,19 @@ func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 			clock.Advance(snapshotInterval) // a snapshot is due after the next fold
 		}
 	}
-	log, err := storage.OpenRedis(srv.URL(), "test:", "probe", nil)
+	waitForTrim(t, srv)
+	b := startReplica(t, srv, DefaultLimits, clock)
+	got := converged(t, a, b)
+	if len(got.Servers) != 7 || got.Stats.Outcomes[OutcomeApplied] != 50 {
+		t.Fatalf("late replica: %d servers, outcomes %v", len(got.Servers), got.Stats.Outcomes)
+	}
+}
+
+// waitForTrim waits until a snapshot was saved and the log trimmed: the
+// start of the log is gone.
+func waitForTrim(t *testing.T, srv *testenv.Redis) {
+	t.Helper()
+	log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "test:", Owner: "probe"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,11 +176,6 @@ func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 		_, err := log.Read(context.Background(), "", 0)
 		return errors.Is(err, storage.ErrGap)
 	})
-	b := startReplica(t, srv, DefaultLimits, clock)
-	got := converged(t, a, b)
-	if len(got.Servers) != 7 || got.Stats.Outcomes[OutcomeApplied] != 50 {
-		t.Fatalf("late replica: %d servers, outcomes %v", len(got.Servers), got.Stats.Outcomes)
-	}
 }
 
 // TestReplicaSurvivesRedisOutage: while Redis is down, webhooks fail with
@@ -205,12 +212,12 @@ func BenchmarkReplicaLag(b *testing.B) {
 	clock := &fakeClock{now: testNow}
 	replicas := make([]testReplica, 2)
 	for i := range replicas {
-		log, err := storage.OpenRedis(srv.URL(), "bench:", "bench", nil)
+		log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "bench:", Owner: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}
 		fleet := NewFleet()
-		w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now})
+		w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
 		defer w.Close()
 		if err := w.Restore(context.Background()); err != nil {
 			b.Fatal(err)

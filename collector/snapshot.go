@@ -4,31 +4,43 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
-// snapshotData is a replica's fleet as saved in the shared store: the servers
-// and the counters that every replica derives from the log alike.
+// snapshotData is a replica's fleet as saved in the shared store: the servers,
+// the counters and the Gateway view that every replica derives from the log
+// alike.
 type snapshotData struct {
-	Servers        []Server            `json:"servers"`
-	Outcomes       [numOutcomes]uint64 `json:"outcomes"`
-	Forgotten      [numReasons]uint64  `json:"forgotten"`
-	LastReceivedMs int64               `json:"last_received_ms"`
+	Servers        []Server                  `json:"servers"`
+	Outcomes       [numOutcomes]uint64       `json:"outcomes"`
+	Forgotten      [numReasons]uint64        `json:"forgotten"`
+	DataLoss       [storage.NumLosses]uint64 `json:"data_loss"`
+	LastReceivedMs int64                     `json:"last_received_ms"`
+	Gateway        *GatewayView              `json:"gateway,omitempty"`
+}
+
+// sharedState is what a snapshot holds besides the servers.
+type sharedState struct {
+	Stats
+	Gateway *GatewayView
 }
 
 func encodeSnapshot(snap *Snapshot) ([]byte, error) {
 	d := snapshotData{Servers: snap.Servers, Outcomes: snap.Stats.Outcomes,
-		Forgotten: snap.Stats.Forgotten, LastReceivedMs: snap.Stats.LastReceivedMs}
+		Forgotten: snap.Stats.Forgotten, DataLoss: snap.Stats.DataLoss, LastReceivedMs: snap.Stats.LastReceivedMs,
+		Gateway: snap.Gateway}
 	d.Outcomes[OutcomeInvalid] = 0 // counted by the replica that received them
 	return json.Marshal(&d)
 }
 
 // decodeSnapshot reads a saved snapshot; no data is the empty fleet. A server
 // that cannot be read is an error, as in a local store.
-func decodeSnapshot(data []byte) (map[Key]*Server, *Stats, error) {
+func decodeSnapshot(data []byte) (map[Key]*Server, *sharedState, error) {
 	servers := make(map[Key]*Server)
-	stats := &Stats{}
+	shared := &sharedState{}
 	if len(data) == 0 {
-		return servers, stats, nil
+		return servers, shared, nil
 	}
 	var d snapshotData
 	if err := json.Unmarshal(data, &d); err != nil {
@@ -41,8 +53,14 @@ func decodeSnapshot(data []byte) (map[Key]*Server, *Stats, error) {
 		}
 		servers[s.Key()] = s
 	}
-	stats.Outcomes, stats.Forgotten, stats.LastReceivedMs = d.Outcomes, d.Forgotten, d.LastReceivedMs
-	return servers, stats, nil
+	if d.Gateway != nil {
+		if err := d.Gateway.validate(); err != nil {
+			return nil, nil, fmt.Errorf("snapshot's Gateway view: %w", err)
+		}
+	}
+	shared.Outcomes, shared.Forgotten, shared.DataLoss, shared.LastReceivedMs = d.Outcomes, d.Forgotten, d.DataLoss, d.LastReceivedMs
+	shared.Gateway = d.Gateway
+	return servers, shared, nil
 }
 
 // maybeSave saves a snapshot of the fleet as of the position just folded, if
@@ -57,7 +75,7 @@ func (r *replica) maybeSave(ctx context.Context) {
 	if !r.claim(ctx, "snapshot", snapshotInterval) {
 		return
 	}
-	snap, through := r.w.fleet.Snapshot(), r.position
+	snap, through := r.w.fleet.sharedSnapshot(), r.position
 	r.saving.Store(true)
 	r.saves.Add(1)
 	go func() {

@@ -22,6 +22,9 @@ type staging struct {
 	// evictable lists stopped servers, longest stopped first; built only
 	// when the fleet is full.
 	evictable []*Server
+	// gateway is the Gateway view an observation of the group staged; nil
+	// leaves the fleet's as it is.
+	gateway *GatewayView
 }
 
 func newStaging(f *Fleet, limits Limits) *staging {
@@ -117,13 +120,14 @@ func (st *staging) stoppedServers() []*Server {
 	return list
 }
 
-// sweep forgets every server whose retention or staleness limit has passed.
+// sweep forgets every server whose retention or staleness limit has passed;
+// a media server the Gateway lists is not stale, whatever its webhooks.
 // It returns how many it forgot.
 func (st *staging) sweep(now time.Time) int {
 	n := 0
 	for k := range st.fleet.servers {
 		if s := st.get(k); s != nil {
-			if reason, ok := st.limits.expired(s, now); ok {
+			if reason, ok := st.limits.expired(s, now); ok && !(reason == ForgetStale && st.listedByGateway(k)) {
 				n += boolInt(st.forget(k, reason))
 			}
 		}

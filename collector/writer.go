@@ -71,6 +71,9 @@ type backend interface {
 type request struct {
 	cmd    command
 	result chan outcomeOrErr
+	// received is when the request reached the writer, by the real clock:
+	// a replica answers it within its timeout from then.
+	received time.Time
 }
 
 type outcomeOrErr struct {
@@ -186,7 +189,7 @@ func (w *Writer) RunSweeper(ctx context.Context) {
 // away, so that what is logged is what happened; the writer answers every
 // request it took, and promptly.
 func (w *Writer) submit(ctx context.Context, cmd command) (Result, error) {
-	r := &request{cmd: cmd, result: make(chan outcomeOrErr, 1)}
+	r := &request{cmd: cmd, result: make(chan outcomeOrErr, 1), received: time.Now()}
 	select {
 	case w.reqs <- r:
 	case <-w.stop:
@@ -237,7 +240,7 @@ func (w *Writer) gather(first *request) []*request {
 
 // publish makes a folded group visible and reports what the limits did.
 func (w *Writer) publish(st *staging, delta *Stats) {
-	w.fleet.publish(st.changes, st.applied, delta)
+	w.fleet.publishObserved(st.changes, st.applied, delta, st.gateway)
 	w.logLimits(delta)
 }
 

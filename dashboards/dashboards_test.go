@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
@@ -111,9 +114,9 @@ var fixedRange = regexp.MustCompile(`\[\d+[smhdwy]\]`)
 
 func TestDashboardConventions(t *testing.T) {
 	wantUIDs := map[string]string{
-		"grafana/liveswitch-fleet.json":    "liveswitch-fleet",
-		"grafana/liveswitch-exporter.json": "liveswitch-exporter",
-		"grafana/liveswitch-calls.json":    "liveswitch-calls",
+		"grafana/liveswitch-fleet.json":        "liveswitch-fleet",
+		"grafana/liveswitch-exporter.json":     "liveswitch-exporter",
+		"grafana/liveswitch-applications.json": "liveswitch-applications",
 	}
 	for file, d := range loadDashboards(t) {
 		t.Run(file, func(t *testing.T) {
@@ -210,7 +213,8 @@ func loadRules(t *testing.T, file string) ruleFile {
 }
 
 // exporterMetrics returns the names of every metric family the exporter
-// serves once it has seen a simulated fleet.
+// serves once it has seen a simulated fleet, and polled its simulated
+// Gateway's REST API.
 func exporterMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	fleet := collector.NewFleet()
@@ -223,7 +227,8 @@ func exporterMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	apps := simulatedApplications(t)
-	reg := exporter.NewRegistry(collector.NewCollector(fleet).CountAlso(apps.Outcomes()), apps)
+	reg := exporter.NewRegistry(collector.NewCollector(fleet, collector.WithGatewayAPI(nil)).CountAlso(apps.Outcomes()), apps)
+	pollOnce(t, gen, w, reg)
 	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: fleet,
 		Ready: func() bool { return true }, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps}); err != nil {
 		t.Fatal(err)
@@ -256,6 +261,25 @@ func simulatedApplications(t *testing.T) *applications.Tracker {
 		}
 	}
 	return apps
+}
+
+// pollOnce has a real poller read gen's simulated Gateway once, on a
+// loopback listener, so that the API's series exist.
+func pollOnce(t *testing.T, gen *simulate.Generator, w *collector.Writer, reg prometheus.Registerer) {
+	t.Helper()
+	api := httptest.NewServer(simulate.NewGateway(gen, simulate.GatewayConfig{Load: 0.5}))
+	defer api.Close()
+	p, err := gateway.New(gateway.Config{URL: api.URL + "/admin/api", Interval: time.Second, Timeout: 5 * time.Second}, w, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := p.Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Observe(context.Background(), obs); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // prometheusMetrics are series Prometheus itself makes, not the exporter.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -59,6 +60,9 @@ type Event struct {
 // returns follow one another at random. The stream is reproducible from the
 // seed, apart from timestamps, which follow the clock.
 type Generator struct {
+	// mu guards the fleet against its Gateway's API, which reads it while
+	// the senders draw events.
+	mu      sync.Mutex
 	rng     *rand.Rand
 	servers []*server
 	now     func() time.Time
@@ -131,6 +135,8 @@ func shortName(origin string) string {
 
 // Next returns the next event of the fleet's life.
 func (g *Generator) Next() Event {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for len(g.pending) == 0 {
 		g.step()
 	}

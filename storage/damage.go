@@ -58,3 +58,22 @@ func guarded(file string, fn func() error) error {
 		return &DamagedError{File: file, Problem: fmt.Sprintf("reading it did not finish within %s", guardTimeout)}
 	}
 }
+
+// flatError keeps only the message of an engine's error. Pebble's errors
+// print stack traces and details under %+v, which is how log/slog's text
+// handler formats errors; the exporter's log lines stay one line each.
+type flatError struct {
+	msg string
+	err error
+}
+
+func (e *flatError) Error() string { return e.msg }
+func (e *flatError) Unwrap() error { return e.err }
+
+// flat returns err with its message only (nil for nil).
+func flat(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &flatError{msg: err.Error(), err: err}
+}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
 // ErrNoSpace is returned by Commit when the file system holding the store
@@ -61,6 +63,10 @@ type Pebble struct {
 	opts   Options
 	log    *pebbleLogger
 	dirLck *dirLock
+	errLog *ratelog.Limiter
+	// flushFailed carries the error of a failed flush to a caller waiting
+	// on Flush, which the engine would otherwise retry without end.
+	flushFailed chan error
 
 	// mu guards the engine against Close: commits and flushes share it.
 	mu     sync.RWMutex
@@ -88,7 +94,7 @@ func Open(dir string, opts Options) (*Pebble, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pebble{dir: dir, opts: opts, dirLck: lck,
+	p := &Pebble{dir: dir, opts: opts, dirLck: lck, errLog: ratelog.New(10*time.Second, nil), flushFailed: make(chan error, 1),
 		log: &pebbleLogger{logger: opts.Logger, onFatal: opts.OnFatal}}
 	if err := p.open(); err != nil {
 		lck.release()
@@ -118,6 +124,9 @@ func (p *Pebble) open() error {
 	}
 	if err != nil {
 		return err
+	}
+	if err := p.checkSpace(); err != nil {
+		return fmt.Errorf("not opening the store for writing: %w; free space on its file system and start again", err)
 	}
 	db, err := p.openEngine(false, false)
 	if err != nil {
@@ -207,7 +216,7 @@ func (p *Pebble) create() error {
 
 // openEngine opens the Pebble database of the store.
 func (p *Pebble) openEngine(readOnly, create bool) (*pebble.DB, error) {
-	return pebble.Open(p.path(engineDir), &pebble.Options{
+	db, err := pebble.Open(p.path(engineDir), &pebble.Options{
 		FS:                 vfs.Default,
 		ReadOnly:           readOnly,
 		ErrorIfExists:      create,
@@ -216,10 +225,21 @@ func (p *Pebble) openEngine(readOnly, create bool) (*pebble.DB, error) {
 		MemTableSize:       memTableSize,
 		CacheSize:          1 << 20, // records are read once, at start
 		Logger:             p.log,
-		EventListener: &pebble.EventListener{BackgroundError: func(err error) {
-			p.opts.Logger.Warn("The store's background work failed; it will be retried", "err", err)
-		}},
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) {
+				p.errLog.Log(p.opts.Logger, slog.LevelWarn, "The store's background work failed; it will be retried", "err", err.Error())
+			},
+			FlushEnd: func(info pebble.FlushInfo) {
+				if info.Err != nil {
+					select {
+					case p.flushFailed <- flat(info.Err):
+					default:
+					}
+				}
+			},
+		},
 	})
+	return db, flat(err)
 }
 
 func (p *Pebble) path(name string) string { return filepath.Join(p.dir, name) }
@@ -261,9 +281,9 @@ func (p *Pebble) Commit(_ context.Context, b *Batch) error {
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
-			return fmt.Errorf("%w: %w", ErrNoSpace, err)
+			return fmt.Errorf("%w: %w", ErrNoSpace, flat(err))
 		}
-		return err
+		return flat(err)
 	}
 	p.unflushed.Add(1)
 	p.idle.Reset(idleFlushAfter)
@@ -298,7 +318,9 @@ func (p *Pebble) flushIdle() {
 	}
 	if err := p.flush(); err != nil {
 		p.opts.Logger.Warn("Writing the idle store's memory table to its files failed; its write-ahead log keeps every commit", "err", err)
+		return
 	}
+	p.opts.Logger.Debug("Idle store flushed: its write-ahead log holds nothing more")
 }
 
 // flush writes the engine's memory table to its sorted files, unless the
@@ -309,15 +331,21 @@ func (p *Pebble) flush() error {
 		return nil
 	}
 	n := p.unflushed.Load()
+	select {
+	case <-p.flushFailed: // of an earlier flush
+	default:
+	}
 	done := make(chan error, 1)
 	go func() { done <- p.db.Flush() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("flushing the store: %w", err)
+			return fmt.Errorf("flushing the store: %w", flat(err))
 		}
 		p.unflushed.Add(-n)
 		return nil
+	case err := <-p.flushFailed:
+		return fmt.Errorf("flushing the store: %w", err)
 	case <-time.After(flushTimeout):
 		return fmt.Errorf("flushing the store did not finish within %s", flushTimeout)
 	}
@@ -344,7 +372,7 @@ func (p *Pebble) Close() error {
 		}
 	}
 	if err := p.db.Close(); err != nil {
-		return fmt.Errorf("closing the store: %w", err)
+		return fmt.Errorf("closing the store: %w", flat(err))
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 )
 
@@ -21,15 +23,22 @@ type pebbleLogger struct {
 }
 
 func (l *pebbleLogger) Infof(format string, args ...any) {
-	l.logger.Debug("pebble: " + fmt.Sprintf(format, args...))
+	l.logger.Debug("pebble: " + firstLine(fmt.Sprintf(format, args...)))
 }
 
 func (l *pebbleLogger) Errorf(format string, args ...any) {
-	l.logger.Warn("pebble: " + fmt.Sprintf(format, args...))
+	l.logger.Warn("pebble: " + firstLine(fmt.Sprintf(format, args...)))
+}
+
+// firstLine keeps a message to one line: the engine's errors append their
+// causes and stack traces on the lines after.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func (l *pebbleLogger) Fatalf(format string, args ...any) {
-	err := fmt.Errorf("storage engine failed: "+format, args...)
+	err := errors.New("storage engine failed: " + firstLine(fmt.Sprintf(format, args...)))
 	if l.serving.Load() && l.onFatal != nil {
 		l.onFatal(err)
 		return

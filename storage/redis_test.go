@@ -16,7 +16,7 @@ import (
 
 func openTestRedis(t *testing.T, srv *testenv.Redis, prefix string) *Redis {
 	t.Helper()
-	r, err := OpenRedis(srv.URL(), prefix, "test", nil)
+	r, err := OpenRedis(srv.URL(), RedisOptions{Prefix: prefix, Owner: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,10 +24,34 @@ func openTestRedis(t *testing.T, srv *testenv.Redis, prefix string) *Redis {
 	return r
 }
 
+// newTestLog opens a log and creates its first epoch, as the first replica
+// does; it returns the position of the epoch's start.
+func newTestLog(t *testing.T, srv *testenv.Redis, prefix string) (*Redis, string) {
+	t.Helper()
+	r := openTestRedis(t, srv, prefix)
+	return r, rebuildWith(t, r, "empty fleet")
+}
+
+func rebuildWith(t *testing.T, r *Redis, data string) string {
+	t.Helper()
+	ctx := context.Background()
+	if won, err := r.BeginRebuild(ctx, time.Minute); err != nil || !won {
+		t.Fatalf("begin rebuild: %v %v", won, err)
+	}
+	pos, err := r.FinishRebuild(ctx, []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pos
+}
+
+// later is a deadline no test reaches.
+var later = time.Now().Add(time.Hour)
+
 func appendN(t *testing.T, r *Redis, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
-		if err := r.Append(context.Background(), fmt.Appendf(nil, "e%d", i)); err != nil {
+		if err := r.Append(context.Background(), fmt.Appendf(nil, "e%d", i), later); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -51,13 +75,14 @@ func readAll(t *testing.T, r *Redis, after string) []Entry {
 
 func TestRedisLogKeepsOrderAcrossClients(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	a, b := openTestRedis(t, srv, "p:"), openTestRedis(t, srv, "p:")
-	if got, err := a.Read(context.Background(), "", 0); err != nil || len(got) != 0 {
+	a, start := newTestLog(t, srv, "p:")
+	b := openTestRedis(t, srv, "p:")
+	if got, err := a.Read(context.Background(), start, 0); err != nil || len(got) != 0 {
 		t.Fatalf("empty log read %v, %v", got, err)
 	}
 	appendN(t, a, 0, 300)
 	appendN(t, b, 300, 700) // more than one read batch
-	entries := readAll(t, a, "")
+	entries := readAll(t, a, start)
 	if len(entries) != 1000 {
 		t.Fatalf("read %d entries, want 1000", len(entries))
 	}
@@ -66,8 +91,8 @@ func TestRedisLogKeepsOrderAcrossClients(t *testing.T) {
 			t.Fatalf("entry %d is %q, want %q", i, e.Data, want)
 		}
 	}
-	if other := readAll(t, openTestRedis(t, srv, "q:"), ""); len(other) != 0 {
-		t.Fatalf("another prefix sees %d entries", len(other))
+	if other, _ := newTestLog(t, srv, "q:"); len(readAll(t, other, "")) != 0 {
+		t.Fatal("another prefix sees entries")
 	}
 }
 
@@ -76,10 +101,10 @@ func TestRedisLogKeepsOrderAcrossClients(t *testing.T) {
 // appended) and returns the entry appended while it waits.
 func TestRedisReadWaitsForAnAppend(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	r := openTestRedis(t, srv, "p:")
+	r, start := newTestLog(t, srv, "p:")
 	got := make(chan []Entry, 1)
 	go func() {
-		entries, _ := r.Read(context.Background(), "", 10*time.Second)
+		entries, _ := r.Read(context.Background(), start, 10*time.Second)
 		got <- entries
 	}()
 	// The append must come after the reader is blocked, or the test would
@@ -127,10 +152,10 @@ func blockedIn(t *testing.T, srv *testenv.Redis, cmd string) int {
 
 func TestRedisSnapshotTrimsAndNeverGoesBack(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	r := openTestRedis(t, srv, "p:")
+	r, start := newTestLog(t, srv, "p:")
 	ctx := context.Background()
 	appendN(t, r, 0, 10)
-	entries := readAll(t, r, "")
+	entries := readAll(t, r, start)
 	if err := r.SaveSnapshot(ctx, entries[5].Position, []byte("through 5")); err != nil {
 		t.Fatal(err)
 	}
@@ -148,31 +173,125 @@ func TestRedisSnapshotTrimsAndNeverGoesBack(t *testing.T) {
 	if _, err := r.Read(ctx, entries[2].Position, 0); !errors.Is(err, ErrGap) {
 		t.Fatalf("reading past trimmed entries: %v, want ErrGap", err)
 	}
+	// ... but it is not a loss of the log: the snapshot covers them.
+	if st, err := r.Probe(ctx, entries[2].Position); err != nil || st.Loss != LossNone || st.Lost || !st.Current {
+		t.Fatalf("probe of a reader behind the snapshot: %+v %v", st, err)
+	}
 }
 
-func TestRedisLostDataIsAGap(t *testing.T) {
+// TestRedisLossesAreFoundAndRefuseAppends deletes each key of a whole log
+// (and all of them): the probe names what was lost, appends are refused as
+// long as the log is broken, and a rebuild makes it whole as a new epoch.
+func TestRedisLossesAreFoundAndRefuseAppends(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys []string
+		loss Loss
+	}{
+		{"log", []string{"p:log"}, LossLog},
+		{"epoch", []string{"p:epoch"}, LossEpoch},
+		{"snapshot", []string{"p:snapshot"}, LossSnapshot},
+		{"every key", []string{"p:log", "p:epoch", "p:snapshot"}, LossAll},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testenv.StartRedis(t)
+			r, start := newTestLog(t, srv, "p:")
+			ctx := context.Background()
+			appendN(t, r, 0, 5)
+			entries := readAll(t, r, start)
+			if err := r.SaveSnapshot(ctx, entries[2].Position, []byte("through 2")); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.client.Del(ctx, tc.keys...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			st, err := r.Probe(ctx, entries[4].Position)
+			if err != nil || st.Loss != tc.loss || st.Detail == "" {
+				t.Fatalf("probe: %+v %v, want loss %s", st, err, tc.loss)
+			}
+			if err := r.Append(ctx, []byte("refused"), later); !errors.Is(err, ErrBroken) {
+				t.Fatalf("append to a broken log: %v, want ErrBroken", err)
+			}
+			pos := rebuildWith(t, r, "rebuilt")
+			if st, err := r.Probe(ctx, pos); err != nil || st.Loss != LossNone || !st.Current {
+				t.Fatalf("after the rebuild: %+v %v", st, err)
+			}
+			appendN(t, r, 10, 1)
+			if got := readAll(t, r, pos); len(got) != 1 || string(got[0].Data) != "e10" {
+				t.Fatalf("after the rebuild: %v", got)
+			}
+			if snap, _ := r.LoadSnapshot(ctx); string(snap.Data) != "rebuilt" || snap.Through != pos {
+				t.Fatalf("snapshot after the rebuild: %+v", snap)
+			}
+		})
+	}
+}
+
+// TestRedisFailoverLostEntriesAreFound: entries a reader folded are gone
+// from a log that is otherwise whole (as after a failover to a Redis
+// replica that lacked them): the probe says so.
+func TestRedisFailoverLostEntriesAreFound(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	r := openTestRedis(t, srv, "p:")
-	appendN(t, r, 0, 3)
-	last := readAll(t, r, "")[2].Position
-	if err := r.client.FlushAll(context.Background()).Err(); err != nil {
+	r, start := newTestLog(t, srv, "p:")
+	ctx := context.Background()
+	appendN(t, r, 0, 5)
+	entries := readAll(t, r, start)
+	_, last := splitPosition(entries[4].Position)
+	_, prev := splitPosition(entries[2].Position)
+	if err := r.client.XTrimMinID(ctx, "p:log", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	// Stream ids are times: within the millisecond of the old position, new
-	// entries sort before it and a reader cannot see them yet. The first one
-	// it sees must tell it that the log began anew.
-	for i := 3; ; i++ {
-		appendN(t, r, i, 1)
-		got, err := r.Read(context.Background(), last, 0)
-		if errors.Is(err, ErrGap) {
-			break
-		}
-		if err != nil || len(got) > 0 || i > 10000 {
-			t.Fatalf("after Redis lost the log: %v, %v; want ErrGap", got, err)
-		}
+	if err := r.client.XDel(ctx, "p:log", last).Err(); err != nil {
+		t.Fatal(err)
 	}
-	if snap, err := r.LoadSnapshot(context.Background()); err != nil || snap.Through != "" || snap.Data != nil {
-		t.Fatalf("no snapshot: %+v, %v", snap, err)
+	st, err := r.Probe(ctx, entries[4].Position)
+	if err != nil || st.Loss != LossNone || !st.Lost || !strings.Contains(st.Detail, last) {
+		t.Fatalf("probe: %+v %v; want the lost entry %s found", st, err, last)
+	}
+	if st, _ := r.Probe(ctx, entries[2].Position); st.Lost {
+		t.Fatalf("a reader at %s, still in the log, was told it lost entries", prev)
+	}
+}
+
+// TestRedisRebuildBlocksAppends: while a replica rebuilds, appends are
+// refused; the right to rebuild is held by one replica at a time.
+func TestRedisRebuildBlocksAppends(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	r, _ := newTestLog(t, srv, "p:")
+	other := openTestRedis(t, srv, "p:")
+	ctx := context.Background()
+	if won, err := r.BeginRebuild(ctx, time.Minute); err != nil || !won {
+		t.Fatal(won, err)
+	}
+	if won, _ := other.BeginRebuild(ctx, time.Minute); won {
+		t.Fatal("two replicas hold the right to rebuild")
+	}
+	if err := other.Append(ctx, []byte("x"), later); !errors.Is(err, ErrRebuilding) {
+		t.Fatalf("append during a rebuild: %v", err)
+	}
+	if _, err := other.FinishRebuild(ctx, []byte("not mine")); err == nil {
+		t.Fatal("a replica without the right finished a rebuild")
+	}
+	if _, err := r.FinishRebuild(ctx, []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, other, 0, 1)
+}
+
+// TestRedisAppendAfterItsDeadlineIsRefused: Redis itself refuses an append
+// that reaches it after its deadline (by Redis's clock).
+func TestRedisAppendAfterItsDeadlineIsRefused(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	r, start := newTestLog(t, srv, "p:")
+	ctx := context.Background()
+	if _, err := r.Probe(ctx, start); err != nil { // learns the clock's offset
+		t.Fatal(err)
+	}
+	if err := r.Append(ctx, []byte("late"), time.Now().Add(-time.Second)); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("append past its deadline: %v, want ErrDeadline", err)
+	}
+	if got := readAll(t, r, start); len(got) != 0 {
+		t.Fatalf("a refused append is in the log: %v", got)
 	}
 }
 
@@ -197,28 +316,32 @@ func TestRedisClaimHasOneWinner(t *testing.T) {
 
 func TestRedisUnreachableAndBack(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	r := openTestRedis(t, srv, "p:")
+	r, start := newTestLog(t, srv, "p:")
 	appendN(t, r, 0, 2)
 	srv.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := r.Append(ctx, []byte("lost")); err == nil {
+	if err := r.Append(ctx, []byte("lost"), later); err == nil {
 		t.Fatal("append to a stopped Redis succeeded")
 	}
 	srv.Start()
 	appendN(t, r, 2, 1)
-	if got := readAll(t, r, ""); len(got) != 3 || string(got[2].Data) != "e2" {
+	if got := readAll(t, r, start); len(got) != 3 || string(got[2].Data) != "e2" {
 		t.Fatalf("after Redis came back (appendfsync always): %v", got)
 	}
 }
 
 func TestOpenRedisRejectsBadURLs(t *testing.T) {
-	for _, u := range []string{"http://localhost:6379", "redis://:pw@host:6379/0?no_such_option=1", "redis://[::1"} {
-		if _, err := OpenRedis(u, "p:", "test", nil); err == nil {
+	for _, u := range []string{"http://localhost:6379", "redis://:pw@host:6379/0?no_such_option=1", "redis://[::1",
+		"redis://localhost:6379/0?max_retries=3"} {
+		if _, err := OpenRedis(u, RedisOptions{}); err == nil {
 			t.Errorf("OpenRedis(%q) succeeded", u)
 		}
 	}
-	r, err := OpenRedis("redis://localhost:26379/0?master_name=mymaster&addr=localhost:26380", "p:", "test", nil)
+	if _, err := OpenRedis("redis://localhost:6379/0?max_retries=3", RedisOptions{}); err == nil || !strings.Contains(err.Error(), "applied twice") {
+		t.Errorf("max_retries refused without its reason: %v", err)
+	}
+	r, err := OpenRedis("redis://localhost:26379/0?master_name=mymaster&addr=localhost:26380", RedisOptions{})
 	if err != nil {
 		t.Fatalf("Sentinel URL: %v", err)
 	}

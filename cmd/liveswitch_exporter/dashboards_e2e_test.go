@@ -15,20 +15,35 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/dashboards"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
+	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
 
 // TestBundledRulesAndDashboardsAgainstPrometheus feeds the exporter a
-// simulated fleet with one media server that never registers, has a real
-// Prometheus scrape it with the bundled rules, and checks that the alert
-// fires and that every dashboard query returns data.
+// simulated fleet with one media server that never registers and one that
+// registers without its Gateway listing it, has it poll the fleet's
+// simulated Gateway, has a real Prometheus scrape it with the bundled
+// rules, and checks that the alerts fire and that every dashboard query
+// returns data.
 //
-// The test's copy of alerts.yml shortens the `for` of
-// LiveSwitchMediaServerUnregistered from 5m to 5s, so that it fires within
-// the test; the rule unit tests (promtool test rules) check the real 5m.
+// The test's copy of alerts.yml shortens the `for` of the alerts it waits
+// for to 5s, so that they fire within the test; the rule unit tests
+// (promtool test rules) check the real durations.
 func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 	promBin := requireTool(t, "prometheus")
-	p := startExporter(t)
+	api := simulatedGateway(t, 300, simulate.GatewayConfig{Key: apiKey, Load: 0.5})
+	p := startExporter(t, "--liveswitch.api-url="+api+"/admin/api", "--liveswitch.api-key-file="+writeKeyFile(t),
+		"--liveswitch.api-interval=1s")
 	feedSimulated(t, p, 300)
+	ghost := func(action string) []byte {
+		return fmt.Appendf(nil, `{"timestamp":%d,"origin":"mediaserver","type":"mediaserver.%s",`+
+			`"mediaserver":{"id":"ghost-1","machineName":"ms-ghost","region":"eu-west","deploymentId":"deployment-2","coreCount":8}}`,
+			time.Now().UnixMilli(), action)
+	}
+	for _, action := range []string{"started", "registered"} {
+		if code := post(t, p.url("/webhook"), ghost(action)); code != http.StatusNoContent {
+			t.Fatalf("ghost media server %s: %d", action, code)
+		}
+	}
 	feedSimulatedApplications(t, p, 1000)
 	stuck := fmt.Sprintf(`{"timestamp":%d,"origin":"mediaserver","type":"mediaserver.started",`+
 		`"mediaserver":{"id":"stuck-1","machineName":"ms-stuck","region":"us-east","deploymentId":"deployment-1","coreCount":8}}`,
@@ -36,13 +51,21 @@ func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 	if code := post(t, p.url("/webhook"), []byte(stuck)); code != http.StatusNoContent {
 		t.Fatalf("stuck media server: %d", code)
 	}
-	rules := writeRules(t)
+	rules := writeRules(t, "LiveSwitchMediaServerUnregistered", "LiveSwitchMediaServerOverCapacity", "LiveSwitchMediaServerNotListedByGateway")
 	prom := startPrometheus(t, promBin, p.addr, rules)
 
 	testenv.WaitFor(t, 90*time.Second, "LiveSwitchMediaServerUnregistered to fire for ms-stuck", func() bool {
 		return alertFiring(prom, "LiveSwitchMediaServerUnregistered", map[string]string{
 			"id": "stuck-1", "machine_name": "ms-stuck", "deployment_id": "deployment-1", "region": "us-east", "severity": "warning",
 		})
+	})
+	testenv.WaitFor(t, 90*time.Second, "LiveSwitchMediaServerNotListedByGateway to fire for ms-ghost", func() bool {
+		return alertFiring(prom, "LiveSwitchMediaServerNotListedByGateway", map[string]string{
+			"id": "ghost-1", "machine_name": "ms-ghost", "deployment_id": "deployment-2", "region": "eu-west", "severity": "warning",
+		})
+	})
+	testenv.WaitFor(t, 90*time.Second, "LiveSwitchMediaServerOverCapacity to fire", func() bool {
+		return alertFiring(prom, "LiveSwitchMediaServerOverCapacity", map[string]string{"origin": "mediaserver", "severity": "warning"})
 	})
 	vars := strings.NewReplacer("$__rate_interval", "20s", "$job", ".*", "$instance", ".*", "$deployment_id", ".*", "$region", ".*",
 		"$application_id", ".*")
@@ -78,19 +101,22 @@ func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 }
 
 // writeRules copies the bundled rule files into a temporary directory, with
-// the 5m `for` of LiveSwitchMediaServerUnregistered shortened to 5s.
-func writeRules(t *testing.T) []string {
+// the `for` of the named alerts shortened to 5s; their expressions are the
+// bundled ones.
+func writeRules(t *testing.T, shorten ...string) []string {
 	t.Helper()
 	dir := t.TempDir()
 	alerts, err := dashboards.FS.ReadFile("prometheus/alerts.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	section := regexp.MustCompile(`(?s)(alert: LiveSwitchMediaServerUnregistered\n.*?)for: 5m`)
-	if !section.Match(alerts) {
-		t.Fatal("alerts.yml: LiveSwitchMediaServerUnregistered has no `for: 5m`")
+	for _, name := range shorten {
+		section := regexp.MustCompile(`(?s)(alert: ` + name + `\n.*?)for: \d+m`)
+		if !section.Match(alerts) {
+			t.Fatalf("alerts.yml: %s has no `for`", name)
+		}
+		alerts = section.ReplaceAll(alerts, []byte("${1}for: 5s"))
 	}
-	alerts = section.ReplaceAll(alerts, []byte("${1}for: 5s"))
 	recording, err := dashboards.FS.ReadFile("prometheus/rules.yml")
 	if err != nil {
 		t.Fatal(err)

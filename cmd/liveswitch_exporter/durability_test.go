@@ -91,12 +91,7 @@ func TestUnusableStoreStopsTheExporter(t *testing.T) {
 			if code == 0 {
 				t.Fatalf("exit status 0:\n%s", out)
 			}
-			var errors []string
-			for _, line := range strings.Split(out, "\n") {
-				if strings.Contains(line, "level=ERROR") {
-					errors = append(errors, line)
-				}
-			}
+			errors := errorLines(out)
 			if len(errors) != 1 || !strings.Contains(errors[0], tc.says) {
 				t.Fatalf("want one error line saying %q:\n%s", tc.says, out)
 			}

@@ -216,7 +216,11 @@ func TestPrometheusScrapesExporter(t *testing.T) {
 // the given rule files, and returns its base URL.
 func startPrometheus(t *testing.T, bin, target string, ruleFiles []string) string {
 	t.Helper()
-	dir := t.TempDir()
+	return runPrometheus(t, bin, prometheusConfig(target, ruleFiles))
+}
+
+// prometheusConfig scrapes target and evaluates the rules every second.
+func prometheusConfig(target string, ruleFiles []string) string {
 	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"+
 		"scrape_configs:\n  - job_name: liveswitch\n    static_configs:\n      - targets: ['%s']\n", target)
 	if len(ruleFiles) > 0 {
@@ -225,12 +229,29 @@ func startPrometheus(t *testing.T, bin, target string, ruleFiles []string) strin
 			cfg += fmt.Sprintf("  - %q\n", f)
 		}
 	}
+	return cfg
+}
+
+// runPrometheus runs a real Prometheus with the configuration cfg and
+// returns its base URL once it is ready.
+func runPrometheus(t *testing.T, bin, cfg string) string {
+	t.Helper()
+	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+	runReady(t, "Prometheus", addr, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	return "http://" + addr
+}
+
+// runReady runs one of Prometheus' programs listening on addr, until the
+// test ends, and waits until its /-/ready answers 200. Its log is shown if
+// the test fails.
+func runReady(t *testing.T, name, addr, bin string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -240,15 +261,13 @@ func startPrometheus(t *testing.T, bin, target string, ruleFiles []string) strin
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("prometheus log:\n%s", logs.String())
+			t.Logf("%s log:\n%s", name, logs.String())
 		}
 	})
-	base := "http://" + addr
-	testenv.WaitFor(t, 60*time.Second, "Prometheus ready", func() bool {
-		code, _ := get(base + "/-/ready")
+	testenv.WaitFor(t, 60*time.Second, name+" ready", func() bool {
+		code, _ := get("http://" + addr + "/-/ready")
 		return code == http.StatusOK
 	})
-	return base
 }
 
 // promQuery evaluates an instant query and returns the value of its single

@@ -58,6 +58,7 @@ type process struct {
 	logs  bytes.Buffer
 	addrs []string // every listener, in the order they were logged
 	exit  chan error
+	addrc chan string // the first listener's address, once
 }
 
 var listeningRE = regexp.MustCompile(`msg"?[=:]"Listening on",? ?"?address"?[=:]"?([0-9.:\[\]]+)`)
@@ -91,7 +92,23 @@ func startListening(t testing.TB, env []string, args ...string) *process {
 // startBinary is startListening with another build of the exporter.
 func startBinary(t testing.TB, bin string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{exit: make(chan error, 1)}
+	p := launch(t, bin, env, args...)
+	select {
+	case p.addr = <-p.addrc:
+	case err := <-p.exit:
+		t.Fatalf("exporter exited before listening: %v\n%s", err, p.log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("exporter did not listen within 30s\n%s", p.log())
+	}
+	return p
+}
+
+// launch starts bin with args and returns at once. Its exit is reported on
+// p.exit once its whole log has been read; the first listener's address on
+// p.addrc.
+func launch(t testing.TB, bin string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{exit: make(chan error, 1), addrc: make(chan string, 1)}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
@@ -101,22 +118,16 @@ func startBinary(t testing.TB, bin string, env []string, args ...string) *proces
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addrc := make(chan string, 1)
-	go p.readLogs(stderr, addrc)
-	go func() { p.exit <- p.cmd.Wait() }()
+	go func() {
+		p.readLogs(stderr, p.addrc)
+		p.exit <- p.cmd.Wait()
+	}()
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
 			t.Logf("exporter log:\n%s", p.log())
 		}
 	})
-	select {
-	case p.addr = <-addrc:
-	case err := <-p.exit:
-		t.Fatalf("exporter exited before listening: %v\n%s", err, p.log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("exporter did not listen within 30s\n%s", p.log())
-	}
 	return p
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -110,9 +111,29 @@ func sendUntilStopped(target func() string, l *ackLedger, sender, servers int, b
 			l.answered(id, index, 0)
 			continue // down: keep trying until told to stop
 		}
-		resp.Body.Close()
-		l.answered(id, index, resp.StatusCode)
+		l.answered(id, index, answerStatus(resp))
 	}
+}
+
+// uncertain is the status the ledger records for a 503 whose body says the
+// events may have been stored (the store's answer was lost): like a lost
+// answer, either outcome is right.
+const uncertain = 0
+
+// answerStatus reads an answer: its status, or uncertain for a 503 that
+// says it is not known whether the events were stored, and for a 202 whose
+// events were stored but not seen applied in time (pending).
+func answerStatus(resp *http.Response) int {
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable &&
+		(strings.HasPrefix(string(body), "not confirmed") || strings.HasPrefix(string(body), "stored but not confirmed")):
+		return uncertain
+	case resp.StatusCode == http.StatusAccepted && strings.Contains(string(body), "pending="):
+		return uncertain
+	}
+	return resp.StatusCode
 }
 
 // observed is what the exporter shows of one server.

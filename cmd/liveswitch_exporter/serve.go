@@ -42,15 +42,20 @@ type serveCmd struct {
 	MaxEvents     int           `name:"webhook.max-events-per-request" default:"1000" help:"Most events accepted in one batched webhook."`
 	MaxFutureSkew time.Duration `name:"webhook.max-future-skew" default:"5m" help:"How far ahead of this exporter's clock an event may be stamped."`
 
-	StoragePath     string `name:"storage.path" default:"./data" help:"Directory of the embedded fleet store; empty keeps the fleet in memory only."`
-	StorageOnDamage string `name:"storage.on-damage" default:"refuse" enum:"refuse,start-empty" help:"What to do with a damaged store: refuse to start (exit non-zero), or move it aside and start with an empty fleet."`
-	StorageInMemory bool   `name:"storage.in-memory" help:"Keep the fleet in memory only (lost on exit): for tests and demos."`
-	RedisURL        string `name:"storage.redis-url" help:"Share the fleet with other replicas through this Redis (redis://[:password@]host:port/db, rediss:// for TLS, ?master_name=NAME&addr=... for Sentinel); excludes --storage.path."`
-	RedisPrefix     string `name:"storage.redis-prefix" default:"liveswitch_exporter:" help:"Prefix of the Redis keys, so that several LiveSwitch deployments can share one Redis."`
+	StoragePath       string        `name:"storage.path" default:"./data" help:"Directory of the embedded fleet store; empty keeps the fleet in memory only."`
+	StorageOnDamage   string        `name:"storage.on-damage" default:"refuse" enum:"refuse,start-empty" help:"What to do with a damaged store: refuse to start (exit non-zero), or move it aside and start with an empty fleet."`
+	StorageInMemory   bool          `name:"storage.in-memory" help:"Keep the fleet in memory only (lost on exit): for tests and demos."`
+	RedisURL          string        `name:"storage.redis-url" help:"Share the fleet with other replicas through this Redis (redis://[:password@]host:port/db, rediss:// for TLS, ?master_name=NAME&addr=... for Sentinel); excludes --storage.path."`
+	RedisPrefix       string        `name:"storage.redis-prefix" default:"liveswitch_exporter:" help:"Prefix of the Redis keys, so that several LiveSwitch deployments can share one Redis."`
+	RedisTimeout      time.Duration `name:"storage.redis-timeout" default:"2s" help:"Longest a webhook waits for the shared Redis (append and fold); an append Redis runs later is refused by Redis itself."`
+	RedisWaitReplicas int           `name:"storage.redis-wait-replicas" default:"0" help:"Acknowledge a webhook only once this many Redis replicas have its entry (Redis WAIT); fewer in time is a 503 (0: do not wait)."`
+	RedisWaitTimeout  time.Duration `name:"storage.redis-wait-timeout" default:"500ms" help:"Longest wait for --storage.redis-wait-replicas; shorter than --storage.redis-timeout."`
 
 	ServerRetention  time.Duration `name:"server.retention" default:"1h" help:"Forget a stopped server this long after it stopped (0: never)."`
 	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" help:"Forget a server of any state after this long without an event (0: never)."`
 	ServerMax        int           `name:"server.max" default:"10000" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
+
+	Gateway gatewayFlags `embed:""`
 
 	Applications applicationFlags `embed:""`
 }
@@ -64,7 +69,13 @@ func (s *serveCmd) Validate(kctx *kong.Context) error {
 	if s.RedisURL != "" && (s.StorageInMemory || pathGiven) {
 		return errors.New("--storage.redis-url excludes --storage.path and --storage.in-memory")
 	}
-	return nil
+	if s.RedisWaitReplicas < 0 || s.RedisTimeout <= 0 {
+		return errors.New("--storage.redis-wait-replicas must be 0 or more and --storage.redis-timeout above 0")
+	}
+	if s.RedisWaitReplicas > 0 && s.RedisWaitTimeout >= s.RedisTimeout {
+		return errors.New("--storage.redis-wait-timeout must be shorter than --storage.redis-timeout")
+	}
+	return s.Gateway.validate()
 }
 
 func (s *serveCmd) Run(logger *slog.Logger) error {
@@ -130,7 +141,11 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
 	apps := s.Applications.tracker(collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew}, logger)
-	registry := exporter.NewRegistry(collector.NewCollector(fleet).CountAlso(apps.Outcomes()), apps)
+	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps)
+	poller, err := s.Gateway.poller(writer, registry, s.ServerMax, logger)
+	if err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
@@ -168,6 +183,9 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	ready.Store(true)
 	logger.Info("Fleet restored; ready", "servers", fleet.Len())
 	go writer.RunSweeper(serveCtx)
+	if poller != nil {
+		go poller.Run(serveCtx)
+	}
 	return <-served
 }
 
@@ -182,12 +200,13 @@ func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *c
 	}
 	if s.RedisURL != "" {
 		host, _ := os.Hostname()
-		log, err := storage.OpenRedis(s.RedisURL, s.RedisPrefix, host, logger)
+		log, err := storage.OpenRedis(s.RedisURL, storage.RedisOptions{Prefix: s.RedisPrefix, Owner: host, Logger: logger,
+			WaitReplicas: s.RedisWaitReplicas, WaitTimeout: s.RedisWaitTimeout})
 		if err != nil {
 			return nil, nil, err
 		}
 		logger.Info("Fleet state is shared through Redis", "prefix", s.RedisPrefix)
-		return collector.NewReplica(fleet, log, opts), log.Close, nil
+		return collector.NewReplica(fleet, log, opts, collector.ReplicaOptions{Timeout: s.RedisTimeout}), log.Close, nil
 	}
 	store, err := s.openStore(logger)
 	if err != nil {

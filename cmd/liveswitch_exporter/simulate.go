@@ -30,6 +30,8 @@ type simulateCmd struct {
 	Count         int           `default:"0" help:"Stop after this many events (0: no limit)."`
 	Duration      time.Duration `default:"0s" help:"Stop after this long (0: no limit; stops on SIGINT)."`
 
+	Gateway simulatedGatewayFlags `embed:""`
+
 	Applications simulatedApplicationFlags `embed:""`
 }
 
@@ -41,6 +43,11 @@ func (s *simulateCmd) Run(logger *slog.Logger) error {
 		Gateways: s.Gateways, SIPConnectors: s.SIPConnectors, Recording: !s.NoRecording,
 	}, nil)
 	gen.Grow = s.Grow
+	stopGateway, err := s.Gateway.serve(gen, logger)
+	if err != nil {
+		return err
+	}
+	defer stopGateway()
 	logger.Info("Simulating a LiveSwitch fleet", "target", s.Target, "servers", gen.Size(),
 		"concurrency", s.Concurrency, "rate", s.Rate, "count", s.Count, "duration", s.Duration)
 	source, secrets, err := s.Applications.source(gen, s.Seed, s.Pushgateway)
@@ -53,6 +60,10 @@ func (s *simulateCmd) Run(logger *slog.Logger) error {
 		Batch: s.Applications.Batch, Secrets: secrets,
 	})
 	rep.Write(os.Stdout)
+	if s.Gateway.ListenAddress != "" && ctx.Err() == nil {
+		logger.Info("Events sent; the simulated Gateway's REST API serves the fleet as it stands until stopped")
+		<-ctx.Done()
+	}
 	if rep.Acked() == 0 && rep.Sent > 0 {
 		return fmt.Errorf("the target acknowledged none of %d events", rep.Sent)
 	}

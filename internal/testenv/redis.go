@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -34,6 +35,9 @@ type RedisOptions struct {
 	PKI *PKI
 	// Password, when set, is required of clients (requirepass).
 	Password string
+	// Args are more redis-server options, e.g. "--maxmemory-policy",
+	// "allkeys-lru".
+	Args []string
 }
 
 // StartRedis starts a redis-server for the test and stops it at cleanup.
@@ -82,6 +86,7 @@ func (r *Redis) Start() {
 	if r.opts.Password != "" {
 		args = append(args, "--requirepass", r.opts.Password)
 	}
+	args = append(args, r.opts.Args...)
 	r.cmd = exec.Command(r.bin, args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
@@ -109,6 +114,36 @@ func (r *Redis) Kill() {
 	_ = r.cmd.Process.Kill()
 	<-r.exit
 	r.cmd = nil
+}
+
+// CLI runs redis-cli against the server with args and returns its output,
+// failing the test when redis-cli fails.
+func (r *Redis) CLI(args ...string) string {
+	r.t.Helper()
+	host, port, _ := net.SplitHostPort(r.Addr)
+	base := []string{"-h", host, "-p", port}
+	if r.opts.Password != "" {
+		base = append(base, "--no-auth-warning", "-a", r.opts.Password)
+	}
+	out, err := exec.Command(RequireTool(r.t, "redis-cli", "redis-tools"), append(base, args...)...).CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Pause stops the server with SIGSTOP (a hung Redis); Resume continues it.
+func (r *Redis) Pause()  { r.signal(syscall.SIGSTOP) }
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.t.Helper()
+	if r.cmd == nil || r.cmd.Process == nil {
+		r.t.Fatal("redis-server is not running")
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // Ping sends PING over a fresh connection and checks the answer.

@@ -1,0 +1,41 @@
+package collector
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
+)
+
+// TestReplicasFoldObservationsAlike: observations logged by one replica,
+// between events received by others, leave every replica with the same
+// servers, view and counters; a replica that joins after the log was
+// trimmed gets the view from the snapshot.
+func TestReplicasFoldObservationsAlike(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	clock := &fakeClock{now: testNow}
+	a, b := startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock)
+	for i := range 20 {
+		id := fmt.Sprintf(`{"id":"ms-%d","region":"eu"}`, i%5)
+		ingest(t, b.w, eventJSON(at(time.Duration(i)*time.Second), "mediaserver", []string{"started", "unregistered"}[i%2], id))
+		if i%4 == 0 {
+			o := observationAt(time.Duration(i)*time.Minute, MediaServerFacts{ID: "ms-0", UsedCapacity: ptr(float64(i) / 20)},
+				MediaServerFacts{ID: fmt.Sprintf("api-only-%d", i)})
+			observe(t, a.w, o)
+		}
+		if i == 15 {
+			clock.Advance(snapshotInterval) // a snapshot is due after the next fold
+		}
+	}
+	got := converged(t, a, b)
+	if got.Gateway == nil || got.Gateway.Reconciled[ChangeCreated] != 5 || got.Gateway.Reconciled[ChangeRegistered] == 0 {
+		t.Fatalf("view after the observations: %+v", got.Gateway)
+	}
+	waitForTrim(t, srv)
+	late := startReplica(t, srv, DefaultLimits, clock)
+	if again := converged(t, a, b, late); !reflect.DeepEqual(again, got) {
+		t.Fatalf("late replica holds\n%+v\nwant\n%+v", again, got)
+	}
+}

@@ -1,0 +1,96 @@
+package collector
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+)
+
+// quickReplicas shortens the replicas' timings for one test.
+func quickReplicas(t *testing.T) {
+	t.Helper()
+	saved := [...]time.Duration{probeInterval, startupDefer, memoryInterval}
+	probeInterval, startupDefer, memoryInterval = 50*time.Millisecond, 150*time.Millisecond, 200*time.Millisecond
+	t.Cleanup(func() { probeInterval, startupDefer, memoryInterval = saved[0], saved[1], saved[2] })
+}
+
+// TestReplicasHealAfterKeysAreLost deletes, with no traffic, each of the
+// exporter's keys in Redis (and all of them): the replicas notice, one
+// rebuilds the log from its fleet, both are ready again by themselves,
+// agree with a newly started replica, hold every acknowledged event, count
+// the loss once, and take webhooks again.
+func TestReplicasHealAfterKeysAreLost(t *testing.T) {
+	quickReplicas(t)
+	for _, tc := range []struct {
+		name string
+		cmd  []string
+		loss storage.Loss
+	}{
+		{"log deleted", []string{"DEL", "test:log"}, storage.LossLog},
+		{"epoch deleted", []string{"DEL", "test:epoch"}, storage.LossEpoch},
+		{"snapshot deleted", []string{"DEL", "test:snapshot"}, storage.LossSnapshot},
+		{"claims deleted", []string{"DEL", "test:claim:snapshot", "test:claim:sweep"}, storage.LossNone},
+		{"everything flushed", []string{"FLUSHALL"}, storage.LossAll},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := testenv.StartRedis(t)
+			clock := &fakeClock{now: testNow}
+			a, b := startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock)
+			for i := range 30 {
+				w := []testReplica{a, b}[i%2].w
+				ingest(t, w, eventJSON(at(time.Duration(i)*time.Second), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i)))
+				if i == 20 {
+					clock.Advance(snapshotInterval) // the next fold saves a snapshot
+				}
+			}
+			converged(t, a, b)
+			srv.CLI(tc.cmd...)
+			testenv.WaitFor(t, 20*time.Second, "the loss counted and both replicas ready", func() bool {
+				return a.w.Healthy() && b.w.Healthy() && countedLoss(a, tc.loss) && countedLoss(b, tc.loss)
+			})
+			ingest(t, b.w, eventJSON(at(time.Minute), "mediaserver", "stopped", `{"id":"ms-0"}`))
+			c := startReplica(t, srv, DefaultLimits, clock)
+			got := converged(t, a, b, c)
+			if len(got.Servers) != 30 || got.Stats.Outcomes[OutcomeApplied] != 31 {
+				t.Fatalf("after the loss: %d servers, outcomes %v; want 30 and 31 applied", len(got.Servers), got.Stats.Outcomes)
+			}
+			var want [storage.NumLosses]uint64
+			if tc.loss != storage.LossNone {
+				want[tc.loss] = 1
+			}
+			if got.Stats.DataLoss != want {
+				t.Fatalf("losses counted %v, want %v", got.Stats.DataLoss, want)
+			}
+		})
+	}
+}
+
+func countedLoss(r testReplica, loss storage.Loss) bool {
+	return loss == storage.LossNone || r.fleet.Snapshot().Stats.DataLoss[loss] == 1
+}
+
+// TestSharedCountersNeverGoBack: a replica whose fleet is replaced by one
+// that counted less (a log rebuilt by a replica that had folded less) keeps
+// showing counters that only grow, while saving the shared ones.
+func TestSharedCountersNeverGoBack(t *testing.T) {
+	f := NewFleet()
+	f.count(&Stats{Outcomes: [numOutcomes]uint64{OutcomeApplied: 100, OutcomeInvalid: 3}})
+	var less sharedState
+	less.Outcomes[OutcomeApplied] = 60
+	less.Forgotten[ForgetDeleted] = 2
+	f.replace(map[Key]*Server{}, &less)
+	shown := f.Snapshot().Stats
+	if shown.Outcomes[OutcomeApplied] != 100 || shown.Outcomes[OutcomeInvalid] != 3 || shown.Forgotten[ForgetDeleted] != 2 {
+		t.Fatalf("after a fleet that counted less: %+v", shown)
+	}
+	f.count(&Stats{Outcomes: [numOutcomes]uint64{OutcomeApplied: 5}})
+	if got := f.Snapshot().Stats.Outcomes[OutcomeApplied]; got != 105 {
+		t.Fatalf("applied %d after 5 more, want 105", got)
+	}
+	if got := f.sharedSnapshot().Stats.Outcomes[OutcomeApplied]; got != 65 {
+		t.Fatalf("shared applied %d, want 65 (what the log says)", got)
+	}
+}

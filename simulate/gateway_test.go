@@ -1,0 +1,82 @@
+package simulate
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
+)
+
+// TestGatewayServesItsFleet reads the simulated Gateway with the exporter's
+// own poller, in both spellings: it lists exactly the registered media
+// servers of the fleet, one draining and one over capacity, and three
+// applications with channels and connections.
+func TestGatewayServesItsFleet(t *testing.T) {
+	gen := NewGenerator(DefaultFleetConfig, nil)
+	registered := map[string]bool{}
+	for range 300 {
+		evs, err := collector.Decode(gen.Next().Body, collector.DefaultDecodeOptions, time.Now().Add(time.Hour))
+		if err == nil && evs[0].Origin == "mediaserver" && evs[0].Kind == collector.KindLifecycle {
+			registered[evs[0].Server.ID] = evs[0].Action == collector.ActionRegistered
+		}
+	}
+	for _, pascal := range []bool{false, true} {
+		srv := httptest.NewServer(NewGateway(gen, GatewayConfig{Key: "sim-key-0123456789", PascalCase: pascal, Load: 0.6}))
+		defer srv.Close()
+		obs := poll(t, srv.URL, "sim-key-0123456789")
+		listed := map[string]bool{}
+		var draining, over int
+		for _, m := range obs.MediaServers {
+			listed[m.ID] = true
+			if m.UsedCapacity == nil || m.CoreCount == 0 || m.Region == "" || m.DeploymentID == "" {
+				t.Errorf("pascal=%v: facts missing: %+v", pascal, m)
+			}
+			draining += boolInt(*m.Draining)
+			over += boolInt(*m.OverCapacity && *m.UsedCapacity > 1)
+		}
+		for id, reg := range registered {
+			if reg != listed[id] {
+				t.Errorf("pascal=%v: %s registered %v, listed %v", pascal, id, reg, listed[id])
+			}
+		}
+		if draining != 1 || over != 1 || len(obs.Applications) != 3 || *obs.Applications[0].Connections == 0 {
+			t.Errorf("pascal=%v: %d draining, %d over capacity, applications %+v", pascal, draining, over, obs.Applications)
+		}
+	}
+}
+
+// TestGatewayRequiresTheKey: without the key, a 401 problem.
+func TestGatewayRequiresTheKey(t *testing.T) {
+	srv := httptest.NewServer(NewGateway(NewGenerator(DefaultFleetConfig, nil), GatewayConfig{Key: "right"}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/admin/api/v1/mediaservers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("without a key: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+func poll(t *testing.T, base, key string) *collector.Observation {
+	t.Helper()
+	w := collector.NewWriter(collector.NewFleet(), nil, collector.WriterOptions{})
+	t.Cleanup(w.Close)
+	p, err := gateway.New(gateway.Config{URL: base + "/admin/api", Key: key, Interval: time.Second, Timeout: 5 * time.Second},
+		w, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := p.Poll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obs
+}
