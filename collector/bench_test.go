@@ -57,12 +57,15 @@ func fillHistories(b *testing.B, w *Writer, n int) {
 	}
 }
 
+// realisticEvent is a server event as LiveSwitch sends them.
+var realisticEvent = []byte(eventJSON(1700000000000, "mediaserver", "registered", `{"iceServerUris":["stun:stun.example.com:3478"],`+
+	`"region":"us-east","id":"dc5e5677-5b0d-4b3e-b2a5-42761849ae19","version":"1.24.2.0","machineName":"ms-1",`+
+	`"coreCount":12,"operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64",`+
+	`"networkInterfaces":[{"name":"eth0","addresses":["10.0.0.4"]}],"deploymentId":"prod"}`))
+
 // BenchmarkDecode measures decoding one realistic event.
 func BenchmarkDecode(b *testing.B) {
-	body := []byte(eventJSON(1700000000000, "mediaserver", "registered", `{"iceServerUris":["stun:stun.example.com:3478"],`+
-		`"region":"us-east","id":"dc5e5677-5b0d-4b3e-b2a5-42761849ae19","version":"1.24.2.0","machineName":"ms-1",`+
-		`"coreCount":12,"operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64",`+
-		`"networkInterfaces":[{"name":"eth0","addresses":["10.0.0.4"]}],"deploymentId":"prod"}`))
+	body := realisticEvent
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {

@@ -32,6 +32,8 @@ type Collector struct {
 	// gateway describes the series from the Gateway's REST API; nil when
 	// the API is off.
 	gateway *gatewayDescs
+	// also counts the events received outside the fleet; nil for none.
+	also *OutcomeCounter
 }
 
 // NewCollector returns a collector of fleet's metrics.
@@ -75,6 +77,14 @@ func NewCollector(fleet *Fleet, opts ...CollectorOption) *Collector {
 	return c
 }
 
+// CountAlso adds the counts of also to liveswitch_exporter_events_total
+// and to the last-received time: the events the exporter handles outside
+// the fleet (application events). It returns c.
+func (c *Collector) CountAlso(also *OutcomeCounter) *Collector {
+	c.also = also
+	return c
+}
+
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.state, c.cores, c.info, c.lastEvent, c.stateChange,
@@ -90,6 +100,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.fleet.Snapshot()
+	if c.also != nil {
+		extra := c.also.Stats()
+		snap.Stats.add(&extra)
+	}
 	groups := make(map[groupKey]*groupTotals)
 	buf := make([]string, 0, len(serverLabels)+5)
 	for i := range snap.Servers {

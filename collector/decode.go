@@ -58,44 +58,61 @@ const (
 // (LiveSwitch's Batch option). It rejects the body whole if any event is
 // malformed, so that nothing is ever half applied.
 func Decode(body []byte, opts DecodeOptions, now time.Time) ([]Event, error) {
+	var events []Event
+	err := eachEvent(body, opts, func(i, n int, raw []byte) error {
+		if events == nil {
+			events = make([]Event, n)
+		}
+		ev, err := decodeEvent(raw, opts, now)
+		events[i] = ev
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return events, nil
+}
+
+// eachEvent makes the checks of a whole body (UTF-8, nesting, batch size,
+// one object or an array of them), then calls fn with each event's raw JSON,
+// its index and the number of events. Every decoder of webhook bodies goes
+// through it, so that server and application webhooks are bounded alike.
+// An error of fn rejects the body as an *InvalidError naming the event.
+func eachEvent(body []byte, opts DecodeOptions, fn func(i, n int, raw []byte) error) error {
 	if !utf8.Valid(body) {
-		return nil, &InvalidError{Index: -1, Reason: "body is not valid UTF-8", Events: 1}
+		return &InvalidError{Index: -1, Reason: "body is not valid UTF-8", Events: 1}
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 {
-		return nil, &InvalidError{Index: -1, Reason: "empty body", Events: 1}
+		return &InvalidError{Index: -1, Reason: "empty body", Events: 1}
 	}
 	depth, elements := shape(trimmed)
 	if depth > maxDepth {
-		return nil, &InvalidError{Index: -1, Reason: fmt.Sprintf("JSON nested deeper than %d levels", maxDepth), Events: 1}
+		return &InvalidError{Index: -1, Reason: fmt.Sprintf("JSON nested deeper than %d levels", maxDepth), Events: 1}
 	}
 	if trimmed[0] == '[' && opts.MaxEvents > 0 && elements > opts.MaxEvents {
-		return nil, &InvalidError{Index: -1, Events: elements,
+		return &InvalidError{Index: -1, Events: elements,
 			Reason: fmt.Sprintf("batch of %d events exceeds the limit of %d", elements, opts.MaxEvents)}
 	}
 	if trimmed[0] != '[' {
-		ev, err := decodeEvent(body, opts, now)
-		if err != nil {
-			return nil, &InvalidError{Index: -1, Reason: err.Error(), Events: 1}
+		if err := fn(0, 1, body); err != nil {
+			return &InvalidError{Index: -1, Reason: err.Error(), Events: 1}
 		}
-		return []Event{ev}, nil
+		return nil
 	}
 	raws, err := arrayElements(body)
 	if err != nil {
-		return nil, &InvalidError{Index: -1, Reason: err.Error(), Events: 1}
+		return &InvalidError{Index: -1, Reason: err.Error(), Events: 1}
 	}
 	if len(raws) == 0 {
-		return nil, &InvalidError{Index: -1, Reason: "empty batch: no events", Events: 1}
+		return &InvalidError{Index: -1, Reason: "empty batch: no events", Events: 1}
 	}
-	events := make([]Event, len(raws))
 	for i, raw := range raws {
-		ev, err := decodeEvent(raw, opts, now)
-		if err != nil {
-			return nil, &InvalidError{Index: i, Reason: err.Error(), Events: len(raws)}
+		if err := fn(i, len(raws), raw); err != nil {
+			return &InvalidError{Index: i, Reason: err.Error(), Events: len(raws)}
 		}
-		events[i] = ev
 	}
-	return events, nil
+	return nil
 }
 
 // shape walks the raw JSON once, outside strings, and returns its deepest

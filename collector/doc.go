@@ -10,6 +10,9 @@
 // replicas by appending commands to a storage.Log that every replica folds in
 // the same order (NewReplica).
 //
+// The decoder also reads application webhooks (DecodeApplications, with the
+// same bounds); collector/applications counts them, outside the fleet.
+//
 // It knows nothing of HTTP or of any particular storage engine: events come in
 // as bytes, the fleet is persisted through the small interfaces of the
 // storage package, and metrics go out through prometheus.Collector.

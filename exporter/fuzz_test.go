@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 )
 
 // FuzzWebhook drives the whole webhook handler, request to fleet: no panic,
@@ -30,6 +32,7 @@ func FuzzWebhook(f *testing.F) {
 		"[" + event(now+2, "gateway.started", `{"id":"g"}`) + "," + event(now+3, "gateway.stats", `{"id":"g"}`) + "]",
 		event(now, "newcomponent.started", `{"id":"n","version":2}`),
 		`{"timestamp":1,"type":"client.joined"}`, `{`, `[]`,
+		`[{"timestamp":` + strconv.FormatInt(now, 10) + `,"origin":"client","type":"channel.client.joined","client":{"applicationId":"a"}}]`,
 	} {
 		f.Add([]byte(s), "")
 	}
@@ -40,12 +43,13 @@ func FuzzWebhook(f *testing.F) {
 		Decode: collector.DefaultDecodeOptions, Limits: collector.Limits{MaxServers: 50},
 	})
 	f.Cleanup(writer.Close)
+	apps := applications.New(applications.Options{Decode: collector.DefaultDecodeOptions, MaxApplications: 20, MaxPending: 100})
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collector.NewCollector(fleet))
+	reg.MustRegister(collector.NewCollector(fleet).CountAlso(apps.Outcomes()), apps)
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: fleet, Ready: ready.Load,
-		MaxBodyBytes: 64 << 10, MaxInFlight: 4, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+		MaxBodyBytes: 64 << 10, MaxInFlight: 4, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps})
 	if err != nil {
 		f.Fatal(err)
 	}

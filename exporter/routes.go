@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/version"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 )
 
 // Config is what the routes need from the rest of the program.
@@ -20,6 +22,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxInFlight caps concurrent webhook requests (0: no cap).
 	MaxInFlight int
+	// Applications counts the events of application webhooks; nil leaves
+	// them to Ingester, which ignores them.
+	Applications ApplicationIngester
+	// ApplicationSecrets, when not nil, must sign every application
+	// webhook (X-ApplicationSignature).
+	ApplicationSecrets *appsig.File
 	// Guard protects the webhook and the delete API.
 	Guard    WriteGuard
 	Registry *prometheus.Registry
@@ -64,11 +72,15 @@ func NewHandlers(cfg Config) (*Handlers, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	apps, err := newApplicationRoute(cfg)
+	if err != nil {
+		return nil, err
+	}
 	deliveries := NewDeliveryLog()
 	writes := http.NewServeMux()
 	writes.Handle(WebhookPath, promhttp.InstrumentHandlerCounter(requests, deliveries.Record(cfg.Now, cfg.Guard.Wrap(
 		LimitInFlight(cfg.MaxInFlight, promhttp.InstrumentHandlerInFlight(inFlight,
-			WebhookHandler(cfg.Ingester, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger)))))))
+			WebhookHandler(cfg.Ingester, apps, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger)))))))
 	writes.Handle("DELETE /api/v1/servers/{origin}/{id}", cfg.Guard.Wrap(DeleteServerHandler(cfg.Forgetter, cfg.Logger)))
 	writes.Handle("/-/healthy", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, http.StatusOK, "Healthy")

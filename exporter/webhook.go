@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 )
 
 // Ingester applies webhook bodies to the fleet. collector.Writer is the
@@ -32,7 +33,10 @@ const retryAfterSeconds = 5
 // applied), 413 past maxBody bytes, 415 for a compressed body (so no
 // decompression bomb can be sent), 405 for methods other than POST and 503
 // while the fleet is not ready or the store fails, so that LiveSwitch retries.
-func WebhookHandler(in Ingester, ready func() bool, maxBody int64, logger *slog.Logger) http.Handler {
+//
+// Application webhooks (channel, client, connection events) go to apps
+// instead, and are answered alike; 401 when their signature does not hold.
+func WebhookHandler(in Ingester, apps *ApplicationRoute, ready func() bool, maxBody int64, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -57,7 +61,7 @@ func WebhookHandler(in Ingester, ready func() bool, maxBody int64, logger *slog.
 			reply(w, http.StatusBadRequest, "reading body: "+err.Error())
 			return
 		}
-		res, err := in.Ingest(r.Context(), body)
+		res, err := apps.ingest(r, body, in)
 		answer(w, r, res, err, logger)
 	})
 }
@@ -71,7 +75,11 @@ func answer(w http.ResponseWriter, r *http.Request, res collector.Result, err er
 	}
 	var invalid *collector.InvalidError
 	var stored *collector.StorageError
+	var unsigned *appsig.Error
 	switch {
+	case errors.As(err, &unsigned): // logged by the route, at most once per interval
+		w.Header().Set("WWW-Authenticate", `HMAC-SHA256 header="`+appsig.Header+`"`)
+		reply(w, http.StatusUnauthorized, unsigned.Error())
 	case errors.As(err, &invalid):
 		logger.Info("Webhook rejected", "remote", r.RemoteAddr, "reason", invalid.Error())
 		reply(w, http.StatusBadRequest, invalid.Error())

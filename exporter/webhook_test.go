@@ -85,9 +85,18 @@ func (s *testServer) inFlight() int {
 
 func (s *testServer) do(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
+	return s.doWith(t, method, path, body, nil)
+}
+
+// doWith is do with request headers.
+func (s *testServer) doWith(t *testing.T, method, path, body string, header http.Header) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := s.Client().Do(req)
 	if err != nil {

@@ -51,6 +51,8 @@ type Event struct {
 	// rendering of the same event.
 	state server
 	ms    int64
+	// app describes an application event; nil for a server event.
+	app *appEvent
 }
 
 // Generator produces the event stream of a fleet: every server starts (and

@@ -44,6 +44,7 @@ func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
 			t.Fatalf("ghost media server %s: %d", action, code)
 		}
 	}
+	feedSimulatedApplications(t, p, 1000)
 	stuck := fmt.Sprintf(`{"timestamp":%d,"origin":"mediaserver","type":"mediaserver.started",`+
 		`"mediaserver":{"id":"stuck-1","machineName":"ms-stuck","region":"us-east","deploymentId":"deployment-1","coreCount":8}}`,
 		time.Now().UnixMilli())

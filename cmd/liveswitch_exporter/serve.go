@@ -19,6 +19,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
+	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -55,6 +56,8 @@ type serveCmd struct {
 	ServerMax        int           `name:"server.max" default:"10000" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
 
 	Gateway gatewayFlags `embed:""`
+
+	Applications applicationFlags `embed:""`
 }
 
 // Validate rejects flags that contradict each other; kong calls it after
@@ -91,12 +94,16 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	if err := s.checkWebConfigs(); err != nil {
 		return err
 	}
+	secrets, err := s.Applications.openSecrets(logger)
+	if err != nil {
+		return err
+	}
 	fleet := collector.NewFleet()
 	writer, closeStore, err := s.openWriter(fleet, logger)
 	if err != nil {
 		return err
 	}
-	err = s.serve(ctx, logger, fleet, writer, guard)
+	err = s.serve(ctx, logger, fleet, writer, guard, secrets)
 	writer.Close()
 	return errors.Join(err, closeStore())
 }
@@ -128,11 +135,13 @@ func (s *serveCmd) checkWebConfigs() error {
 }
 
 // serve restores the fleet and serves until ctx ends or a listener fails.
-func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, writer *collector.Writer, guard exporter.WriteGuard) error {
+func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, writer *collector.Writer, guard exporter.WriteGuard,
+	secrets *appsig.File) error {
 	if guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
-	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...))
+	apps := s.Applications.tracker(collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew}, logger)
+	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps)
 	poller, err := s.Gateway.poller(writer, registry, s.ServerMax, logger)
 	if err != nil {
 		return err
@@ -149,6 +158,9 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		Registry:      registry,
 		Fleet:         fleet,
 		Logger:        logger,
+
+		Applications:       apps,
+		ApplicationSecrets: secrets,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,8 @@ type simulateCmd struct {
 	Duration      time.Duration `default:"0s" help:"Stop after this long (0: no limit; stops on SIGINT)."`
 
 	Gateway simulatedGatewayFlags `embed:""`
+
+	Applications simulatedApplicationFlags `embed:""`
 }
 
 func (s *simulateCmd) Run(logger *slog.Logger) error {
@@ -48,9 +50,14 @@ func (s *simulateCmd) Run(logger *slog.Logger) error {
 	defer stopGateway()
 	logger.Info("Simulating a LiveSwitch fleet", "target", s.Target, "servers", gen.Size(),
 		"concurrency", s.Concurrency, "rate", s.Rate, "count", s.Count, "duration", s.Duration)
-	rep := simulate.Run(ctx, gen, simulate.LoadConfig{
+	source, secrets, err := s.Applications.source(gen, s.Seed, s.Pushgateway)
+	if err != nil {
+		return err
+	}
+	rep := simulate.Run(ctx, source, simulate.LoadConfig{
 		Target: s.Target, Concurrency: s.Concurrency, Rate: s.Rate, Count: s.Count, Duration: s.Duration,
 		Pushgateway: s.Pushgateway, Header: s.header(),
+		Batch: s.Applications.Batch, Secrets: secrets,
 	})
 	rep.Write(os.Stdout)
 	if s.Gateway.ListenAddress != "" && ctx.Err() == nil {

@@ -1,0 +1,79 @@
+package simulate
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// appEvent is what the senders, and the report, know of an application
+// event beyond its body.
+type appEvent struct {
+	app, typ string
+	// conn and connType identify the connection of a connection event;
+	// setupMs is, for a connected, the time since its initializing.
+	conn, connType string
+	setupMs        int64
+	objects        map[string]any
+}
+
+// event returns an event of a's of type typ carrying objects; its body is
+// rendered when it is stamped.
+func (a *simApp) event(typ string, objects map[string]any) Event {
+	return Event{Key: "app/" + a.id, app: &appEvent{app: a.id, typ: typ, objects: objects}}
+}
+
+// joinedOrLeft is a channel.client.joined or .left of cl in ch.
+func (a *simApp) joinedOrLeft(what string, cl map[string]any, ch *simChannel) Event {
+	objects := channelObj(a, ch)
+	objects["client"] = cl
+	return a.event("channel.client."+what, objects)
+}
+
+func channelObj(app *simApp, ch *simChannel) map[string]any {
+	return map[string]any{"channel": map[string]any{"id": ch.id, "applicationId": app.id}}
+}
+
+// simConnection is one connection of a client in a channel.
+type simConnection struct {
+	id, typ, media string
+	app            *simApp
+	channel        *simChannel
+	client         map[string]any
+}
+
+// event is the connection's event of entering state.
+func (c *simConnection) event(state string, setupMs int64) Event {
+	obj := map[string]any{
+		"id": c.id, "applicationId": c.app.id, "channelId": c.channel.id, "clientId": c.client["id"],
+		"userId": c.client["userId"], "deviceId": c.client["deviceId"], "clientRoles": c.client["roles"],
+		"type": c.typ, "state": state, "mediaId": c.media, "recording": false,
+		"audioStreams": []map[string]any{{"direction": "sendrecv"}},
+		"videoStreams": []map[string]any{{"direction": "sendrecv"}},
+	}
+	if _, ok := c.client["tag"]; ok {
+		obj["tag"] = "camera"
+	} else {
+		obj["clientTag"] = "web"
+	}
+	if state == "failed" {
+		obj["error"] = map[string]any{"code": "IceFailed", "message": "ICE negotiation failed"}
+	}
+	ev := c.app.event("connection."+state, map[string]any{"connection": obj})
+	ev.app.conn, ev.app.connType, ev.app.setupMs = c.id, c.typ, setupMs
+	return ev
+}
+
+// stamped renders an application event's body at event time ms.
+func (e Event) stamped(ms int64) Event {
+	origin, _, _ := strings.Cut(e.app.typ, ".")
+	if strings.HasPrefix(e.app.typ, "channel.client.") {
+		origin = "client" // as in LiveSwitch's own sample
+	}
+	envelope := map[string]any{"timestamp": ms, "origin": origin, "type": e.app.typ}
+	for k, v := range e.app.objects {
+		envelope[k] = v
+	}
+	e.Body, _ = json.Marshal(envelope)
+	e.ms = ms
+	return e
+}
