@@ -5,11 +5,14 @@ import (
 	"time"
 )
 
-// OutcomeCounter counts events this exporter handled outside the fleet's
-// writer: application events, which are counted per replica and never
-// stored. A Collector given one with CountAlso adds its counts to
-// liveswitch_exporter_events_total, so that family keeps counting every
-// event received on the webhook once.
+// OutcomeCounter counts the events this exporter handled outside the
+// fleet's writer (application events, counted per replica and never
+// stored) that it did not take: invalid, or refused beyond
+// --application.max. A Collector given one with CountAlso adds them to
+// liveswitch_exporter_events_total. The events it took are counted in the
+// application families only: the other outcomes of that family are the
+// shared fleet's, identical on every replica, and per-replica counts mixed
+// into them would be counted once per replica by the de-duplicated panels.
 type OutcomeCounter struct {
 	mu             sync.Mutex
 	outcomes       [numOutcomes]uint64
@@ -27,11 +30,13 @@ func (c *OutcomeCounter) Add(o Outcome, n int, at time.Time) {
 	c.lastReceivedMs = max(c.lastReceivedMs, at.UnixMilli())
 }
 
-// AddResult counts the outcomes of res, received at the exporter's time at.
+// AddResult counts the events res refused, and that events came in at the
+// exporter's time at.
 func (c *OutcomeCounter) AddResult(res Result, at time.Time) {
-	for o, n := range res.Outcomes {
-		c.Add(Outcome(o), n, at)
-	}
+	c.Add(OutcomeRefused, res.Outcomes[OutcomeRefused], at)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lastReceivedMs = max(c.lastReceivedMs, at.UnixMilli())
 }
 
 // Stats returns the counts as the fleet's Stats carry them.
