@@ -42,8 +42,26 @@ func (c *command) apply(st *staging) Result {
 // foldGroup stages a group of commands on the fleet, one after the other, and
 // sums up what they did. Nothing is visible until the caller publishes st.
 func foldGroup(f *Fleet, limits Limits, cmds []*command) (st *staging, results []Result, delta Stats) {
-	st = newStaging(f, limits)
-	results = make([]Result, len(cmds))
+	var fd folder
+	return fd.fold(f, limits, cmds)
+}
+
+// folder folds groups of commands like foldGroup, reusing its memory from
+// one group to the next: whoever folds groups one after the other (the
+// request committing, a replica's follower) keeps one. What it returns is
+// valid until its next fold.
+type folder struct {
+	st      staging
+	results []Result
+	cmds    []*command
+}
+
+// fold is foldGroup with the folder's memory.
+func (fd *folder) fold(f *Fleet, limits Limits, cmds []*command) (st *staging, results []Result, delta Stats) {
+	st = &fd.st
+	st.reset(f, limits)
+	results = append(fd.results[:0], make([]Result, len(cmds))...)
+	fd.results = results
 	for i, c := range cmds {
 		results[i] = c.apply(st)
 		for o, n := range results[i].Outcomes {
@@ -53,6 +71,15 @@ func foldGroup(f *Fleet, limits Limits, cmds []*command) (st *staging, results [
 	}
 	delta.Forgotten = st.forgotten
 	return st, results, delta
+}
+
+// commands lists the commands of group, in the folder's memory.
+func (fd *folder) commands(group []*request) []*command {
+	fd.cmds = fd.cmds[:0]
+	for _, r := range group {
+		fd.cmds = append(fd.cmds, &r.cmd)
+	}
+	return fd.cmds
 }
 
 // Result tells what became of the work of one request.

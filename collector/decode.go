@@ -117,30 +117,24 @@ func eachEvent(body []byte, opts DecodeOptions, fn func(i, n int, raw []byte) er
 
 // shape walks the raw JSON once, outside strings, and returns its deepest
 // nesting and the number of elements of a top-level array, so that hostile
-// bodies are refused before anything is allocated for them.
+// bodies are refused before anything is allocated for them. Strings are
+// skipped with bytes.IndexByte (vectorised): most of a body is strings.
 func shape(b []byte) (depth, elements int) {
-	level, inString, escaped, sawValue := 0, false, false, false
-	for _, c := range b {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-			continue
-		case c == '"':
-			inString = true
-		case c == '[' || c == '{':
+	level, sawValue := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch c {
+		case '"':
+			i = stringEnd(b, i+1)
+		case '[', '{':
 			level++
 			depth = max(depth, level)
-		case c == ']' || c == '}':
+		case ']', '}':
 			level--
-		case c == ',' && level == 1:
-			elements++
+		case ',':
+			if level == 1 {
+				elements++
+			}
 		}
 		if level >= 1 && c != ' ' && c != '\t' && c != '\r' && c != '\n' && !(level == 1 && (c == '[' || c == ',')) {
 			sawValue = true
@@ -150,6 +144,23 @@ func shape(b []byte) (depth, elements int) {
 		elements++
 	}
 	return depth, elements
+}
+
+// stringEnd returns the index of the quote that closes the string whose
+// content starts at i (len(b) when it is not closed).
+func stringEnd(b []byte, i int) int {
+	for i < len(b) {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return len(b)
+		}
+		e := bytes.IndexByte(b[i:i+q], '\\')
+		if e < 0 {
+			return i + q
+		}
+		i += e + 2 // an escaped character, whatever it is
+	}
+	return len(b)
 }
 
 func decodeEvent(raw []byte, opts DecodeOptions, now time.Time) (Event, error) {
@@ -278,7 +289,7 @@ func duplicate(members []member, seen *map[string]bool, name []byte) bool {
 // classify fills Type, Origin, Kind and Action from the envelope and checks
 // that type, origin and the object key agree.
 func (ev *Event) classify(env envelope) error {
-	typ, err := stringMember(env, "type")
+	typ, err := textMember(env, "type", internedTypes)
 	if err != nil {
 		return err
 	}
@@ -289,7 +300,7 @@ func (ev *Event) classify(env envelope) error {
 	if !found || prefix == "" || action == "" {
 		return fmt.Errorf("type %q is not of the form <origin>.<event>", clip(typ))
 	}
-	origin, err := stringMember(env, "origin")
+	origin, err := textMember(env, "origin", internedOrigins)
 	if err != nil {
 		return err
 	}
@@ -315,6 +326,19 @@ func (ev *Event) classify(env envelope) error {
 		ev.Kind = KindIgnored
 	}
 	return nil
+}
+
+// textMember is stringMember, interning the value among known (see intern).
+func textMember(env envelope, name string, known map[string]string) (string, error) {
+	raw, ok := env.get(name)
+	if !ok || string(raw) == "null" {
+		return "", nil
+	}
+	text, err := unquote(raw)
+	if err != nil {
+		return "", fmt.Errorf("%q must be a string", name)
+	}
+	return intern(known, text), nil
 }
 
 func stringMember(env envelope, name string) (string, error) {
@@ -360,75 +384,6 @@ func decodeTimestamp(raw []byte, opts DecodeOptions, now time.Time) (int64, erro
 		return 0, fmt.Errorf(`"timestamp" %d is more than %s ahead of the exporter's clock`, ms, opts.MaxFutureSkew)
 	}
 	return ms, nil
-}
-
-// infoFields are the members of a server object the exporter reads; names
-// match without case (see equalFold) and other members are ignored. When a
-// member is given twice, the last one counts.
-var infoFields = []struct {
-	name string
-	set  func(i *Info, raw []byte) error
-}{
-	{"id", stringField("id", func(i *Info) *string { return &i.ID })},
-	{"version", versionField},
-	{"machinename", stringField("machineName", func(i *Info) *string { return &i.MachineName })},
-	{"corecount", coreCountField},
-	{"operatingsystem", stringField("operatingSystem", func(i *Info) *string { return &i.OperatingSystem })},
-	{"operatingsystemversion", stringField("operatingSystemVersion", func(i *Info) *string { return &i.OperatingSystemVersion })},
-	{"architecture", stringField("architecture", func(i *Info) *string { return &i.Architecture })},
-	{"deploymentid", stringField("deploymentId", func(i *Info) *string { return &i.DeploymentID })},
-	{"region", stringField("region", func(i *Info) *string { return &i.Region })},
-}
-
-func decodeInfo(raw []byte) (Info, error) {
-	var info Info
-	err := eachMember(raw, func(name, value []byte) error {
-		for _, f := range infoFields {
-			if equalFold(name, f.name) {
-				return f.set(&info, value)
-			}
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, errNull):
-		return Info{}, errors.New("is null, want an object")
-	case err != nil:
-		return Info{}, err
-	case info.ID == "":
-		return Info{}, errors.New(`missing "id"`)
-	}
-	return info, info.validate()
-}
-
-// stringField reads a string member (null: empty) into the field at.
-func stringField(name string, at func(*Info) *string) func(*Info, []byte) error {
-	return func(i *Info, raw []byte) error {
-		s, err := jsonString(raw)
-		if err != nil {
-			return fmt.Errorf("%q has the wrong type (%s)", name, kindName(raw))
-		}
-		*at(i) = s
-		return nil
-	}
-}
-
-func versionField(i *Info, raw []byte) error {
-	var v flexString
-	if err := v.UnmarshalJSON(raw); err != nil {
-		return err
-	}
-	i.Version = string(v)
-	return nil
-}
-
-func coreCountField(i *Info, raw []byte) error {
-	var c coreCount
-	if err := c.UnmarshalJSON(raw); err != nil {
-		return err
-	}
-	i.CoreCount = int(c)
-	return nil
 }
 
 // coreCount accepts a whole number, also quoted, within a sane range.

@@ -125,3 +125,54 @@ func FuzzEnvelopeMatchesReference(f *testing.F) {
 		}
 	})
 }
+
+// shapeByteByByte is shape as first written, one byte at a time: the
+// reference of the vectorised one.
+func shapeByteByByte(b []byte) (depth, elements int) {
+	level, inString, escaped, sawValue := 0, false, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			level++
+			depth = max(depth, level)
+		case c == ']' || c == '}':
+			level--
+		case c == ',' && level == 1:
+			elements++
+		}
+		if level >= 1 && c != ' ' && c != '\t' && c != '\r' && c != '\n' && !(level == 1 && (c == '[' || c == ',')) {
+			sawValue = true
+		}
+	}
+	if sawValue {
+		elements++
+	}
+	return depth, elements
+}
+
+// FuzzShapeMatchesReference: the vectorised shape finds the depth and the
+// element count the byte-by-byte walk finds, on any input.
+func FuzzShapeMatchesReference(f *testing.F) {
+	for _, seed := range []string{`[{"a":"b\"]"},{"c":[1,2]}]`, `{"x":"\\\\"}`, `["\\`, `[[[`, `[ , , ]`, `"unclosed`, string(realisticEvent)} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, e := shape(b)
+		rd, re := shapeByteByByte(b)
+		if d != rd || e != re {
+			t.Fatalf("shape(%q) = %d, %d; byte by byte %d, %d", b, d, e, rd, re)
+		}
+	})
+}

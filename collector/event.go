@@ -96,7 +96,9 @@ type Info struct {
 // sparse event must not blank what an earlier one told.
 func (i Info) merge(newer Info) Info {
 	set := func(dst *string, src string) {
-		if src != "" {
+		// An equal string is not taken: the record keeps the one it has,
+		// rather than the event's (and the memory the event's hold).
+		if src != "" && src != *dst {
 			*dst = src
 		}
 	}

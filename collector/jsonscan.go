@@ -22,14 +22,28 @@ import (
 // errNull reports a JSON null where an object was expected.
 var errNull = errors.New("null")
 
-var decoders = sync.Pool{New: func() any { return new(jsontext.Decoder) }}
+// scanner is a decoder with the buffer it reads: both are reused, so that
+// reading a body allocates nothing but what is kept of it.
+type scanner struct {
+	dec jsontext.Decoder
+	buf bytes.Buffer
+}
+
+var scanners = sync.Pool{New: func() any { return new(scanner) }}
+
+// allowDuplicates lets the decoder pass repeated names, which the exporter
+// finds itself (comparing without case).
+var allowDuplicates = jsontext.AllowDuplicateNames(true)
 
 // scan runs fn over a decoder reading raw, which must hold exactly one JSON
 // value; it reports malformed JSON with a one-line reason.
 func scan(raw []byte, fn func(dec *jsontext.Decoder) error) error {
-	dec := decoders.Get().(*jsontext.Decoder)
-	defer decoders.Put(dec)
-	dec.Reset(bytes.NewBuffer(raw), jsontext.AllowDuplicateNames(true))
+	s := scanners.Get().(*scanner)
+	defer scanners.Put(s)
+	s.buf.Reset()
+	s.buf.Write(raw) // a copy: the decoder consumes the buffer, valueOf slices raw
+	dec := &s.dec
+	dec.Reset(&s.buf, allowDuplicates)
 	if err := fn(dec); err != nil {
 		return malformed(err)
 	}

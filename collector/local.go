@@ -15,6 +15,8 @@ import (
 type local struct {
 	w     *Writer
 	store storage.Store // nil: in memory only
+	// folder serves the request committing (one at a time).
+	folder folder
 }
 
 func (l *local) restore(ctx context.Context) error {
@@ -41,7 +43,7 @@ func (l *local) restore(ctx context.Context) error {
 }
 
 func (l *local) commit(group []*request) {
-	st, results, delta := foldGroup(l.w.fleet, l.w.opts.Limits, commands(group))
+	st, results, delta := l.folder.fold(l.w.fleet, l.w.opts.Limits, l.folder.commands(group))
 	if err := l.persist(st); err != nil {
 		answerAll(group, Result{}, l.w.storageFailed(err, len(group)))
 		return

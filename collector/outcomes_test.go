@@ -8,27 +8,29 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// TestCountAlso: events counted outside the fleet join the fleet's in
-// liveswitch_exporter_events_total, and move the last-received time.
+// TestCountAlso: events handled outside the fleet join the fleet's in
+// liveswitch_exporter_events_total when they were not taken (invalid,
+// refused), and move the last-received time; the ones taken are not
+// counted there.
 func TestCountAlso(t *testing.T) {
 	fleet, w := newTestWriter(t)
 	ingest(t, w, eventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`))
 	ingestInvalid(t, w, `{"timestamp":1}`)
 	var also OutcomeCounter
 	var res Result
-	res.Outcomes[OutcomeApplied], res.Outcomes[OutcomeIgnored] = 3, 1
+	res.Outcomes[OutcomeApplied], res.Outcomes[OutcomeIgnored], res.Outcomes[OutcomeRefused] = 3, 1, 2
 	also.AddResult(res, testNow.Add(time.Second))
 	also.Add(OutcomeInvalid, 2, testNow)
 	also.Add(OutcomeRefused, 0, testNow.Add(time.Hour)) // nothing counted, time unchanged
 	want := `
 # HELP liveswitch_exporter_events_total Events received on the webhook, by what the exporter did with them.
 # TYPE liveswitch_exporter_events_total counter
-liveswitch_exporter_events_total{outcome="applied"} 4
+liveswitch_exporter_events_total{outcome="applied"} 1
 liveswitch_exporter_events_total{outcome="duplicate"} 0
-liveswitch_exporter_events_total{outcome="ignored"} 1
+liveswitch_exporter_events_total{outcome="ignored"} 0
 liveswitch_exporter_events_total{outcome="invalid"} 3
 liveswitch_exporter_events_total{outcome="out_of_order"} 0
-liveswitch_exporter_events_total{outcome="refused"} 0
+liveswitch_exporter_events_total{outcome="refused"} 2
 # HELP liveswitch_exporter_last_event_received_timestamp_seconds Exporter clock time at which the last webhook event was received.
 # TYPE liveswitch_exporter_last_event_received_timestamp_seconds gauge
 liveswitch_exporter_last_event_received_timestamp_seconds 1.700000061e+09

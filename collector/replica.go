@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,6 +88,7 @@ type replica struct {
 	saves  sync.WaitGroup
 
 	// owned by the follower goroutine
+	folder   folder
 	position string
 	base     string    // the snapshot loaded last: entries it covers were folded
 	folded   *nonceSet // entries folded since, by nonce
@@ -111,7 +112,6 @@ func NewReplica(fleet *Fleet, log storage.Log, opts WriterOptions, ropts Replica
 		alarm: make(chan struct{}, 1), folded: newNonceSet(foldedNonces)}
 	r.health.init(w)
 	w.backend = r
-	go w.run()
 	return w
 }
 
@@ -124,7 +124,9 @@ func randomName() string {
 // commit appends the group; the follower answers its requests when it folds
 // the entry, or the deadline does if that takes too long.
 func (r *replica) commit(group []*request) {
-	group, deadline := r.expire(group)
+	// The group outlives the call (it is answered when folded): a copy,
+	// since the writer reuses its slice.
+	group, deadline := r.expire(slices.Clone(group))
 	if len(group) == 0 {
 		return
 	}
@@ -133,7 +135,7 @@ func (r *replica) commit(group []*request) {
 	r.mu.Lock()
 	r.pending[nonce] = group
 	r.mu.Unlock()
-	data, err := json.Marshal(logEntry{Nonce: nonce, Commands: commands(group)})
+	data, err := encodeEntry(&logEntry{Nonce: nonce, Commands: commands(group)})
 	if err == nil {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err = r.log.Append(ctx, data, deadline.Add(-appendMargin(r.opts.Timeout)))

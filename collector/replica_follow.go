@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -132,14 +131,14 @@ func (r *replica) step(ctx context.Context, wait time.Duration) (int, error) {
 // apply folds one entry and answers its requests if this replica sent it.
 func (r *replica) apply(e storage.Entry) {
 	r.moveTo(e.Position)
-	var ent logEntry
-	if err := json.Unmarshal(e.Data, &ent); err != nil {
+	ent, err := decodeEntry(e.Data)
+	if err != nil {
 		// Every replica skips it alike, so they still agree.
 		r.w.logger.Error("Skipping an unreadable entry of the shared log", "position", e.Position, "err", err)
 		return
 	}
 	r.folded.add(ent.Nonce)
-	st, results, delta := foldGroup(r.w.fleet, r.w.opts.Limits, ent.Commands)
+	st, results, delta := r.folder.fold(r.w.fleet, r.w.opts.Limits, ent.Commands)
 	r.w.publish(st, &delta)
 	if group := r.take(ent.Nonce); group != nil {
 		for i, req := range group {

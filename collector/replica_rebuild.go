@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -100,8 +99,7 @@ func (r *replica) foldMissing(e storage.Entry) bool {
 	if storage.Covered(r.base, e.Position) {
 		return false
 	}
-	var ent logEntry
-	if json.Unmarshal(e.Data, &ent) == nil && r.folded.has(ent.Nonce) {
+	if ent, err := decodeEntry(e.Data); err == nil && r.folded.has(ent.Nonce) {
 		return false
 	}
 	r.apply(e)

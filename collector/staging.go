@@ -28,10 +28,21 @@ type staging struct {
 }
 
 func newStaging(f *Fleet, limits Limits) *staging {
-	return &staging{
-		fleet: f, limits: limits, changes: make(map[Key]*Server),
-		size: len(f.servers), stopped: f.stopped,
+	st := &staging{}
+	st.reset(f, limits)
+	return st
+}
+
+// reset empties st for a new group on f, keeping its memory.
+func (st *staging) reset(f *Fleet, limits Limits) {
+	if st.changes == nil {
+		st.changes = make(map[Key]*Server)
 	}
+	clear(st.changes)
+	clear(st.applied)
+	clear(st.evictable)
+	*st = staging{fleet: f, limits: limits, changes: st.changes, applied: st.applied[:0], evictable: st.evictable[:0],
+		size: len(f.servers), stopped: f.stopped}
 }
 
 func (st *staging) get(k Key) *Server {

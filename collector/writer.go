@@ -38,14 +38,16 @@ type WriterOptions struct {
 // acknowledged only once it is durable, a failed commit leaves nothing
 // behind, and durability costs one commit per group rather than one per
 // request.
+//
+// The groups are committed by the requests themselves, one at a time (see
+// combiner): a request that finds no commit under way commits the waiting
+// group, its own included, so that an isolated webhook pays no hand-off to
+// another goroutine, and concurrent ones share a commit.
 type Writer struct {
 	fleet   *Fleet
 	backend backend
 	opts    WriterOptions
-	reqs    chan *request
-	stop    chan struct{}
-	done    chan struct{}
-	closed  sync.Once
+	queue   combiner
 	logger  *slog.Logger
 	limits  limitLog
 	errLog  *ratelog.Limiter
@@ -79,9 +81,27 @@ type request struct {
 type outcomeOrErr struct {
 	res Result
 	err error
+	// commit tells a waiting request to commit the groups that wait, its
+	// own included, instead of an answer.
+	commit bool
 }
 
 func (r *request) answer(res Result, err error) { r.result <- outcomeOrErr{res: res, err: err} }
+
+// requests are reused: a webhook allocates none.
+var requests = sync.Pool{New: func() any { return &request{result: make(chan outcomeOrErr, 1)} }}
+
+func newRequest(cmd command) *request {
+	r := requests.Get().(*request)
+	r.cmd, r.received = cmd, time.Now()
+	return r
+}
+
+// release returns a request whose answer was read; no one else holds it.
+func (r *request) release() {
+	r.cmd = command{}
+	requests.Put(r)
+}
 
 func commands(group []*request) []*command {
 	cmds := make([]*command, len(group))
@@ -98,7 +118,6 @@ func NewWriter(fleet *Fleet, store storage.Store, opts WriterOptions) *Writer {
 	w := newWriter(fleet, &opts)
 	w.backend = &local{w: w, store: store}
 	fleet.setStorageUp(true) // opened, hence writable until a commit fails
-	go w.run()
 	return w
 }
 
@@ -110,11 +129,12 @@ func newWriter(fleet *Fleet, opts *WriterOptions) *Writer {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	fleet.setLimit(opts.Limits.MaxServers)
-	return &Writer{
+	w := &Writer{
 		fleet: fleet, opts: *opts, logger: opts.Logger,
-		reqs: make(chan *request), stop: make(chan struct{}), done: make(chan struct{}),
 		errLog: ratelog.New(errorLogInterval, opts.Now),
 	}
+	w.queue.init(func(group []*request) { w.backend.commit(group) })
+	return w
 }
 
 // Restore loads the fleet from the store. It must finish before the exporter
@@ -184,58 +204,29 @@ func (w *Writer) RunSweeper(ctx context.Context) {
 }
 
 // submit hands cmd to the writer and waits for its outcome. A request whose
-// context ends before the writer took it returns ctx.Err(): nothing was
-// applied. Once taken, it waits for the outcome even if the client went
-// away, so that what is logged is what happened; the writer answers every
-// request it took, and promptly.
+// context ended before it was taken returns ctx.Err(): nothing was applied.
+// Once taken, it waits for the outcome even if the client went away, so
+// that what is logged is what happened; every request taken is answered,
+// and promptly.
 func (w *Writer) submit(ctx context.Context, cmd command) (Result, error) {
-	r := &request{cmd: cmd, result: make(chan outcomeOrErr, 1), received: time.Now()}
-	select {
-	case w.reqs <- r:
-	case <-w.stop:
-		return Result{}, ErrClosed
-	case <-ctx.Done():
-		return Result{}, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
 	}
-	out := <-r.result
+	r := newRequest(cmd)
+	out, ok := w.queue.submit(r)
+	r.release()
+	if !ok {
+		return Result{}, ErrClosed
+	}
 	return out.res, out.err
 }
 
-// Close stops the writer once the group being committed is done. Calling it
+// Close stops the writer once the groups taken are committed. Calling it
 // again does nothing.
 func (w *Writer) Close() {
-	w.closed.Do(func() {
-		close(w.stop)
-		<-w.done
+	if w.queue.close() {
 		w.backend.close()
-	})
-}
-
-func (w *Writer) run() {
-	defer close(w.done)
-	for {
-		select {
-		case <-w.stop:
-			return
-		case first := <-w.reqs:
-			w.backend.commit(w.gather(first))
-		}
 	}
-}
-
-// gather takes every request already waiting, up to maxGroup, so that they
-// share one commit.
-func (w *Writer) gather(first *request) []*request {
-	group := []*request{first}
-	for len(group) < maxGroup {
-		select {
-		case r := <-w.reqs:
-			group = append(group, r)
-		default:
-			return group
-		}
-	}
-	return group
 }
 
 // publish makes a folded group visible and reports what the limits did.

@@ -2,12 +2,14 @@ package exporter
 
 import (
 	"bytes"
-	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
 )
@@ -66,85 +68,100 @@ func (l *DeliveryLog) Recent() []Delivery {
 }
 
 // Record wraps the webhook's handler chain (guards included, so refused
-// tokens show too) and logs every delivery it answers.
-func (l *DeliveryLog) Record(now func() time.Time, next http.Handler) http.Handler {
+// tokens show too): it logs every delivery it answers, and counts it in
+// requests by the status of the answer.
+//
+// It costs no allocation for an accepted delivery: the exchange that
+// watches the answer is pooled, and the body is not copied unless the
+// delivery is rejected (the webhook handler hands over the body it read,
+// see keepBody).
+func (l *DeliveryLog) Record(now func() time.Time, requests *prometheus.CounterVec, next http.Handler) http.Handler {
+	byCode := map[int]prometheus.Counter{}
+	for _, code := range countedCodes {
+		byCode[code] = requests.WithLabelValues(strconv.Itoa(code))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body := &headCapture{r: r.Body}
-		r.Body = body
-		rec := &replyCapture{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		l.add(delivery(now(), r.RemoteAddr, rec, body))
+		x := exchanges.Get().(*exchange)
+		x.ResponseWriter, x.status = w, http.StatusOK
+		next.ServeHTTP(x, r)
+		if c, ok := byCode[x.status]; ok {
+			c.Inc()
+		} else {
+			requests.WithLabelValues(strconv.Itoa(x.status)).Inc()
+		}
+		l.add(x.delivery(now(), r.RemoteAddr))
+		x.reset()
+		exchanges.Put(x)
 	})
 }
 
-func delivery(at time.Time, remote string, rec *replyCapture, body *headCapture) Delivery {
-	d := Delivery{Time: at, Remote: remote, Status: rec.status, Accepted: rec.status/100 == 2}
-	reply := strings.TrimSpace(rec.reply.String())
+// countedCodes are the answers of the webhook, whose series exist from the
+// start.
+var countedCodes = []int{202, 204, 400, 401, 403, 405, 413, 415, 503}
+
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+
+// exchange watches one webhook answer: its status, the start of its text,
+// and the body the handler read.
+type exchange struct {
+	http.ResponseWriter
+	status int
+	reply  []byte
+	body   []byte // the handler's, not a copy; valid until the handler returns
+}
+
+func (x *exchange) reset() {
+	x.ResponseWriter, x.body, x.reply = nil, nil, x.reply[:0]
+}
+
+func (x *exchange) WriteHeader(code int) {
+	x.status = code
+	x.ResponseWriter.WriteHeader(code)
+}
+
+func (x *exchange) Write(p []byte) (int, error) {
+	if room := maxKeptReply - len(x.reply); room > 0 {
+		x.reply = append(x.reply, p[:min(len(p), room)]...)
+	}
+	return x.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (x *exchange) Unwrap() http.ResponseWriter { return x.ResponseWriter }
+
+// keepBody is how the webhook handler lends the delivery log the body it
+// read (w is the exchange, unless the handler runs without the log).
+func keepBody(w http.ResponseWriter, body []byte) {
+	if x, ok := w.(*exchange); ok {
+		x.body = body
+	}
+}
+
+func (x *exchange) delivery(at time.Time, remote string) Delivery {
+	d := Delivery{Time: at, Remote: remote, Status: x.status, Accepted: x.status/100 == 2}
 	switch {
-	case rec.status == http.StatusNoContent:
+	case x.status == http.StatusNoContent:
 		d.Outcome = "applied"
 	case d.Accepted:
-		d.Outcome = reply
-	case rec.status == http.StatusServiceUnavailable:
-		d.Outcome, d.Reason = "retry", reply
+		d.Outcome = string(bytes.TrimSpace(x.reply))
+	case x.status == http.StatusServiceUnavailable:
+		d.Outcome, d.Reason = "retry", string(bytes.TrimSpace(x.reply))
 	default:
-		d.Outcome, d.Reason = "rejected", reply
-		d.Body, d.BodyTruncated = body.kept()
+		d.Outcome, d.Reason = "rejected", string(bytes.TrimSpace(x.reply))
+		d.Body, d.BodyTruncated = keptBody(x.body)
 	}
 	return d
 }
 
-// headCapture keeps the first bytes of a request body as the handler reads it.
-type headCapture struct {
-	r    io.ReadCloser
-	head bytes.Buffer
-	more bool
-}
-
-func (c *headCapture) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	room := maxKeptBody - c.head.Len()
-	switch {
-	case n > room:
-		c.head.Write(p[:room])
-		c.more = true
-	default:
-		c.head.Write(p[:n])
+// keptBody returns the start of a rejected body as text, at most
+// maxKeptBody bytes cut at a character boundary.
+func keptBody(body []byte) (string, bool) {
+	if len(body) <= maxKeptBody {
+		return strings.ToValidUTF8(string(body), "\uFFFD"), false
 	}
-	return n, err
-}
-
-func (c *headCapture) Close() error { return c.r.Close() }
-
-// kept returns the captured body as text, cut at a character boundary.
-func (c *headCapture) kept() (string, bool) {
-	b := c.head.Bytes()
-	if c.more { // drop a character cut in two by the limit
-		for i := 0; i < utf8.UTFMax-1 && len(b) > 0 && !utf8.Valid(b); i++ {
-			b = b[:len(b)-1]
-		}
+	b := body[:maxKeptBody]
+	for i := 0; i < utf8.UTFMax-1 && len(b) > 0 && !utf8.Valid(b); i++ { // a character cut in two
+		b = b[:len(b)-1]
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), c.more
+	return strings.ToValidUTF8(string(b), "\uFFFD"), true
 }
-
-// replyCapture notes the status and the start of the answer.
-type replyCapture struct {
-	http.ResponseWriter
-	status int
-	reply  bytes.Buffer
-}
-
-func (c *replyCapture) WriteHeader(code int) {
-	c.status = code
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *replyCapture) Write(p []byte) (int, error) {
-	if room := maxKeptReply - c.reply.Len(); room > 0 {
-		c.reply.Write(p[:min(len(p), room)])
-	}
-	return c.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (c *replyCapture) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -57,9 +57,6 @@ func NewHandlers(cfg Config) (*Handlers, error) {
 		Name: "liveswitch_exporter_webhook_requests_total",
 		Help: "Webhook requests by HTTP status code of the answer.",
 	}, []string{"code"})
-	for _, code := range []string{"202", "204", "400", "401", "403", "405", "413", "415", "503"} {
-		requests.WithLabelValues(code)
-	}
 	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "liveswitch_exporter_webhook_requests_in_flight",
 		Help: "Webhook requests being served now (at most --webhook.max-in-flight).",
@@ -78,9 +75,9 @@ func NewHandlers(cfg Config) (*Handlers, error) {
 	}
 	deliveries := NewDeliveryLog()
 	writes := http.NewServeMux()
-	writes.Handle(WebhookPath, promhttp.InstrumentHandlerCounter(requests, deliveries.Record(cfg.Now, cfg.Guard.Wrap(
+	writes.Handle(WebhookPath, deliveries.Record(cfg.Now, requests, cfg.Guard.Wrap(
 		LimitInFlight(cfg.MaxInFlight, promhttp.InstrumentHandlerInFlight(inFlight,
-			WebhookHandler(cfg.Ingester, apps, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger)))))))
+			WebhookHandler(cfg.Ingester, apps, cfg.Ready, cfg.MaxBodyBytes, cfg.Logger))))))
 	writes.Handle("DELETE /api/v1/servers/{origin}/{id}", cfg.Guard.Wrap(DeleteServerHandler(cfg.Forgetter, cfg.Logger)))
 	writes.Handle("/-/healthy", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, http.StatusOK, "Healthy")

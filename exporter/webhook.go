@@ -51,7 +51,7 @@ func WebhookHandler(in Ingester, apps *ApplicationRoute, ready func() bool, maxB
 			unavailable(w, "not ready: the fleet is being restored or its store is unreachable")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		body, err := readBody(w, r, maxBody)
 		if err != nil {
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
@@ -61,18 +61,54 @@ func WebhookHandler(in Ingester, apps *ApplicationRoute, ready func() bool, maxB
 			reply(w, http.StatusBadRequest, "reading body: "+err.Error())
 			return
 		}
+		keepBody(w, body)
 		res, err := apps.ingest(r, body, in)
 		answer(w, r, res, err, logger)
 	})
 }
 
+// readBody reads a body of at most maxBody bytes: in one buffer of the
+// declared length when there is one (LiveSwitch sends it), else growing.
+func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, error) {
+	n := r.ContentLength
+	switch {
+	case n > maxBody:
+		return nil, &http.MaxBytesError{Limit: maxBody}
+	case n < 0:
+		return io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
 // answer replies to a webhook with what became of its events, and logs it.
-// A 503 names what happened and what to do, never a file or an address.
 func answer(w http.ResponseWriter, r *http.Request, res collector.Result, err error, logger *slog.Logger) {
-	if err == nil && r.Context().Err() != nil {
+	if err != nil {
+		answerError(w, r, err, logger)
+		return
+	}
+	if r.Context().Err() != nil {
 		logger.Info("The client went away before the answer; its events were taken all the same",
 			"remote", r.RemoteAddr, "outcomes", res.String())
 	}
+	if res.AllApplied() {
+		if logger.Enabled(r.Context(), slog.LevelDebug) {
+			logger.Debug("Webhook applied", "remote", r.RemoteAddr, "events", res.Total())
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	outcomes := res.String()
+	logger.Debug("Webhook accepted, not all applied", "remote", r.RemoteAddr, "outcomes", outcomes)
+	reply(w, http.StatusAccepted, outcomes)
+}
+
+// answerError replies to a webhook that was not taken. A 503 names what
+// happened and what to do, never a file or an address.
+func answerError(w http.ResponseWriter, r *http.Request, err error, logger *slog.Logger) {
 	var invalid *collector.InvalidError
 	var stored *collector.StorageError
 	var unsigned *appsig.Error
@@ -92,15 +128,9 @@ func answer(w http.ResponseWriter, r *http.Request, res collector.Result, err er
 		unavailable(w, "not applied: the request ended before its events were taken; retry")
 	case errors.Is(err, collector.ErrClosed):
 		unavailable(w, "not applied: the exporter is shutting down; retry later")
-	case err != nil:
+	default:
 		logger.Warn("Webhook not applied", "remote", r.RemoteAddr, "err", err)
 		unavailable(w, "not applied; retry later")
-	case res.AllApplied():
-		logger.Debug("Webhook applied", "remote", r.RemoteAddr, "events", res.Total())
-		w.WriteHeader(http.StatusNoContent)
-	default:
-		logger.Debug("Webhook accepted, not all applied", "remote", r.RemoteAddr, "outcomes", res.String())
-		reply(w, http.StatusAccepted, res.String())
 	}
 }
 
