@@ -182,7 +182,7 @@ func decodeEvent(raw []byte, opts DecodeOptions, now time.Time) (Event, error) {
 	if !ok {
 		return ev, fmt.Errorf("missing the %q object that %q events carry", ev.Origin, ev.Type)
 	}
-	info, err := decodeInfo(body)
+	info, err := decodeValidInfo(body)
 	if ev.Kind == KindHeartbeat {
 		// The payload of stats events is not documented: take the server
 		// if it is recognisable, otherwise treat the heartbeat as anonymous.

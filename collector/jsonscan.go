@@ -185,3 +185,69 @@ func malformed(err error) error {
 	}
 	return errors.New("malformed JSON: " + strings.TrimPrefix(msg, "jsontext: "))
 }
+
+// eachValidMember is eachMember for an object the decoder validated
+// already (a member of an event it read whole): it walks the object without
+// checking its syntax a second time. Only valid JSON may be given to it.
+func eachValidMember(raw []byte, fn func(name, value []byte) error) error {
+	i := skipSpace(raw, 0)
+	switch {
+	case bytes.HasPrefix(raw[i:], []byte("null")):
+		return errNull
+	case i >= len(raw) || raw[i] != '{':
+		return fmt.Errorf("malformed JSON: %s, want an object", kindName(raw[i:]))
+	}
+	for i++; ; i++ { // past '{' or ','
+		i = skipSpace(raw, i)
+		if raw[i] == '}' {
+			return nil
+		}
+		end := stringEnd(raw, i+1)
+		name, err := unquote(raw[i : end+1])
+		if err != nil {
+			return err
+		}
+		i = skipSpace(raw, skipSpace(raw, end+1)+1) // past ':'
+		vEnd := valueEnd(raw, i)
+		if err := fn(name, raw[i:vEnd]); err != nil {
+			return err
+		}
+		if i = skipSpace(raw, vEnd); raw[i] == '}' {
+			return nil
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns the index just past the valid JSON value at i.
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i+1) + 1
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i+1)
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\r' && b[i] != '\n' {
+		i++
+	}
+	return i
+}
