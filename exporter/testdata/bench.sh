@@ -7,14 +7,17 @@
 # redis-server (appendonly yes, appendfsync always); and the Pushgateway
 # alternative (a PUT of each server's state, pushgateway.lua). One table:
 # requests/s, ratio to the bare handler, p50 and p99 of the acknowledgement.
+# On a shared machine the speed drifts from minute to minute, so the targets
+# are run in turn ROUNDS times and each figure is the median of its rounds.
 #
-#   exporter/testdata/bench.sh                          # wrk -t2 -c64 -d15s
+#   exporter/testdata/bench.sh                          # wrk -t2 -c64 -d10s, 3 rounds
 #   DURATION=30s CONNECTIONS=128 exporter/testdata/bench.sh
 #   REDIS=0 PUSHGATEWAY=0 exporter/testdata/bench.sh    # skip those runs
 #   EXPORTER=/path/to/liveswitch_exporter exporter/testdata/bench.sh  # another build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DURATION=${DURATION:-15s}
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
@@ -67,33 +70,47 @@ load() {
 }
 
 declare -A rps p50 p99 errs
-run() { # name url script
-  read -r rps[$1] p50[$1] p99[$1] errs[$1] < <(load "$2" "$3")
+# run name url script: one round of one target, its figures appended
+run() {
+  local r a b c
+  read -r r a b c < <(load "$2" "$3")
+  rps[$1]+="$r " p50[$1]+="$a " p99[$1]+="$b " errs[$1]=$((${errs[$1]:-0} + c))
 }
 
-start baseline "$work/baseline" -listen "127.0.0.1:$PORT"
-wait_http "http://127.0.0.1:$PORT/"
-run bare "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua
-stop_last
+# median of a list of figures with units (ms, s, us), in ms or s
+median() {
+  tr ' ' '\n' <<<"$1" | grep -v '^$' |
+    awk '{ v = $1; u = v; sub(/^[0-9.]+/, "", u); n = v + 0
+           if (u == "s") n *= 1000; else if (u == "us") n /= 1000; print n }' | sort -g |
+    awk '{ a[NR] = $1 } END { x = a[int((NR + 1) / 2)]
+      if (x >= 1000) printf "%.2fs", x / 1000; else if (x >= 1) printf "%.2fms", x; else printf "%.0fus", x * 1000 }'
+}
+median_int() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 modes=(in-memory durable)
 if [ "${REDIS:-1}" = 1 ] && command -v redis-server >/dev/null; then modes+=(redis); fi
-for mode in "${modes[@]}"; do
-  rm -rf "$work/data" && mkdir -p "$work/data"
-  case $mode in
-    durable) flags=(--storage.path="$work/data") ;;
-    in-memory) flags=(--storage.in-memory) ;;
-    redis)
-      start redis redis-server --bind 127.0.0.1 --port $((PORT + 1)) --dir "$work/data" \
-        --appendonly yes --appendfsync always --save "" --loglevel warning
-      until redis-cli -p $((PORT + 1)) ping >/dev/null 2>&1; do sleep 0.05; done
-      flags=(--storage.redis-url="redis://127.0.0.1:$((PORT + 1))/0") ;;
-  esac
-  start "exporter-$mode" "$exporter" --web.listen-address="127.0.0.1:$PORT" --log.level=warn "${flags[@]}"
-  wait_http "http://127.0.0.1:$PORT/-/ready"
-  run "$mode" "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua
+for round in $(seq 1 "$ROUNDS"); do
+  start baseline "$work/baseline" -listen "127.0.0.1:$PORT"
+  wait_http "http://127.0.0.1:$PORT/"
+  run bare "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua
   stop_last
-  if [ "$mode" = redis ]; then stop_last; fi
+  for mode in "${modes[@]}"; do
+    rm -rf "$work/data" && mkdir -p "$work/data"
+    case $mode in
+      durable) flags=(--storage.path="$work/data") ;;
+      in-memory) flags=(--storage.in-memory) ;;
+      redis)
+        start redis redis-server --bind 127.0.0.1 --port $((PORT + 1)) --dir "$work/data" \
+          --appendonly yes --appendfsync always --save "" --loglevel warning
+        until redis-cli -p $((PORT + 1)) ping >/dev/null 2>&1; do sleep 0.05; done
+        flags=(--storage.redis-url="redis://127.0.0.1:$((PORT + 1))/0") ;;
+    esac
+    start "exporter-$mode" "$exporter" --web.listen-address="127.0.0.1:$PORT" --log.level=warn "${flags[@]}"
+    wait_http "http://127.0.0.1:$PORT/-/ready"
+    run "$mode" "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua
+    stop_last
+    if [ "$mode" = redis ]; then stop_last; fi
+  done
 done
 
 if [ "${PUSHGATEWAY:-1}" = 1 ] && command -v prometheus-pushgateway >/dev/null; then
@@ -105,7 +122,7 @@ fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after a $WARMUP warm-up), $((SERVERS * THREADS)) media servers; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after a $WARMUP warm-up), $((SERVERS * THREADS)) media servers, median of $ROUNDS rounds (Pushgateway: 1); $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 printf '| %-23s | %10s | %6s | %9s | %9s | %s\n' target "requests/s" ratio p50 p99 "non-2xx"
 printf '|%s|%s|%s|%s|%s|%s\n' ------------------------- ------------ -------- ----------- ----------- ---------
 for name in bare in-memory durable redis pushgateway; do
@@ -118,6 +135,7 @@ for name in bare in-memory durable redis pushgateway; do
     redis) label="exporter, Redis replica" ;;
     pushgateway) label="Pushgateway" ;;
   esac
-  printf '| %-23s | %10s | %6s | %9s | %9s | %s\n' "$label" "${rps[$name]}" "$(ratio "${rps[$name]}" "${rps[bare]}")" \
-    "${p50[$name]}" "${p99[$name]}" "${errs[$name]}"
+  r=$(median_int "${rps[$name]}")
+  printf '| %-23s | %10s | %6s | %9s | %9s | %s\n' "$label" "$r" "$(ratio "$r" "$(median_int "${rps[bare]}")")" \
+    "$(median "${p50[$name]}")" "$(median "${p99[$name]}")" "${errs[$name]}"
 done
