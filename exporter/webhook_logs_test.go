@@ -1,12 +1,10 @@
 package exporter
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,24 +12,6 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
-
-// syncBuffer is a log destination safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // lateIngester hands a body to the real writer only once its client went
 // away: what a slow commit looks like to a client that gave up.
@@ -46,7 +26,7 @@ func (l lateIngester) Ingest(ctx context.Context, body []byte) (collector.Result
 // events are being applied is told nothing, but the log says they were
 // applied, not that nothing was.
 func TestAbortedRequestLoggedAsWhatHappened(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	srv := newTestServerWith(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
 		c.Ingester = lateIngester{c.Ingester.(*collector.Writer)}
@@ -79,7 +59,7 @@ func TestFailingStoreAnswersWithoutLogFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	srv := newTestServerFull(t, store, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 	store.Close()
 	for i := range 50 {

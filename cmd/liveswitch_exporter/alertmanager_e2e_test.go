@@ -85,7 +85,7 @@ func startAlertmanager(t *testing.T, pagerURL string) string {
 	if err := os.WriteFile(filepath.Join(dir, "alertmanager.yml"), cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr := testenv.FreeAddr(t)
 	runReady(t, "Alertmanager", addr, bin, "--config.file="+filepath.Join(dir, "alertmanager.yml"),
 		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--cluster.listen-address=")
 	return addr

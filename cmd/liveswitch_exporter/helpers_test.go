@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -244,18 +243,6 @@ func fleetSection(exposition string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// freePort returns a loopback address nobody listens on right now, for
-// programs (Prometheus) that cannot report the port they chose.
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // feedSimulated posts the first n events of the default simulated fleet.

@@ -119,7 +119,7 @@ func TestTLSAndBasicAuth(t *testing.T) {
 		pk.CertFile, pk.KeyFile, hash))
 	hook := writeFile(t, "webhook-web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pk.CertFile, pk.KeyFile))
 	token := writeFile(t, "token", "hook-token")
-	hookAddr := freePort(t)
+	hookAddr := testenv.FreeAddr(t)
 	p := startExporter(t, "--web.config.file="+main, "--webhook.listen-address="+hookAddr,
 		"--webhook.web-config.file="+hook, "--webhook.token-file="+token)
 	addrs := p.listeners(t, 2)

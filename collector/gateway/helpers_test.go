@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
 // testKey is the API key of the tests; no log line may ever hold it.
@@ -88,12 +87,12 @@ type rig struct {
 	poller *Poller
 	clock  *stepClock
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 }
 
 func newRig(t *testing.T, configure func(*Config)) *rig {
 	t.Helper()
-	r := &rig{api: &fixtureAPI{}, fleet: collector.NewFleet(), clock: &stepClock{}, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	r := &rig{api: &fixtureAPI{}, fleet: collector.NewFleet(), clock: &stepClock{}, reg: prometheus.NewRegistry(), logs: &testenv.LogBuffer{}}
 	r.srv = httptest.NewServer(r.api)
 	t.Cleanup(r.srv.Close)
 	r.writer = collector.NewWriter(r.fleet, nil, collector.WriterOptions{Now: r.clock.Now})
@@ -141,20 +140,3 @@ func fleetSeries(expo string) string {
 }
 
 func (r *rig) tick() { r.poller.tick(context.Background()) }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

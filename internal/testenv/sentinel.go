@@ -30,7 +30,7 @@ func StartSentinel(t testing.TB, master string, quorum int) *Sentinel {
 	t.Helper()
 	bin := RequireTool(t, "redis-sentinel", "redis-sentinel")
 	host, port, _ := net.SplitHostPort(master)
-	addr := freeAddr(t)
+	addr := FreeAddr(t)
 	_, myPort, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")
@@ -84,8 +84,9 @@ func (s *Sentinel) Master() string {
 	return net.JoinHostPort(fields[0], fields[1])
 }
 
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a loopback address nobody listens on right now, for
+// programs (Prometheus, Sentinel) that cannot report the port they chose.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
