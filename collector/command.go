@@ -39,24 +39,17 @@ func (c *command) apply(st *staging) Result {
 	return res
 }
 
-// foldGroup stages a group of commands on the fleet, one after the other, and
-// sums up what they did. Nothing is visible until the caller publishes st.
-func foldGroup(f *Fleet, limits Limits, cmds []*command) (st *staging, results []Result, delta Stats) {
-	var fd folder
-	return fd.fold(f, limits, cmds)
-}
-
-// folder folds groups of commands like foldGroup, reusing its memory from
-// one group to the next: whoever folds groups one after the other (the
-// request committing, a replica's follower) keeps one. What it returns is
-// valid until its next fold.
+// folder stages a group of commands on the fleet, one after the other, and
+// sums up what they did; nothing is visible until the caller publishes the
+// staging. It reuses its memory from one group to the next: whoever folds
+// groups one after the other (the request committing, a replica's
+// follower) keeps one. What it returns is valid until its next fold.
 type folder struct {
 	st      staging
 	results []Result
 	cmds    []*command
 }
 
-// fold is foldGroup with the folder's memory.
 func (fd *folder) fold(f *Fleet, limits Limits, cmds []*command) (st *staging, results []Result, delta Stats) {
 	st = &fd.st
 	st.reset(f, limits)

@@ -437,28 +437,6 @@ func validOrigin(s string) bool {
 	return true
 }
 
-// flexString accepts a JSON string or number: the spec's samples show
-// `"version": 0.0.0.0`, so some senders may emit a bare number.
-type flexString string
-
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	switch {
-	case string(b) == "null":
-		*f = ""
-	case len(b) > 0 && b[0] == '"':
-		s, err := jsonString(b)
-		if err != nil {
-			return err
-		}
-		*f = flexString(s)
-	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
-		*f = flexString(b)
-	default:
-		return errors.New(`"version" must be a string or a number`)
-	}
-	return nil
-}
-
 // clip makes attacker-controlled text fit in a one-line reason: white space
 // and control characters fold into single spaces, and it is cut (on a
 // character boundary) after 64 bytes.

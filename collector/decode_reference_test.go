@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -203,4 +204,26 @@ func FuzzValidMembersMatch(f *testing.F) {
 			t.Fatalf("%q: %q, %v; the decoder: %q, %v", raw, got, err, want, refErr)
 		}
 	})
+}
+
+// flexString, for the reference decoder, accepts a JSON string or number: the spec's samples show
+// `"version": 0.0.0.0`, so some senders may emit a bare number.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		*f = ""
+	case len(b) > 0 && b[0] == '"':
+		s, err := jsonString(b)
+		if err != nil {
+			return err
+		}
+		*f = flexString(s)
+	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')):
+		*f = flexString(b)
+	default:
+		return errors.New(`"version" must be a string or a number`)
+	}
+	return nil
 }

@@ -27,12 +27,6 @@ type staging struct {
 	gateway *GatewayView
 }
 
-func newStaging(f *Fleet, limits Limits) *staging {
-	st := &staging{}
-	st.reset(f, limits)
-	return st
-}
-
 // reset empties st for a new group on f, keeping its memory.
 func (st *staging) reset(f *Fleet, limits Limits) {
 	if st.changes == nil {
