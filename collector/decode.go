@@ -86,19 +86,19 @@ func eachEvent(body []byte, opts DecodeOptions, fn func(i, n int, raw []byte) er
 	if len(trimmed) == 0 {
 		return &InvalidError{Index: -1, Reason: "empty body", Events: 1}
 	}
-	depth, elements := shape(trimmed)
-	if depth > maxDepth {
-		return &InvalidError{Index: -1, Reason: fmt.Sprintf("JSON nested deeper than %d levels", maxDepth), Events: 1}
-	}
-	if trimmed[0] == '[' && opts.MaxEvents > 0 && elements > opts.MaxEvents {
-		return &InvalidError{Index: -1, Events: elements,
-			Reason: fmt.Sprintf("batch of %d events exceeds the limit of %d", elements, opts.MaxEvents)}
-	}
-	if trimmed[0] != '[' {
+	if trimmed[0] != '[' { // one event: the walker bounds its nesting
 		if err := fn(0, 1, body); err != nil {
 			return &InvalidError{Index: -1, Reason: err.Error(), Events: 1}
 		}
 		return nil
+	}
+	depth, elements := shape(trimmed)
+	if depth > maxDepth {
+		return &InvalidError{Index: -1, Reason: errTooDeep.Error(), Events: 1}
+	}
+	if opts.MaxEvents > 0 && elements > opts.MaxEvents {
+		return &InvalidError{Index: -1, Events: elements,
+			Reason: fmt.Sprintf("batch of %d events exceeds the limit of %d", elements, opts.MaxEvents)}
 	}
 	raws, err := arrayElements(body)
 	if err != nil {
@@ -165,7 +165,8 @@ func stringEnd(b []byte, i int) int {
 
 func decodeEvent(raw []byte, opts DecodeOptions, now time.Time) (Event, error) {
 	var ev Event
-	env, err := splitEnvelope(raw)
+	var members [smallEnvelope]member // on the stack: the envelope is not kept
+	env, err := splitEnvelopeInto(members[:0], raw)
 	if err != nil {
 		return ev, err
 	}
@@ -182,7 +183,7 @@ func decodeEvent(raw []byte, opts DecodeOptions, now time.Time) (Event, error) {
 	if !ok {
 		return ev, fmt.Errorf("missing the %q object that %q events carry", ev.Origin, ev.Type)
 	}
-	info, err := decodeValidInfo(body)
+	info, err := decodeInfo(body)
 	if ev.Kind == KindHeartbeat {
 		// The payload of stats events is not documented: take the server
 		// if it is recognisable, otherwise treat the heartbeat as anonymous.
@@ -238,7 +239,12 @@ func equalFold(name []byte, lower string) bool {
 }
 
 func splitEnvelope(raw []byte) (envelope, error) {
-	env := envelope{members: make([]member, 0, 8)}
+	return splitEnvelopeInto(make([]member, 0, 8), raw)
+}
+
+// splitEnvelopeInto is splitEnvelope appending the members to members.
+func splitEnvelopeInto(members []member, raw []byte) (envelope, error) {
+	env := envelope{members: members}
 	var seen map[string]bool // lower-cased names, once there are many members
 	err := eachMember(raw, func(name, value []byte) error {
 		if duplicate(env.members, &seen, name) {

@@ -61,29 +61,19 @@ func (t *infoTexts) set(info *Info) {
 	}
 }
 
-func decodeInfo(raw []byte) (Info, error) { return readInfo(raw, false) }
-
-// decodeValidInfo is decodeInfo for a server object the decoder validated
-// already, as part of its event: it is not parsed twice.
-func decodeValidInfo(raw []byte) (Info, error) { return readInfo(raw, true) }
-
-func readInfo(raw []byte, validated bool) (Info, error) {
+// decodeInfo reads a server object: the members the exporter knows, by
+// name without case; other members are checked as JSON and passed over.
+func decodeInfo(raw []byte) (Info, error) {
 	var info Info
 	var texts infoTexts
-	member := func(name, value []byte) error {
+	err := eachMember(raw, func(name, value []byte) error {
 		for i := range infoFields {
 			if equalFold(name, infoFields[i].name) {
 				return infoMember(&info, &texts, i, value)
 			}
 		}
 		return nil
-	}
-	var err error
-	if validated {
-		err = eachValidMember(raw, member)
-	} else {
-		err = eachMember(raw, member)
-	}
+	})
 	switch {
 	case errors.Is(err, errNull):
 		return Info{}, errors.New("is null, want an object")
