@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 )
 
 // WriteGuard decides who may write to the fleet (the webhook and the delete
@@ -107,14 +108,13 @@ func LimitInFlight(n int, next http.Handler) http.Handler {
 	if n <= 0 {
 		return next
 	}
-	slots := make(chan struct{}, n)
+	var inFlight atomic.Int64 // one atomic add each way: cheaper than a channel
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			next.ServeHTTP(w, r)
-		default:
+		defer inFlight.Add(-1)
+		if inFlight.Add(1) > int64(n) {
 			unavailable(w, "too many webhook requests in flight")
+			return
 		}
+		next.ServeHTTP(w, r)
 	})
 }
