@@ -6,7 +6,9 @@
 # exporter in memory, with its durable store, and as a replica on a local
 # redis-server (appendonly yes, appendfsync always); and the Pushgateway
 # alternative (a PUT of each server's state, pushgateway.lua). One table:
-# requests/s, ratio to the bare handler, p50 and p99 of the acknowledgement.
+# requests/s, ratio to the bare handler, p50 and p99 of the acknowledgement,
+# and the CPU time the server (with redis-server for the replica) spent per
+# request.
 # On a shared machine the speed drifts from minute to minute, so the targets
 # are run in turn ROUNDS times and each figure is the median of its rounds.
 #
@@ -56,29 +58,46 @@ stop_last() {
   unset 'pids[-1]'
 }
 
-# load url script: prints "requests/s p50 p99 errors" of one wrk run after a
-# warm-up run. wrk leaves requests that exceed its timeout out of the
-# latencies and the rate, so the timeout is long (TIMEOUT) and requests that
-# still exceed it count as errors.
+# cpu_ticks pid...: the CPU time (user + system, in clock ticks) the
+# processes have used so far.
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+
+# load url script pid...: prints "requests/s p50 p99 errors cpu" of one wrk
+# run after a warm-up run, cpu being the µs of CPU the server processes (pid...)
+# spent per request: unlike the rate, it hardly moves when a neighbour on a
+# shared machine takes the CPU. wrk leaves requests that exceed its timeout
+# out of the latencies and the rate, so the timeout is long (TIMEOUT) and
+# requests that still exceed it count as errors.
 load() {
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" --timeout "$TIMEOUT" -s "$2" "$1" >/dev/null 2>&1
-  local out
+  local out before after
+  before=$(cpu_ticks "${@:3}")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout "$TIMEOUT" --latency -s "$2" "$1" 2>"$work/wrk.err")
+  after=$(cpu_ticks "${@:3}")
   echo "$out" >>"$work/wrk.out"
-  local rps p50 p99 errors
+  local rps p50 p99 errors requests cpu
   rps=$(awk '/^Requests\/sec:/ {printf "%d", $2}' <<<"$out")
+  requests=$(awk '/ requests in / {print $1}' <<<"$out")
+  cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "-" }')
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx or 3xx responses:/ {n += $5} /Socket errors:/ {n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
-  echo "$rps $p50 $p99 $errors"
+  echo "$rps $p50 $p99 $errors $cpu"
 }
 
-declare -A rps p50 p99 errs
-# run name url script: one round of one target, its figures appended
+declare -A rps p50 p99 errs cpu
+# run name url script pid...: one round of one target, its figures appended
+# (and shown on stderr, so that the spread between rounds can be seen)
 run() {
-  local r a b c
-  read -r r a b c < <(load "$2" "$3")
-  rps[$1]+="$r " p50[$1]+="$a " p99[$1]+="$b " errs[$1]=$((${errs[$1]:-0} + c))
+  local r a b c u
+  read -r r a b c u < <(load "${@:2}")
+  rps[$1]+="$r " p50[$1]+="$a " p99[$1]+="$b " errs[$1]=$((${errs[$1]:-0} + c)) cpu[$1]+="$u "
+  echo "$1: $r requests/s, p99 $b, $u µs CPU/request" >&2
 }
 
 # median of a list of figures with units (ms, s, us), in ms or s
@@ -96,7 +115,7 @@ if [ "${REDIS:-1}" = 1 ] && command -v redis-server >/dev/null; then modes+=(red
 for round in $(seq 1 "$ROUNDS"); do
   start baseline "$work/baseline" -listen "127.0.0.1:$PORT"
   wait_http "http://127.0.0.1:$PORT/"
-  run bare "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua
+  run bare "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua "${pids[-1]}"
   stop_last
   for mode in "${modes[@]}"; do
     rm -rf "$work/data" && mkdir -p "$work/data"
@@ -111,7 +130,9 @@ for round in $(seq 1 "$ROUNDS"); do
     esac
     start "exporter-$mode" "$exporter" --web.listen-address="127.0.0.1:$PORT" --log.level=warn "${flags[@]}"
     wait_http "http://127.0.0.1:$PORT/-/ready"
-    run "$mode" "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua
+    servers=("${pids[-1]}")
+    if [ "$mode" = redis ]; then servers+=("${pids[-2]}"); fi
+    run "$mode" "http://127.0.0.1:$PORT/webhook" exporter/testdata/webhook.lua "${servers[@]}"
     stop_last
     if [ "$mode" = redis ]; then stop_last; fi
   done
@@ -120,15 +141,15 @@ done
 if [ "${PUSHGATEWAY:-1}" = 1 ] && command -v prometheus-pushgateway >/dev/null; then
   start pushgateway prometheus-pushgateway --web.listen-address="127.0.0.1:$PORT"
   wait_http "http://127.0.0.1:$PORT/-/ready"
-  run pushgateway "http://127.0.0.1:$PORT" exporter/testdata/pushgateway.lua
+  run pushgateway "http://127.0.0.1:$PORT" exporter/testdata/pushgateway.lua "${pids[-1]}"
   stop_last
 fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after a $WARMUP warm-up), $((SERVERS * THREADS)) media servers, median of $ROUNDS rounds (Pushgateway: 1); $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-printf '| %-23s | %10s | %6s | %9s | %9s | %s\n' target "requests/s" ratio p50 p99 "non-2xx or failed"
-printf '|%s|%s|%s|%s|%s|%s\n' ------------------------- ------------ -------- ----------- ----------- ---------
+printf '| %-23s | %10s | %6s | %9s | %9s | %12s | %s\n' target "requests/s" ratio p50 p99 "CPU/request" "non-2xx or failed"
+printf '|%s|%s|%s|%s|%s|%s|%s\n' ------------------------- ------------ -------- ----------- ----------- -------------- ---------
 for name in bare in-memory durable redis pushgateway; do
   [ -n "${rps[$name]:-}" ] || continue
   label=$name
@@ -140,6 +161,6 @@ for name in bare in-memory durable redis pushgateway; do
     pushgateway) label="Pushgateway" ;;
   esac
   r=$(median_int "${rps[$name]}")
-  printf '| %-23s | %10s | %6s | %9s | %9s | %s\n' "$label" "$r" "$(ratio "$r" "$(median_int "${rps[bare]}")")" \
-    "$(median "${p50[$name]}")" "$(median "${p99[$name]}")" "${errs[$name]}"
+  printf '| %-23s | %10s | %6s | %9s | %9s | %12s | %s\n' "$label" "$r" "$(ratio "$r" "$(median_int "${rps[bare]}")")" \
+    "$(median "${p50[$name]}")" "$(median "${p99[$name]}")" "$(median_int "${cpu[$name]}") µs" "${errs[$name]}"
 done
