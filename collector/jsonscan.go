@@ -366,8 +366,8 @@ func kindName(raw []byte) string {
 	return "value"
 }
 
-// malformed turns an error of jsontext's unquoting into a one-line reason without the
-// package's prefix or a JSON pointer quoting the sender's names.
+// malformed turns an error of jsontext's unquoting into a one-line reason,
+// without the package's prefix or a JSON pointer quoting the sender's names.
 func malformed(err error) error {
 	var syn *jsontext.SyntacticError
 	if errors.As(err, &syn) && syn.Err != nil {
