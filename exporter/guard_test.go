@@ -123,6 +123,13 @@ func TestWriteGuardSourceAddress(t *testing.T) {
 func TestInFlightCap(t *testing.T) {
 	srv := newTestServerWith(t, func(c *Config) { c.MaxInFlight = 2 })
 	held := make([]*io.PipeWriter, 2)
+	t.Cleanup(func() { // before the server's own cleanup, which waits for these requests
+		for _, pw := range held {
+			if pw != nil {
+				pw.CloseWithError(io.ErrUnexpectedEOF)
+			}
+		}
+	})
 	done := make(chan int, 2)
 	for i := range held {
 		pr, pw := io.Pipe()
