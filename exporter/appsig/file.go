@@ -70,6 +70,7 @@ func (f *File) Secrets() Secrets {
 	st, err := os.Stat(f.path)
 	switch {
 	case err != nil:
+		f.stat = nil // whatever comes back is read again
 		f.failed(err)
 	case !sameFile(st, f.stat):
 		if err := f.read(st); err != nil {

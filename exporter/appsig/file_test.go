@@ -84,3 +84,30 @@ func TestOpenRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestFileBackAfterVanishing: a file that disappears for a moment and comes
+// back unchanged (same inode, time and size: a mount hiccup, a rename away
+// and back) is in force again and says so, rather than leaving the reload
+// gauge at 0 for good.
+func TestFileBackAfterVanishing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secrets.yml")
+	writeFile(t, path, "app-1: first-secret\n", time.Unix(1700000000, 0))
+	f, err := Open(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		from, to string
+		ok       float64
+	}{{path, path + ".away", 0}, {path + ".away", path, 1}} {
+		if err := os.Rename(step.from, step.to); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Secrets(); !reflect.DeepEqual(got, Secrets{"app-1": "first-secret"}) {
+			t.Fatalf("step %d: secrets %v", i, got)
+		}
+		if ok := testutil.ToFloat64(f.Collector()); ok != step.ok {
+			t.Fatalf("step %d: last reload successful %v, want %v", i, ok, step.ok)
+		}
+	}
+}
