@@ -334,7 +334,8 @@ func (ev *Event) classify(env envelope) error {
 	return nil
 }
 
-// textMember is stringMember, interning the value among known (see intern).
+// textMember reads the string member name (empty when absent or null),
+// interning the value among known (see intern; nil interns nothing).
 func textMember(env envelope, name string, known map[string]string) (string, error) {
 	raw, ok := env.get(name)
 	if !ok || string(raw) == "null" {
@@ -345,18 +346,6 @@ func textMember(env envelope, name string, known map[string]string) (string, err
 		return "", fmt.Errorf("%q must be a string", name)
 	}
 	return intern(known, text), nil
-}
-
-func stringMember(env envelope, name string) (string, error) {
-	raw, ok := env.get(name)
-	if !ok {
-		return "", nil
-	}
-	str, err := jsonString(raw)
-	if err != nil {
-		return "", fmt.Errorf("%q must be a string", name)
-	}
-	return str, nil
 }
 
 // minTimestampMs is 10^12 ms, September 2001: anything earlier is taken for

@@ -76,7 +76,7 @@ type replica struct {
 	log  storage.Log
 	opts ReplicaOptions
 	name string
-	seq  uint64 // owned by the writer goroutine
+	seq  uint64 // owned by the request committing (see combiner)
 
 	mu      sync.Mutex
 	pending map[string][]*request

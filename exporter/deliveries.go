@@ -71,10 +71,11 @@ func (l *DeliveryLog) Recent() []Delivery {
 // tokens show too): it logs every delivery it answers, and counts it in
 // requests by the status of the answer.
 //
-// It costs no allocation for an accepted delivery: the exchange that
+// It costs no allocation for an applied (204) delivery: the exchange that
 // watches the answer is pooled, and the body is not copied unless the
 // delivery is rejected (the webhook handler hands over the body it read,
-// see keepBody).
+// see keepBody; so every handler between Record and the webhook's must pass
+// w on unwrapped).
 func (l *DeliveryLog) Record(now func() time.Time, requests *prometheus.CounterVec, next http.Handler) http.Handler {
 	byCode := map[int]prometheus.Counter{}
 	for _, code := range countedCodes {

@@ -140,7 +140,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	if guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
-	apps := s.Applications.tracker(collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew}, logger)
+	apps := s.Applications.tracker(s.decodeOptions(), logger)
 	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps)
 	poller, err := s.Gateway.poller(writer, registry, s.ServerMax, logger)
 	if err != nil {
@@ -194,7 +194,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 // after the writer is closed.
 func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *collector.Writer, closeStore func() error, err error) {
 	opts := collector.WriterOptions{
-		Decode: collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew},
+		Decode: s.decodeOptions(),
 		Limits: collector.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
 		Logger: logger,
 	}
@@ -216,6 +216,12 @@ func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *c
 		return collector.NewWriter(fleet, nil, opts), func() error { return nil }, nil
 	}
 	return collector.NewWriter(fleet, store, opts), store.Close, nil
+}
+
+// decodeOptions bound webhook bodies alike for the fleet and the
+// applications.
+func (s *serveCmd) decodeOptions() collector.DecodeOptions {
+	return collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew}
 }
 
 // openStore opens the embedded store, or returns nil for a fleet kept in

@@ -73,10 +73,10 @@ func New(opts Options) *Tracker {
 	}
 }
 
-// Outcomes counts every application event the Tracker took by outcome:
-// applied (counted under its type), ignored (an undocumented type, or no
-// application named), refused (past MaxApplications), invalid (in a body
-// rejected as malformed). Give it to collector.Collector.CountAlso.
+// Outcomes counts the application events the Tracker did not take: refused
+// (past MaxApplications) and invalid (in a body rejected as malformed); the
+// events it took are counted under their type. Give it to
+// collector.Collector.CountAlso.
 func (t *Tracker) Outcomes() *collector.OutcomeCounter { return t.outcomes }
 
 // Ingest takes the body of a webhook, and is the package's entry point.
