@@ -4,15 +4,15 @@ import "sync"
 
 // combiner gathers the requests of concurrent webhooks into groups, and has
 // the requests themselves commit them, one group at a time ("flat
-// combining"): a request that finds no commit under way commits every
-// request waiting, its own included; a request that arrives during a commit
-// waits, and its group is committed next. So an isolated request commits
+// combining"): a request that finds no commit under way commits the
+// requests waiting (up to maxGroup), its own included; a request that
+// arrives during a commit waits, and its group is committed next. So an isolated request commits
 // itself, with no hand-off to another goroutine, and under load each commit
 // (one fold, one fsync or one Redis append) serves a whole group.
 //
-// Once a committing request's own group is done, it hands the role on to
-// the first waiting request rather than committing the groups behind it:
-// its own webhook is answered without waiting for theirs.
+// Once its group is done, a committing request hands the role on to the
+// first waiting request rather than committing the groups behind it: its
+// own webhook is answered without waiting for theirs.
 type combiner struct {
 	commit func(group []*request)
 
@@ -41,51 +41,44 @@ func (c *combiner) submit(r *request) (outcomeOrErr, bool) {
 	if !c.busy {
 		c.busy = true
 		c.mu.Unlock()
-		c.run(r)
+		c.run()
 		return <-r.result, true
 	}
 	c.mu.Unlock()
 	out := <-r.result
 	if out.commit { // the role of committing was handed on to r
-		c.run(r)
+		c.run()
 		out = <-r.result
 	}
 	return out, true
 }
 
-// run commits waiting groups until own's is done, then hands the role on.
-func (c *combiner) run(own *request) {
-	for {
-		c.mu.Lock()
-		n := min(len(c.waiting), maxGroup)
-		c.group = append(c.group[:0], c.waiting[:n]...)
-		mine := false
-		for _, r := range c.group {
-			mine = mine || r == own
-		}
-		rest := copy(c.waiting, c.waiting[n:])
-		clear(c.waiting[rest:])
-		c.waiting = c.waiting[:rest]
-		c.mu.Unlock()
+// run commits the group at the head of the queue, then hands the role on
+// to the first request still waiting. The caller's own request is always
+// in that group: it is the first waiting, since it either found no commit
+// under way (so the queue was empty) or was handed the role as the first.
+func (c *combiner) run() {
+	c.mu.Lock()
+	n := min(len(c.waiting), maxGroup)
+	c.group = append(c.group[:0], c.waiting[:n]...)
+	rest := copy(c.waiting, c.waiting[n:])
+	clear(c.waiting[rest:])
+	c.waiting = c.waiting[:rest]
+	c.mu.Unlock()
 
-		c.commit(c.group)
-		clear(c.group)
+	c.commit(c.group)
+	clear(c.group)
 
-		c.mu.Lock()
-		switch {
-		case len(c.waiting) == 0:
-			c.busy = false
-			c.idle.Broadcast()
-			c.mu.Unlock()
-			return
-		case mine:
-			next := c.waiting[0]
-			c.mu.Unlock()
-			next.result <- outcomeOrErr{commit: true}
-			return
-		}
+	c.mu.Lock()
+	if len(c.waiting) == 0 {
+		c.busy = false
+		c.idle.Broadcast()
 		c.mu.Unlock()
+		return
 	}
+	next := c.waiting[0]
+	c.mu.Unlock()
+	next.result <- outcomeOrErr{commit: true}
 }
 
 // close refuses new requests and waits until the groups taken are
