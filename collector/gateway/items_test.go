@@ -3,9 +3,13 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -257,5 +261,108 @@ func TestSkippedItemsLogOncePerEpisode(t *testing.T) {
 	}
 	if _, err := r.poller.Poll(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRandomAnswersKeepEveryValidItem is a seeded sequence of polls whose
+// media server lists mix valid items with bad ones of every reason, and
+// whole answers that cannot be read. A model says what each poll must
+// keep: every valid item (a percentage for usedCapacity drops that fact
+// alone), nothing of a failed poll, and counts that grow by exactly what
+// was skipped.
+func TestRandomAnswersKeepEveryValidItem(t *testing.T) {
+	type outcome struct {
+		json, id string // id: the item kept, if any
+		reason   string // counted, if any
+		capacity bool   // kept with a capacity
+	}
+	kinds := []func(id, earlier string) outcome{
+		func(id, _ string) outcome {
+			return outcome{`{"id":"` + id + `","region":"eu","usedCapacity":0.25,"coreCount":8}`, id, "", true}
+		},
+		func(id, _ string) outcome {
+			return outcome{`{"Id":"` + id + `","UsedCapacity":1.5,"CoreCount":8.0,"Draining":null}`, id, "", true}
+		},
+		func(id, _ string) outcome {
+			return outcome{`{"id":"` + id + `","version":1.2}`, "", reasonWrongType, false}
+		},
+		func(id, _ string) outcome {
+			return outcome{`{"id":"` + id + `","draining":"no"}`, "", reasonWrongType, false}
+		},
+		func(id, _ string) outcome {
+			return outcome{`{"id":"` + id + `","coreCount":2.5}`, "", reasonWrongType, false}
+		},
+		func(string, string) outcome { return outcome{`{"region":"eu"}`, "", reasonMissingID, false} },
+		func(string, string) outcome { return outcome{`null`, "", reasonNotObject, false} },
+		func(id, _ string) outcome { return outcome{`{"id":"` + id + `\n"}`, "", reasonInvalidValue, false} },
+		func(id, _ string) outcome {
+			return outcome{`{"id":"` + id + `","usedCapacity":85}`, id, reasonUsedCapacity, false}
+		},
+		func(id, _ string) outcome {
+			return outcome{`{"id":"` + id + testKey[1:8] + `"}`, "", reasonHoldsKey, false}
+		},
+		func(id, earlier string) outcome {
+			if earlier == "" {
+				return outcome{`{"id":"` + id + `"}`, id, "", false}
+			}
+			return outcome{`{"id":"` + earlier + `","usedCapacity":0.9}`, "", reasonDuplicateID, false}
+		},
+	}
+	r := newRig(t, nil)
+	rng := rand.New(rand.NewPCG(21, 9))
+	counts := map[string]int{}
+	var kept map[string]bool // by the last successful poll: id -> has a capacity
+	rounds := 40
+	if os.Getenv("LIVESWITCH_TEST_LONG") != "" {
+		rounds = 1000
+	}
+	for round := range rounds {
+		if rng.IntN(8) == 0 {
+			r.api.answer(answerOn("/v1/mediaservers", 500, "text/html", "<html>down</html>")(r.api))
+			r.tick()
+			if expo := r.exposition(t); !strings.Contains(expo, "liveswitch_api_up 0\n") {
+				t.Fatalf("round %d: a failed poll is up", round)
+			}
+		} else {
+			var items []string
+			want := map[string]bool{}
+			var earlier []string
+			for j := range rng.IntN(8) {
+				e := ""
+				if len(earlier) > 0 {
+					e = earlier[rng.IntN(len(earlier))]
+				}
+				o := kinds[rng.IntN(len(kinds))](fmt.Sprintf("ms-%d", j), e) // ids come back: the fleet stays small
+				items = append(items, o.json)
+				if o.reason != "" {
+					counts[endpointMediaServers+"/"+o.reason]++
+				}
+				if o.id != "" {
+					want[o.id] = o.capacity
+					earlier = append(earlier, o.id)
+				}
+			}
+			r.api.answer(servers("[" + strings.Join(items, ",") + "]")(r.api))
+			r.tick()
+			kept = want
+		}
+		got := map[string]bool{}
+		if view := r.fleet.Snapshot().Gateway; view != nil {
+			for _, m := range view.MediaServers {
+				got[m.ID] = m.UsedCapacity != nil
+			}
+		}
+		if !maps.Equal(got, kept) && len(got)+len(kept) > 0 {
+			t.Fatalf("round %d: kept %v, want %v", round, got, kept)
+		}
+		gotCounts := invalidItems(r.exposition(t))
+		if len(gotCounts) != len(counts) {
+			t.Fatalf("round %d: counted %v, want %v", round, gotCounts, counts)
+		}
+		for k, n := range counts {
+			if gotCounts[k] != strconv.Itoa(n) {
+				t.Fatalf("round %d: counted %v, want %v", round, gotCounts, counts)
+			}
+		}
 	}
 }
