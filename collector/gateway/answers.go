@@ -86,7 +86,7 @@ func decodeMediaServers(body []byte, mask keyMask) ([]collector.MediaServerFacts
 	var skipped []skippedItem
 	seen := map[string]bool{}
 	err := eachElement(body, func(i int, raw json.RawMessage) {
-		m, capacity, err := decodeMediaServer(raw, mask)
+		m, dropped, err := decodeMediaServer(raw, mask)
 		if err == nil && seen[m.ID] {
 			err = &itemError{reasonDuplicateID, "listed twice"}
 		}
@@ -94,8 +94,8 @@ func decodeMediaServers(body []byte, mask keyMask) ([]collector.MediaServerFacts
 			skipped = append(skipped, skippedItem{endpointMediaServers, err, itemName(m.ID, i, mask)})
 			return
 		}
-		if capacity != nil {
-			skipped = append(skipped, skippedItem{endpointMediaServers, capacity, itemName(m.ID, i, mask)})
+		for _, d := range dropped {
+			skipped = append(skipped, skippedItem{endpointMediaServers, d, itemName(m.ID, i, mask)})
 		}
 		seen[m.ID] = true
 		out = append(out, m)
@@ -103,10 +103,14 @@ func decodeMediaServers(body []byte, mask keyMask) ([]collector.MediaServerFacts
 	return out, skipped, err
 }
 
-// decodeMediaServer reads one media server. A usedCapacity that is no
-// fraction is dropped, said in capacity; the server is kept, as its
-// listing and its other facts are still true.
-func decodeMediaServer(raw json.RawMessage, mask keyMask) (m collector.MediaServerFacts, capacity, err *itemError) {
+// decodeMediaServer reads one media server. Only an item without a usable
+// id is skipped (err). A fact that cannot be read or used (a member of the
+// wrong type, a label value the decoder would refuse, one holding the API
+// key, a usedCapacity that is no fraction) is dropped and said in dropped:
+// the server is kept, since the Gateway does list it and its other facts are
+// true. Skipping it would show it unlisted (liveswitch_server_gateway_listed
+// 0) and page for a server that is fine.
+func decodeMediaServer(raw json.RawMessage, mask keyMask) (m collector.MediaServerFacts, dropped []*itemError, err *itemError) {
 	if raw[0] != '{' {
 		return m, nil, &itemError{reasonNotObject, fmt.Sprintf("is a JSON %s, want an object", kindName(raw))}
 	}
@@ -114,33 +118,102 @@ func decodeMediaServer(raw json.RawMessage, mask keyMask) (m collector.MediaServ
 	if json.Unmarshal(raw, &a) != nil {
 		return m, nil, &itemError{reasonNotObject, "is not a JSON object"}
 	}
-	var r itemReader
-	m = collector.MediaServerFacts{
-		ID: r.text(a.ID, "id"), Region: r.text(a.Region, "region"), DeploymentID: r.text(a.DeploymentID, "deploymentId"),
-		Version: r.text(a.Version, "version"), UsedCapacity: r.number(a.UsedCapacity, "usedCapacity"),
-		Available: r.flag(a.Available, "available"), Active: r.flag(a.Active, "active"),
-		Draining: r.flag(a.Draining, "draining"), OverCapacity: r.flag(a.OverCapacity, "overCapacity"),
-	}
-	if cores := r.whole(a.CoreCount, "coreCount"); cores != nil {
-		m.CoreCount = int(max(min(*cores, math.MaxInt32), math.MinInt32)) // out of range either way: Validate says so
-	}
-	if err := r.checkID(m.ID); err != nil {
+	var id itemReader
+	m.ID = id.text(a.ID, "id")
+	if err := id.checkID(m.ID); err != nil {
 		return m, nil, err
 	}
-	for _, f := range [...]struct{ name, value string }{{"id", m.ID}, {"region", m.Region}, {"deploymentId", m.DeploymentID}, {"version", m.Version}} {
-		if mask.holds(f.value) {
-			return m, nil, &itemError{reasonHoldsKey, fmt.Sprintf("%q holds part of the API key", f.name)}
-		}
+	if mask.holds(m.ID) {
+		return m, nil, &itemError{reasonHoldsKey, `"id" holds part of the API key`}
 	}
-	if c := m.UsedCapacity; c != nil && (*c < 0 || *c > maxUsedCapacity) {
-		capacity = &itemError{reasonUsedCapacity, fmt.Sprintf(
-			`"usedCapacity" %s is not a fraction from 0 to %d (1 is full); the media server is kept without it`, clipNumber(a.UsedCapacity), maxUsedCapacity)}
-		m.UsedCapacity = nil
-	}
-	if err := m.Validate(); err != nil {
+	if err := (&collector.MediaServerFacts{ID: m.ID}).Validate(); err != nil {
 		return m, nil, &itemError{reasonInvalidValue, err.Error()}
 	}
-	return m, capacity, nil
+	facts := factReader{mask: mask, id: m.ID}
+	m.Region = facts.label(a.Region, "region", func(f *collector.MediaServerFacts, v string) { f.Region = v })
+	m.DeploymentID = facts.label(a.DeploymentID, "deploymentId", func(f *collector.MediaServerFacts, v string) { f.DeploymentID = v })
+	m.Version = facts.label(a.Version, "version", func(f *collector.MediaServerFacts, v string) { f.Version = v })
+	m.CoreCount = facts.cores(a.CoreCount)
+	m.UsedCapacity = facts.capacity(a.UsedCapacity)
+	m.Available = facts.flag(a.Available, "available")
+	m.Active = facts.flag(a.Active, "active")
+	m.Draining = facts.flag(a.Draining, "draining")
+	m.OverCapacity = facts.flag(a.OverCapacity, "overCapacity")
+	return m, facts.dropped, nil
+}
+
+// factReader reads the facts of one media server, each on its own, and
+// lists those it dropped.
+type factReader struct {
+	mask    keyMask
+	id      string
+	dropped []*itemError
+}
+
+// read runs one itemReader step and keeps its complaint, if any.
+func (f *factReader) read(step func(r *itemReader)) {
+	var r itemReader
+	step(&r)
+	if r.err != nil {
+		r.err.detail += keptWithout
+		f.dropped = append(f.dropped, r.err)
+	}
+}
+
+// keptWithout ends the detail of a dropped fact.
+const keptWithout = "; the media server is kept without it"
+
+func (f *factReader) drop(reason, detail string) {
+	f.dropped = append(f.dropped, &itemError{reason, detail + keptWithout})
+}
+
+// label reads a fact that becomes a label value: a string the webhook
+// decoder would accept, holding no part of the API key.
+func (f *factReader) label(raw json.RawMessage, name string, set func(*collector.MediaServerFacts, string)) (v string) {
+	f.read(func(r *itemReader) { v = r.text(raw, name) })
+	if v == "" {
+		return ""
+	}
+	if f.mask.holds(v) {
+		f.drop(reasonHoldsKey, fmt.Sprintf("%q holds part of the API key", name))
+		return ""
+	}
+	check := collector.MediaServerFacts{ID: f.id}
+	set(&check, v)
+	if err := check.Validate(); err != nil {
+		f.drop(reasonInvalidValue, err.Error())
+		return ""
+	}
+	return v
+}
+
+func (f *factReader) cores(raw json.RawMessage) int {
+	var n *int64
+	f.read(func(r *itemReader) { n = r.whole(raw, "coreCount") })
+	if n == nil {
+		return 0
+	}
+	check := collector.MediaServerFacts{ID: f.id, CoreCount: int(max(min(*n, math.MaxInt32), math.MinInt32))}
+	if err := check.Validate(); err != nil {
+		f.drop(reasonInvalidValue, err.Error())
+		return 0
+	}
+	return check.CoreCount
+}
+
+func (f *factReader) capacity(raw json.RawMessage) *float64 {
+	var c *float64
+	f.read(func(r *itemReader) { c = r.number(raw, "usedCapacity") })
+	if c != nil && (*c < 0 || *c > maxUsedCapacity) {
+		f.drop(reasonUsedCapacity, fmt.Sprintf(`"usedCapacity" %s is not a fraction from 0 to %d (1 is full)`, clipNumber(raw), maxUsedCapacity))
+		return nil
+	}
+	return c
+}
+
+func (f *factReader) flag(raw json.RawMessage, name string) (b *bool) {
+	f.read(func(r *itemReader) { b = r.flag(raw, name) })
+	return b
 }
 
 // decodeApplicationIDs reads GET /v1.0/applications: an array of ids, each

@@ -31,7 +31,7 @@ func invalidItems(expo string) map[string]string {
 }
 
 // TestBadItemsAreSkipped: one bad item in an answer is skipped (or, for a
-// usedCapacity that is no fraction, its capacity alone), counted by
+// media server with a good id, the bad fact alone), counted by
 // endpoint and reason and logged with its reason; every valid item is kept,
 // the fleet is built from them, and the poll counts as a success.
 func TestBadItemsAreSkipped(t *testing.T) {
@@ -50,6 +50,12 @@ func TestBadItemsAreSkipped(t *testing.T) {
 		want   []string
 		absent []string
 	}
+	// The media servers whose item is kept, without the fact that was
+	// wrong: the Gateway does list them.
+	keptWithoutFact := map[string]bool{"version a number": true, "cores as a fraction": true, "draining a string": true,
+		"capacity a string": true, "number beyond float64": true, "region too long": true, "cores out of range": true,
+		"region holding the key": true}
+	listedBad := `liveswitch_server_gateway_listed{deployment_id="",id="ms-bad",origin="mediaserver",region=""} 1`
 	mediaServers := []item{
 		{"version a number", servers(list(`{"id":"ms-bad","version":1.24}`)), "mediaservers/wrong_type", `\"version\" is a JSON number, want a string`, nil, nil},
 		{"cores as a fraction", servers(list(`{"id":"ms-bad","coreCount":8.5}`)), "mediaservers/wrong_type", `\"coreCount\" is 8.5, want a whole number`, nil, nil},
@@ -128,12 +134,18 @@ func TestBadItemsAreSkipped(t *testing.T) {
 			} else {
 				want = append(want, keptServer...)
 			}
+			absent := append(tc.absent, `application_id="app`+"\u0007")
+			if keptWithoutFact[tc.name] {
+				want = append(want, listedBad)
+			} else {
+				absent = append(absent, `id="ms-bad"`)
+			}
 			for _, w := range want {
 				if !strings.Contains(expo, w+"\n") {
 					t.Errorf("no %s in:\n%s", w, expo)
 				}
 			}
-			for _, a := range append(tc.absent, `id="ms-bad"`, `application_id="app`+"\u0007") {
+			for _, a := range absent {
 				if strings.Contains(expo, a) {
 					t.Errorf("%s is exported:\n%s", a, expo)
 				}
@@ -267,8 +279,8 @@ func TestSkippedItemsLogOncePerEpisode(t *testing.T) {
 // TestRandomAnswersKeepEveryValidItem is a seeded sequence of polls whose
 // media server lists mix valid items with bad ones of every reason, and
 // whole answers that cannot be read. A model says what each poll must
-// keep: every valid item (a percentage for usedCapacity drops that fact
-// alone), nothing of a failed poll, and counts that grow by exactly what
+// keep: every item with a usable id (a fact of the wrong type, or a
+// percentage for usedCapacity, drops that fact alone), nothing of a failed poll, and counts that grow by exactly what
 // was skipped.
 func TestRandomAnswersKeepEveryValidItem(t *testing.T) {
 	type outcome struct {
@@ -284,13 +296,13 @@ func TestRandomAnswersKeepEveryValidItem(t *testing.T) {
 			return outcome{`{"Id":"` + id + `","UsedCapacity":1.5,"CoreCount":8.0,"Draining":null}`, id, "", true}
 		},
 		func(id, _ string) outcome {
-			return outcome{`{"id":"` + id + `","version":1.2}`, "", reasonWrongType, false}
+			return outcome{`{"id":"` + id + `","version":1.2}`, id, reasonWrongType, false}
 		},
 		func(id, _ string) outcome {
-			return outcome{`{"id":"` + id + `","draining":"no"}`, "", reasonWrongType, false}
+			return outcome{`{"id":"` + id + `","draining":"no"}`, id, reasonWrongType, false}
 		},
 		func(id, _ string) outcome {
-			return outcome{`{"id":"` + id + `","coreCount":2.5}`, "", reasonWrongType, false}
+			return outcome{`{"id":"` + id + `","coreCount":2.5}`, id, reasonWrongType, false}
 		},
 		func(string, string) outcome { return outcome{`{"region":"eu"}`, "", reasonMissingID, false} },
 		func(string, string) outcome { return outcome{`null`, "", reasonNotObject, false} },
