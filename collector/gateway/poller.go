@@ -36,6 +36,7 @@ type Poller struct {
 	logger   *slog.Logger
 	failures *failureLog
 	stores   *failureLog
+	last     lastFailure
 }
 
 // New checks cfg, registers the request metrics in reg and returns a poller
@@ -103,6 +104,7 @@ func (p *Poller) tick(ctx context.Context) {
 	if err != nil {
 		p.sink.PollFailed(start)
 		p.failures.failed(err.Error())
+		p.last.set(start, p.failures.mask(err.Error()))
 		return
 	}
 	if err := p.sink.Observe(ctx, obs); err != nil {
