@@ -23,7 +23,8 @@ type Config struct {
 	// MaxInFlight caps concurrent webhook requests (0: no cap).
 	MaxInFlight int
 	// Applications counts the events of application webhooks; nil leaves
-	// them to Ingester, which ignores them.
+	// them to Ingester, which ignores them. When it is also an
+	// ApplicationReader (the Tracker is), the status page lists them.
 	Applications ApplicationIngester
 	// ApplicationSecrets, when not nil, must sign every application
 	// webhook (X-ApplicationSignature).
