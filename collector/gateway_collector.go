@@ -114,7 +114,7 @@ func (g *gatewayDescs) collect(ch chan<- prometheus.Metric, snap *Snapshot) {
 	if v != nil {
 		view = *v
 	}
-	ch <- prometheus.MustNewConstMetric(g.up, prometheus.GaugeValue, boolFloat(apiUp(v, snap.APIFailedMs, g.now())))
+	ch <- prometheus.MustNewConstMetric(g.up, prometheus.GaugeValue, boolFloat(APIUp(v, snap.APIFailedMs, g.now())))
 	ch <- prometheus.MustNewConstMetric(g.lastSuccess, prometheus.GaugeValue, float64(view.PollMs)/1000)
 	for c := range numChanges {
 		ch <- prometheus.MustNewConstMetric(g.change, prometheus.CounterValue, float64(view.Reconciled[c]), Change(c).String())
@@ -134,9 +134,10 @@ func (g *gatewayDescs) collect(ch chan<- prometheus.Metric, snap *Snapshot) {
 	}
 }
 
-// apiUp: a successful poll is recent, and this exporter's own polls have
-// not failed since.
-func apiUp(v *GatewayView, failedMs int64, now time.Time) bool {
+// APIUp is the rule of liveswitch_api_up, which the status page shows too:
+// a successful poll is recent, and this exporter's own polls have not
+// failed since.
+func APIUp(v *GatewayView, failedMs int64, now time.Time) bool {
 	return v != nil && failedMs < v.PollMs && now.UnixMilli()-v.PollMs <= apiFreshIntervals*v.IntervalMs
 }
 

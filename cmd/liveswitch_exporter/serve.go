@@ -146,6 +146,10 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	if err != nil {
 		return err
 	}
+	var polls exporter.GatewayPolls // the status page's; a nil *Poller must stay a nil interface
+	if poller != nil {
+		polls = poller
+	}
 	var ready atomic.Bool
 	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
@@ -157,6 +161,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		Guard:         guard,
 		Registry:      registry,
 		Fleet:         fleet,
+		Gateway:       polls,
 		Logger:        logger,
 
 		Applications:       apps,

@@ -39,6 +39,7 @@ type Poller struct {
 	failures *failureLog
 	stores   *failureLog
 	skipped  *skippedLog
+	last     lastFailure
 }
 
 // New checks cfg, registers the request metrics in reg and returns a poller
@@ -113,6 +114,7 @@ func (p *Poller) tick(ctx context.Context) {
 			kind = pe.Endpoint + " " + pe.kind
 		}
 		p.failures.failed(kind, err.Error())
+		p.last.set(start, p.failures.mask.mask(err.Error()))
 		return
 	}
 	if err := p.sink.Observe(ctx, obs); err != nil {
