@@ -24,6 +24,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/dashboards"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
+	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
 
 const (
@@ -314,13 +315,10 @@ type podSpec struct {
 }
 
 type container struct {
-	Name  string
-	Args  []string
-	Env   []envVar
-	Ports []struct {
-		Name          string
-		ContainerPort int
-	}
+	Name                          string
+	Args                          []string
+	Env                           []envVar
+	Ports                         []containerPort
 	LivenessProbe, ReadinessProbe *struct {
 		HTTPGet *struct{ Path, Port, Scheme string }
 	}
@@ -328,10 +326,17 @@ type container struct {
 		ReadOnlyRootFilesystem, AllowPrivilegeEscalation, RunAsNonRoot *bool
 		Capabilities                                                   struct{ Drop []string }
 	}
-	VolumeMounts []struct {
-		Name, MountPath, SubPath string
-		ReadOnly                 bool
-	}
+	VolumeMounts []volumeMount
+}
+
+type containerPort struct {
+	Name          string
+	ContainerPort int
+}
+
+type volumeMount struct {
+	Name, MountPath, SubPath string
+	ReadOnly                 bool
 }
 
 type envVar struct {
@@ -359,9 +364,13 @@ type volume struct {
 // chartValues is the part of an example values file the tests compare with.
 type chartValues struct {
 	ReplicaCount int
-	Redis        struct{ URL, ExistingSecret string }
-	Webhook      struct {
+	Redis        struct {
+		URL, ExistingSecret string
+		WaitReplicas        int
+	}
+	Webhook struct {
 		Token, ExistingSecret string
+		AllowedCIDRs          []string
 		Listener              struct{ Enabled bool }
 		Ingress               struct{ Enabled bool }
 	}
@@ -516,7 +525,9 @@ func checkWorkload(t *testing.T, objs []object, v chartValues) podSpec {
 			t.Errorf("replicas %d, want %d", w.Spec.Replicas, v.ReplicaCount)
 		}
 		var pdb struct {
-			Spec struct{ Selector struct{ MatchLabels map[string]string } }
+			Spec struct {
+				Selector struct{ MatchLabels map[string]string }
+			}
 		}
 		one(t, objs, "PodDisruptionBudget").decode(t, &pdb)
 		if !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, w.Spec.Selector.MatchLabels) {
@@ -565,10 +576,7 @@ func checkWorkload(t *testing.T, objs []object, v chartValues) podSpec {
 			t.Errorf("%s probe %+v: want GET %s on a port of the container %v", probe, p, want, c.Ports)
 		}
 	}
-	mountedData := slices.ContainsFunc(c.VolumeMounts, func(m struct {
-		Name, MountPath, SubPath string
-		ReadOnly                 bool
-	}) bool {
+	mountedData := slices.ContainsFunc(c.VolumeMounts, func(m volumeMount) bool {
 		return m.Name == "data" && m.MountPath == "/data" && !m.ReadOnly
 	})
 	if mountedData == v.redis() {
@@ -789,12 +797,7 @@ func checkMonitoring(t *testing.T, objs []object, pod podSpec, v chartValues) {
 		one(t, objs, "NetworkPolicy").decode(t, &np)
 		for _, in := range np.Spec.Ingress {
 			for _, p := range in.Ports {
-				if !slices.ContainsFunc(pod.Containers[0].Ports, func(cp struct {
-					Name          string
-					ContainerPort int
-				}) bool {
-					return cp.Name == p.Port
-				}) {
+				if !slices.ContainsFunc(pod.Containers[0].Ports, func(cp containerPort) bool { return cp.Name == p.Port }) {
 					t.Errorf("NetworkPolicy lets in port %s, which the container does not have", p.Port)
 				}
 			}
@@ -854,4 +857,169 @@ func checkDashboardConfigMaps(t *testing.T, objs []object, v chartValues) {
 	if seen != len(files) {
 		t.Errorf("%d dashboards in ConfigMaps, %d bundled", seen, len(files))
 	}
+}
+
+// TestChartPodsStartTheExporter runs the real exporter as each example's pod
+// would: its rendered arguments and environment on top of the image's, every
+// mounted Secret written where the kubelet would put it (the chart's own
+// Secret decoded; an existing Secret given test contents), the Gateway's API
+// a simulated one on loopback, Redis a real redis-server. The exporter must
+// start and be ready, a webhook without the token be refused and with it be
+// taken, and with the Gateway's API the key must open it.
+func TestChartPodsStartTheExporter(t *testing.T) {
+	for _, file := range exampleValues(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			values := readValues(t, file)
+			objs := render(t, file)
+			var w workload
+			if values.redis() {
+				one(t, objs, "Deployment").decode(t, &w)
+			} else {
+				one(t, objs, "StatefulSet").decode(t, &w)
+			}
+			pod := w.Spec.Template.Spec
+			root := t.TempDir()
+			pki := testenv.NewPKI(t)
+			external := externalSecretFiles(t, pki)
+			var own struct{ Data map[string]string }
+			if secrets := byKind(objs, "Secret"); len(secrets) == 1 {
+				secrets[0].decode(t, &own)
+			}
+			rooted := strings.NewReplacer("/etc/liveswitch-exporter/", root+"/etc/liveswitch-exporter/")
+			for _, m := range pod.Containers[0].VolumeMounts {
+				dir := filepath.Join(root, m.MountPath)
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				i := slices.IndexFunc(pod.Volumes, func(v volume) bool { return v.Name == m.Name })
+				if i < 0 && m.Name == "data" {
+					continue // the StatefulSet's claim: an empty volume
+				} else if i < 0 {
+					t.Fatalf("volume mount %s has no volume", m.Name)
+				}
+				for name, content := range mountedFiles(t, pod.Volumes[i], own.Data, external) {
+					if err := os.WriteFile(filepath.Join(dir, name), []byte(rooted.Replace(content)), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			env := []string{envPrefix + "_STORAGE_PATH=" + filepath.Join(root, "data")}
+			if values.redis() {
+				primary := testenv.StartRedis(t)
+				if values.Redis.WaitReplicas > 0 { // WAIT needs a replica to answer
+					host, port, _ := strings.Cut(primary.Addr, ":")
+					testenv.StartRedisWith(t, testenv.RedisOptions{Args: []string{"--replicaof", host, port}})
+				}
+				env = append(env, envPrefix+"_STORAGE_REDIS_URL=redis://"+primary.Addr+"/0")
+			}
+			for _, e := range pod.Containers[0].Env {
+				if e.ValueFrom == nil {
+					env = append(env, e.Name+"="+e.Value)
+				}
+			}
+			var gatewayURL string
+			var args []string
+			for _, a := range pod.Containers[0].Args {
+				switch flag, val, _ := strings.Cut(a, "="); flag {
+				case "--web.listen-address", "--webhook.listen-address":
+					a = flag + "=127.0.0.1:0"
+				case "--storage.path":
+					a = flag + "=" + filepath.Join(root, val)
+				case "--liveswitch.api-url":
+					gatewayURL = simulatedGateway(t, 50, simulate.GatewayConfig{Key: mustDecode(t, own.Data["api-key"])}) + "/admin/api"
+					a = flag + "=" + gatewayURL
+				case "--liveswitch.api-interval":
+					a = flag + "=1s"
+				}
+				args = append(args, rooted.Replace(a))
+			}
+			p := startExporterEnv(t, env, args...)
+			if len(values.WebConfig) > 0 || values.Webhook.Listener.Enabled {
+				// TLS on both listeners: a handshake with the test's CA.
+				addrs := p.listeners(t, 2)
+				resp, err := pki.Client(true).Get("https://" + addrs[len(addrs)-1] + "/-/ready")
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("the webhook listener over TLS: %v %v", err, resp)
+				}
+				resp.Body.Close()
+				return
+			}
+			body, err := os.ReadFile("../../collector/testdata/mediaserver-registered.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			token := external["webhook-token"]["token"]
+			if values.Webhook.Token != "" {
+				token = values.Webhook.Token
+			}
+			switch {
+			case len(values.Webhook.AllowedCIDRs) > 0: // the test posts from 127.0.0.1, outside them
+				if code := post(t, p.url("/webhook?token="+token), body); code != 403 {
+					t.Errorf("a webhook from outside webhook.allowedCIDRs: %d, want 403", code)
+				}
+			default:
+				if code := post(t, p.url("/webhook"), body); code != 401 {
+					t.Errorf("a webhook without the token: %d, want 401", code)
+				}
+				if code := post(t, p.url("/webhook?token="+token), body); code != 204 {
+					t.Errorf("a webhook with the token: %d, want 204", code)
+				}
+			}
+			if gatewayURL != "" {
+				testenv.WaitFor(t, 30*time.Second, "a poll of the Gateway's API with the chart's key", func() bool {
+					_, metrics := get(p.url("/metrics"))
+					return strings.Contains(metrics, "\nliveswitch_api_up 1")
+				})
+			}
+		})
+	}
+}
+
+func mustDecode(t *testing.T, b64 string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// externalSecretFiles are the contents the test gives the Secrets and
+// ConfigMaps the examples name but do not make, by volume name.
+func externalSecretFiles(t *testing.T, pki *testenv.PKI) map[string]map[string]string {
+	t.Helper()
+	read := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	return map[string]map[string]string{
+		"webhook-token":       {"token": "external-webhook-token"},
+		"gateway-api-key":     {"api-key": "external-api-key"},
+		"gateway-api-ca":      {"ca.crt": read(pki.CAFile)},
+		"application-secrets": {"secrets.yml": "app-1: external-app-secret\n"},
+		"tls":                 {"tls.crt": read(pki.CertFile), "tls.key": read(pki.KeyFile), "ca.crt": read(pki.CAFile)},
+	}
+}
+
+// mountedFiles are the files a volume shows in the pod: the items of the
+// chart's own Secret, or the test's contents for another Secret or a
+// ConfigMap; none for the store's volume.
+func mountedFiles(t *testing.T, vol volume, own map[string]string, external map[string]map[string]string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	switch {
+	case vol.Secret != nil && vol.Secret.SecretName == "t-liveswitch-exporter":
+		for _, it := range vol.Secret.Items {
+			files[it.Path] = mustDecode(t, own[it.Key])
+		}
+	case vol.Secret != nil || vol.ConfigMap != nil:
+		if external[vol.Name] == nil {
+			t.Fatalf("volume %s: the test has no contents for it", vol.Name)
+		}
+		files = external[vol.Name]
+	}
+	return files
 }
