@@ -121,13 +121,16 @@ func exampleValues(t *testing.T) []string {
 // TestChartLint: helm lint --strict passes with the defaults and each example.
 func TestChartLint(t *testing.T) {
 	for _, values := range append([]string{""}, exampleValues(t)...) {
-		args := []string{"lint", "--strict", "--kube-version", kubeVersion, chartDir}
-		if values != "" {
-			args = append(args, "-f", values)
-		}
-		if out, err := helm(t, args...); err != nil {
-			t.Errorf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+		t.Run("values="+filepath.Base(values), func(t *testing.T) {
+			t.Parallel()
+			args := []string{"lint", "--strict", "--kube-version", kubeVersion, chartDir}
+			if values != "" {
+				args = append(args, "-f", values)
+			}
+			if out, err := helm(t, args...); err != nil {
+				t.Errorf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		})
 	}
 }
 
@@ -152,14 +155,17 @@ func TestChartRefusesWrongValues(t *testing.T) {
 		{[]string{"extraArgs[0]=storage.path=/x"}, "/extraArgs/0"},
 		{[]string{"webhook.ingress.enabled=true"}, "needs at least one webhook.ingress.hosts"},
 	} {
-		args := []string{"template", "t", chartDir, "--kube-version", kubeVersion}
-		for _, s := range tc.set {
-			args = append(args, "--set", s)
-		}
-		out, err := helm(t, args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("--set %v: want a refusal naming %q, got %v\n%.500s", tc.set, tc.want, err, out)
-		}
+		t.Run(strings.Join(tc.set, ","), func(t *testing.T) {
+			t.Parallel()
+			args := []string{"template", "t", chartDir, "--kube-version", kubeVersion}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			out, err := helm(t, args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("--set %v: want a refusal naming %q, got %v\n%.500s", tc.set, tc.want, err, out)
+			}
+		})
 	}
 }
 
@@ -869,6 +875,7 @@ func checkDashboardConfigMaps(t *testing.T, objs []object, v chartValues) {
 func TestChartPodsStartTheExporter(t *testing.T) {
 	for _, file := range exampleValues(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
+			t.Parallel()
 			values := readValues(t, file)
 			objs := render(t, file)
 			var w workload

@@ -24,6 +24,7 @@ type image struct {
 	entrypoint []string
 	chowned    map[string]string // destination of a COPY --chown: its owner
 	labels     map[string]string // LABEL, values as written (e.g. "${VERSION}")
+	from       string            // the stage's base image
 }
 
 // newImage is the empty configuration a stage starts with.
@@ -60,6 +61,7 @@ func readImage(t *testing.T, file string) image {
 		switch strings.ToUpper(instr) {
 		case "FROM":
 			img = newImage() // a new stage
+			img.from = strings.Fields(args)[0]
 		case "ENV":
 			for _, kv := range strings.Fields(args) {
 				k, v, ok := strings.Cut(kv, "=")

@@ -208,6 +208,9 @@ func checkBinary(t *testing.T, path, arch string) {
 func compareWithDockerfile(t *testing.T, cfg ociConfig, docker image, args map[string]string) {
 	t.Helper()
 	c := cfg.Config
+	if docker.from != "scratch" {
+		t.Errorf("the Dockerfile's last stage is FROM %s; scripts/image.sh builds on scratch", docker.from)
+	}
 	if c.User != docker.user || c.User != fmt.Sprintf("%d:%d", imageUser, imageUser) {
 		t.Errorf("user %q; the Dockerfile's is %q, want %d:%d", c.User, docker.user, imageUser, imageUser)
 	}
