@@ -29,8 +29,8 @@ import (
 
 const (
 	chartDir = "../../charts/liveswitch-exporter"
-	// kubeVersion is the cluster the chart is rendered for; helm built with
-	// `go install` would otherwise assume 1.20, older than the chart allows.
+	// kubeVersion is the cluster the chart is rendered for (a helm built
+	// with `go install` would otherwise assume 1.20).
 	kubeVersion = "1.33.0"
 	helmModule  = "helm.sh/helm/v3/cmd/helm@v3.21.4"
 	// validator checks objects against the Kubernetes and prometheus-operator
