@@ -299,7 +299,7 @@ func (s *sender) deliver(batch []Event) {
 	deadline := batch[0].queued.Add(s.cfg.Retry.For)
 	for attempt := 0; ; attempt++ {
 		code, took, err := send(s.ctx, s.cfg, batch)
-		if s.ctx.Err() != nil {
+		if err != nil && s.ctx.Err() != nil { // cut by the stop
 			s.undelivered += len(batch)
 			return
 		}
@@ -319,13 +319,15 @@ func (s *sender) deliver(batch []Event) {
 			return
 		}
 		back := s.health.failing(why, err, wait)
-		s.retries += len(batch)
-		s.retriedFor[why] += len(batch)
 		select {
 		case <-time.After(wait):
 		case <-back: // another sender got an answer: the target is back
 		case <-s.ctx.Done():
+			s.undelivered += len(batch)
+			return
 		}
+		s.retries += len(batch)
+		s.retriedFor[why] += len(batch)
 	}
 }
 
