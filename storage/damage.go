@@ -117,23 +117,29 @@ func opWord(op string) string {
 	return op
 }
 
-// What an engine's error says about its files: a path, or a file number
-// (000012) it names.
-var (
-	enginePathRE = regexp.MustCompile(`(?:^|[\s("'])(/[^\s()"':;,]+)`)
-	fileNumRE    = regexp.MustCompile(`\b(?:file|table|sstable|backing file|manifest file|log|wal)\s*"?(?:MANIFEST-)?(\d{6,})`)
-)
+// fileNumRE finds a file number (000012) an engine's error names.
+var fileNumRE = regexp.MustCompile(`\b(?:file|table|sstable|backing file|manifest file|log|wal)\s*"?(?:MANIFEST-)?(\d{6,})`)
 
 // damagedFile names the file of engineDir that an engine's message is
-// about: the deepest path inside engineDir the message holds, else the
+// about: the longest path inside engineDir the message holds, else the
 // file whose number it names (present or not), else engineDir itself.
 func damagedFile(engineDir, msg string) string {
 	best := ""
-	for _, m := range enginePathRE.FindAllStringSubmatch(msg, -1) {
-		p := filepath.Clean(m[1])
-		if strings.HasPrefix(p, engineDir+string(filepath.Separator)) && len(p) > len(best) {
+	prefix := engineDir + string(filepath.Separator)
+	for rest := msg; ; {
+		i := strings.Index(rest, prefix)
+		if i < 0 {
+			break
+		}
+		rest = rest[i:]
+		end := strings.IndexAny(rest, " ()\"':;,")
+		if end < 0 {
+			end = len(rest)
+		}
+		if p := rest[:end]; len(p) > len(prefix) && len(p) > len(best) {
 			best = p
 		}
+		rest = rest[len(prefix):]
 	}
 	if best != "" {
 		return best

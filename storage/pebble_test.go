@@ -562,3 +562,24 @@ func listTree(t *testing.T, dir string) string {
 	}
 	return b.String()
 }
+
+// TestDamagedFileNamesTheFile: the file an engine's message is about is
+// found by its path (the store given as an absolute or a relative path),
+// or by its number.
+func TestDamagedFileNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "000010.sst"), "")
+	writeFile(t, filepath.Join(dir, "OPTIONS-000008"), "")
+	for _, tc := range []struct{ engine, msg, want string }{
+		{dir, "on-disk corruption: " + dir + "/000010.sst; bounds: [a, b]", filepath.Join(dir, "000010.sst")},
+		{"data/pebble", "L0: 000010: object size mismatch (data/pebble/000010.sst): 0 (disk) != 860 (MANIFEST)", "data/pebble/000010.sst"},
+		{dir, "pebble: file 000010: block 0/1243: crc32c checksum mismatch", filepath.Join(dir, "000010.sst")},
+		{dir, "L0: 000012: file 000012 (type sstable) unknown to the objstorage provider: file does not exist", filepath.Join(dir, "000012.sst")},
+		{dir, `pebble: merger name from file "x" != merger name from options "y"`, filepath.Join(dir, "OPTIONS-000008")},
+		{dir, "something else", dir},
+	} {
+		if got := damagedFile(tc.engine, tc.msg); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.msg, got, tc.want)
+		}
+	}
+}
