@@ -143,6 +143,9 @@ func (p *Pebble) startEmpty(damage error) error {
 	if err != nil {
 		return errors.Join(damage, err)
 	}
+	if abs, err := filepath.Abs(aside); err == nil {
+		aside = abs // later starts may run elsewhere
+	}
 	p.emptyStart = &EmptyStart{At: now, MovedTo: aside, Problem: damage.Error()}
 	p.startedEmpty = true
 	p.opts.Logger.Warn("STORE DAMAGED: moved aside; starting with an EMPTY fleet, as --storage.on-damage=start-empty asks",
