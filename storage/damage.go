@@ -152,11 +152,6 @@ func damagedFile(engineDir, msg string) string {
 			return filepath.Join(engineDir, m[1]+".sst")
 		}
 	}
-	if strings.Contains(strings.ToLower(msg), "options") || strings.Contains(msg, "merger name") {
-		if path := newestFile(engineDir, "OPTIONS-*"); path != "" {
-			return path
-		}
-	}
 	return engineDir
 }
 

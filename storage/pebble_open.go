@@ -283,7 +283,30 @@ func damagedEngine(engine string, err error) error {
 	if errors.As(err, &pe) {
 		msg = "reading it failed: " + msg
 	}
-	return &DamagedError{File: damagedFile(engine, msg), Problem: plainEngineWords(msg)}
+	file := damagedFile(engine, msg)
+	if file == engine {
+		file = optionsDamage(engine, file)
+	}
+	return &DamagedError{File: file, Problem: plainEngineWords(msg)}
+}
+
+// optionsDamage returns the engine's newest OPTIONS file when the engine
+// refuses it (its errors about it name no file), else otherwise.
+func optionsDamage(engine, otherwise string) string {
+	path := newestFile(engine, "OPTIONS-*")
+	if path == "" {
+		return otherwise
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return otherwise
+	}
+	opts := engineOptions()
+	opts.EnsureDefaults()
+	if opts.CheckCompatibility(engine, string(data)) != nil {
+		return path
+	}
+	return otherwise
 }
 
 // blockRE is how the engine names a block: offset/length.
@@ -370,29 +393,34 @@ func (p *Pebble) openForWriting() (*pebble.DB, error) {
 	}
 }
 
-// openEngine opens the Pebble database of the store.
-func (p *Pebble) openEngine(readOnly, create bool) (*pebble.DB, error) {
-	db, err := pebble.Open(p.path(engineDir), &pebble.Options{
+// engineOptions are the options of the store's engine that its files
+// must agree with.
+func engineOptions() *pebble.Options {
+	return &pebble.Options{
 		FS:                 vfs.Default,
-		ReadOnly:           readOnly,
-		ErrorIfExists:      create,
-		ErrorIfNotExists:   !create,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       memTableSize,
 		CacheSize:          1 << 20, // records are read once, at start
-		Logger:             p.log,
-		EventListener: &pebble.EventListener{
-			BackgroundError: p.backgroundError,
-			FlushEnd: func(info pebble.FlushInfo) {
-				if info.Err != nil {
-					select {
-					case p.flushFailed <- flat(info.Err):
-					default:
-					}
+	}
+}
+
+// openEngine opens the Pebble database of the store.
+func (p *Pebble) openEngine(readOnly, create bool) (*pebble.DB, error) {
+	opts := engineOptions()
+	opts.ReadOnly, opts.ErrorIfExists, opts.ErrorIfNotExists = readOnly, create, !create
+	opts.Logger = p.log
+	opts.EventListener = &pebble.EventListener{
+		BackgroundError: p.backgroundError,
+		FlushEnd: func(info pebble.FlushInfo) {
+			if info.Err != nil {
+				select {
+				case p.flushFailed <- flat(info.Err):
+				default:
 				}
-			},
+			}
 		},
-	})
+	}
+	db, err := pebble.Open(p.path(engineDir), opts)
 	return db, flat(err)
 }
 

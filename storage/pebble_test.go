@@ -569,17 +569,41 @@ func listTree(t *testing.T, dir string) string {
 func TestDamagedFileNamesTheFile(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "000010.sst"), "")
-	writeFile(t, filepath.Join(dir, "OPTIONS-000008"), "")
 	for _, tc := range []struct{ engine, msg, want string }{
 		{dir, "on-disk corruption: " + dir + "/000010.sst; bounds: [a, b]", filepath.Join(dir, "000010.sst")},
 		{"data/pebble", "L0: 000010: object size mismatch (data/pebble/000010.sst): 0 (disk) != 860 (MANIFEST)", "data/pebble/000010.sst"},
 		{dir, "pebble: file 000010: block 0/1243: crc32c checksum mismatch", filepath.Join(dir, "000010.sst")},
 		{dir, "L0: 000012: file 000012 (type sstable) unknown to the objstorage provider: file does not exist", filepath.Join(dir, "000012.sst")},
-		{dir, `pebble: merger name from file "x" != merger name from options "y"`, filepath.Join(dir, "OPTIONS-000008")},
 		{dir, "something else", dir},
 	} {
 		if got := damagedFile(tc.engine, tc.msg); got != tc.want {
 			t.Errorf("%q: %s, want %s", tc.msg, got, tc.want)
 		}
+	}
+}
+
+// TestDamagedOptionsFileIsNamed: the engine's refusals of its OPTIONS file
+// name no file; the store finds and names it.
+func TestDamagedOptionsFileIsNamed(t *testing.T) {
+	for name, garble := range map[string]func(string) string{
+		"merger renamed": func(s string) string { return strings.Replace(s, "pebble.concatenate", "pebble.concatenXte", 1) },
+		"line garbled":   func(s string) string { return strings.Replace(s, "[Options]\n", "[Options]\n  garbage\n", 1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var options string
+			dir := storeWith(t, func(dir string) {
+				options = newestFile(filepath.Join(dir, engineDir), "OPTIONS-*")
+				data, err := os.ReadFile(options)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeFile(t, options, garble(string(data)))
+			})
+			_, err := Open(dir, Options{})
+			var d *DamagedError
+			if !errors.As(err, &d) || d.File != options {
+				t.Fatalf("error %v: want a DamagedError naming %s", err, options)
+			}
+		})
 	}
 }
