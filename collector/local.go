@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,11 +29,11 @@ func (l *local) restore(ctx context.Context) error {
 		if key == gatewayRecordKey {
 			return l.w.fleet.restoreGateway(value)
 		}
-		var s Server
-		if err := json.Unmarshal(value, &s); err != nil || s.Info.ID == "" || recordKey(s.Key()) != key {
-			return fmt.Errorf("storage record %q is not a valid server record", key)
+		s, err := decodeServerRecord(key, value)
+		if err != nil {
+			return fmt.Errorf("storage record %q is not a valid server record: %w", key, err)
 		}
-		servers[s.Key()] = &s
+		servers[s.Key()] = s
 		return nil
 	})
 	if err != nil {
@@ -40,6 +41,33 @@ func (l *local) restore(ctx context.Context) error {
 	}
 	l.w.fleet.publish(servers, nil, &Stats{})
 	return nil
+}
+
+// CheckRecord reads a record of the store as restoring the fleet does, and
+// says why it cannot be restored: storage.Options.CheckRecord, so that the
+// store counts such a record as damage when it opens, rather than a
+// restore that fails at every start.
+func CheckRecord(key string, value []byte) error {
+	if key == gatewayRecordKey {
+		_, err := decodeGatewayView(value)
+		return err
+	}
+	_, err := decodeServerRecord(key, value)
+	return err
+}
+
+// decodeServerRecord reads the record of one server, stored under key.
+func decodeServerRecord(key string, value []byte) (*Server, error) {
+	var s Server
+	switch err := json.Unmarshal(value, &s); {
+	case err != nil:
+		return nil, err
+	case s.Info.ID == "":
+		return nil, errors.New("it names no server")
+	case recordKey(s.Key()) != key:
+		return nil, fmt.Errorf("it holds server %q", recordKey(s.Key()))
+	}
+	return &s, nil
 }
 
 func (l *local) commit(group []*request) {

@@ -1,8 +1,11 @@
 package exporter
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,11 +101,6 @@ func NewHandlers(cfg Config) (*Handlers, error) {
 	for _, pattern := range []string{WebhookPath, "DELETE /api/v1/servers/{origin}/{id}", "/-/healthy", "/-/ready"} {
 		main.Handle(pattern, writes)
 	}
-	main.Handle(cfg.TelemetryPath, promhttp.InstrumentMetricHandler(cfg.Registry,
-		promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
-			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
-			EnableOpenMetrics: true,
-		})))
 	main.Handle("GET /api/v1/servers", ServersHandler(cfg.Fleet))
 	main.Handle("GET /api/v1/servers/{origin}/{id}", ServerHandler(cfg.Fleet))
 	main.Handle("GET /api/v1/events", EventsHandler(deliveries))
@@ -117,7 +115,39 @@ func NewHandlers(cfg Config) (*Handlers, error) {
 			},
 		}))
 	}
+	// Last, so that a conflict with any route above is found here.
+	if err := handleChecked(main, cfg.TelemetryPath, promhttp.InstrumentMetricHandler(cfg.Registry,
+		promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
+			EnableOpenMetrics: true,
+		}))); err != nil {
+		return nil, fmt.Errorf("telemetry path %q: %w", cfg.TelemetryPath, err)
+	}
 	return &Handlers{Main: main, Webhook: writes}, nil
+}
+
+// CheckTelemetryPath reports whether path can serve the metrics beside the
+// exporter's other routes, so that the program refuses a bad one with its
+// other flags, before anything starts.
+func CheckTelemetryPath(path string) error {
+	_, err := NewHandlers(Config{TelemetryPath: path, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	return err
+}
+
+// handleChecked registers h at path, a path (no method, no host) that
+// http.ServeMux accepts and that no route registered before holds; the
+// mux's panic at a bad one becomes an error.
+func handleChecked(mux *http.ServeMux, path string, h http.Handler) (err error) {
+	if !strings.HasPrefix(path, "/") {
+		return errors.New("must start with /")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	mux.Handle(path, h)
+	return nil
 }
 
 // versionString is the version for people: the release, and the revision of

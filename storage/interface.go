@@ -12,8 +12,9 @@ import "context"
 // Store persists records. Implementations must be safe for use by one writer
 // and any number of concurrent readers of Load.
 type Store interface {
-	// Load calls fn once for every stored record, in no particular order.
-	// It is called once at start, before the exporter reports ready.
+	// Load calls fn once for every stored record, in no particular order;
+	// value is valid only until fn returns. It is called once at start,
+	// before the exporter reports ready.
 	Load(ctx context.Context, fn func(key string, value []byte) error) error
 	// Commit applies one batch atomically and durably: when it returns nil,
 	// every put and delete of the batch survives a crash of the process;

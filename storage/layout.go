@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -40,6 +42,20 @@ type marker struct {
 	Format  string    `json:"format"`
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
+	// StartedEmpty is set on a store created empty in place of a damaged
+	// one, so that every later start can say so.
+	StartedEmpty *EmptyStart `json:"started_empty,omitempty"`
+}
+
+// EmptyStart says why a store began empty: --storage.on-damage=start-empty
+// moved a damaged store aside.
+type EmptyStart struct {
+	// At is when the damaged store was moved.
+	At time.Time `json:"at"`
+	// MovedTo is the directory holding the damaged store's files.
+	MovedTo string `json:"moved_to"`
+	// Problem is the damage found, as the refusal would have said it.
+	Problem string `json:"problem"`
 }
 
 // layout is what a store directory holds before it is opened.
@@ -137,17 +153,24 @@ func syncDir(dir string) error {
 // dirLock is the exclusive lock of a store directory.
 type dirLock struct{ closer interface{ Close() error } }
 
-// lockDir creates dir if needed and locks it, so that two exporters never
-// use one store.
+// lockDir locks dir, so that two exporters never use one store. Only a lock
+// another process holds is reported as such; a lock file that cannot be
+// opened is reported with the system's reason.
 func lockDir(dir string) (*dirLock, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating storage directory: %w", err)
+	path := filepath.Join(dir, lockName)
+	c, err := vfs.Default.Lock(path)
+	var pe *fs.PathError
+	switch {
+	case err == nil:
+		return &dirLock{closer: c}, nil
+	case errors.As(err, &pe):
+		return nil, unreadableError(err)
+	case errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EWOULDBLOCK):
+		return nil, fmt.Errorf("storage directory %s is locked by another process (is another exporter running on it?): %s: %w", dir, path, err)
+	case strings.Contains(err.Error(), "held by current process"):
+		return nil, fmt.Errorf("storage directory %s is already open in this process", dir)
 	}
-	c, err := vfs.Default.Lock(filepath.Join(dir, lockName))
-	if err != nil {
-		return nil, fmt.Errorf("storage directory %s is locked by another process (is another exporter running on it?): %w", dir, err)
-	}
-	return &dirLock{closer: c}, nil
+	return nil, fmt.Errorf("locking the store: %s: %w", path, err)
 }
 
 func (l *dirLock) release() {
@@ -159,8 +182,8 @@ func (l *dirLock) release() {
 
 // moveAside moves a damaged store's files into a new directory
 // damaged-<time> inside dir, and returns its path.
-func moveAside(dir string) (string, error) {
-	aside := filepath.Join(dir, "damaged-"+time.Now().UTC().Format("20060102T150405Z"))
+func moveAside(dir string, now time.Time) (string, error) {
+	aside := filepath.Join(dir, "damaged-"+now.UTC().Format("20060102T150405.000Z"))
 	if err := os.Mkdir(aside, 0o750); err != nil {
 		return "", fmt.Errorf("moving the damaged store aside: %w", err)
 	}
@@ -203,10 +226,16 @@ func writeIdentity(db *pebble.DB, id identity) error {
 	return db.Set(identityKey, data, pebble.Sync)
 }
 
+// errNoIdentity is a database without its identity record.
+var errNoIdentity = errors.New("the database does not say which store it is (not created by this exporter?)")
+
+// errBadIdentity is an identity record that cannot be read.
+var errBadIdentity = errors.New("the database's identity record is unreadable")
+
 func readIdentity(db *pebble.DB) (string, error) {
 	data, closer, err := db.Get(identityKey)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return "", errors.New("the database does not say which store it is (not created by this exporter?)")
+		return "", errNoIdentity
 	}
 	if err != nil {
 		return "", err
@@ -214,7 +243,7 @@ func readIdentity(db *pebble.DB) (string, error) {
 	defer closer.Close()
 	var id identity
 	if err := json.Unmarshal(data, &id); err != nil || id.ID == "" {
-		return "", errors.New("the database's identity record is unreadable")
+		return "", errBadIdentity
 	}
 	return id.ID, nil
 }

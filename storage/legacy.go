@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -28,27 +29,35 @@ var (
 // earlier layout could number new batches below the records' position after
 // a clean stop, so its own "applied" position is not trusted: a batch still
 // in the log is either newer than the records, or was folded into them
-// already, and replaying it in order then gives the same records.) The
-// database is built aside and renamed into place in one step; the earlier
-// files are renamed to *.migrated once the new store is checked.
+// already, and replaying it in order then gives the same records.) Every
+// record is read as Options.CheckRecord reads it before anything is
+// written: the earlier layout had no checksums, and a record it garbled
+// refuses the conversion, the earlier files left as they are. The database
+// is built aside and renamed into place in one step; the earlier files are
+// renamed to *.migrated once the new store is checked.
 func (p *Pebble) migrate() error {
 	records, err := readLegacy(p.dir)
 	if err != nil {
+		return err
+	}
+	if err := p.checkLegacy(records); err != nil {
 		return err
 	}
 	tmp := p.path(migratingDir)
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("converting the store: %w", err)
 	}
-	db, err := pebble.Open(tmp, &pebble.Options{ErrorIfExists: true, Logger: p.log, FormatMajorVersion: pebble.FormatNewest})
-	if err != nil {
-		return fmt.Errorf("converting the store: %w", err)
-	}
-	b := db.NewBatch()
-	for k, v := range records {
-		_ = b.Set(recordKey(k), v, nil)
-	}
-	err = errors.Join(b.Commit(pebble.Sync), b.Close(), writeIdentity(db, newIdentity()), db.Flush(), db.Close())
+	err = guarded(func() error {
+		db, err := pebble.Open(tmp, &pebble.Options{ErrorIfExists: true, Logger: p.log, FormatMajorVersion: pebble.FormatNewest})
+		if err != nil {
+			return err
+		}
+		b := db.NewBatch()
+		for k, r := range records {
+			_ = b.Set(recordKey(k), r.value, nil)
+		}
+		return errors.Join(b.Commit(pebble.Sync), b.Close(), writeIdentity(db, newIdentity()), db.Flush(), db.Close())
+	})
 	if err == nil {
 		err = os.Rename(tmp, p.path(engineDir))
 	}
@@ -56,9 +65,30 @@ func (p *Pebble) migrate() error {
 		err = syncDir(p.dir)
 	}
 	if err != nil {
-		return fmt.Errorf("converting the store: %w", err)
+		return fmt.Errorf("converting the store: %w", flat(err))
 	}
 	p.opts.Logger.Info("Converted the store of the earlier layout", "records", len(records))
+	return nil
+}
+
+// checkLegacy reads every record to convert as Options.CheckRecord does,
+// and names the first that cannot be read, with the file it came from.
+func (p *Pebble) checkLegacy(records map[string]legacyRecord) error {
+	if p.opts.CheckRecord == nil {
+		return nil
+	}
+	keys := make([]string, 0, len(records))
+	for k := range records {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		r := records[k]
+		if err := p.opts.CheckRecord(k, r.value); err != nil {
+			return &DamagedError{File: r.file, Problem: fmt.Sprintf(
+				"record %q%s cannot be read (%v): not converting the store; its files are left as they are", k, r.where, err)}
+		}
+	}
 	return nil
 }
 
@@ -74,10 +104,17 @@ func (p *Pebble) finishLegacy() error {
 	return syncDir(p.dir)
 }
 
+// legacyRecord is a record of an earlier store, with where it was read.
+type legacyRecord struct {
+	value []byte
+	file  string // the file holding it
+	where string // more precisely: which log entry, or ""
+}
+
 // readLegacy reads the net records of an earlier store, read-only, every
 // batch decoded.
-func readLegacy(dir string) (map[string][]byte, error) {
-	state := map[string][]byte{}
+func readLegacy(dir string) (map[string]legacyRecord, error) {
+	state := map[string]legacyRecord{}
 	recordsPath := filepath.Join(dir, legacyRecords)
 	if !exists(recordsPath) {
 		return nil, &DamagedError{File: recordsPath, Problem: "missing, yet " + legacyLog + " is present"}
@@ -88,7 +125,7 @@ func readLegacy(dir string) (map[string][]byte, error) {
 			return errors.New("no records bucket")
 		}
 		return bk.ForEach(func(k, v []byte) error {
-			state[string(k)] = append([]byte(nil), v...)
+			state[string(k)] = legacyRecord{value: append([]byte(nil), v...), file: recordsPath}
 			return nil
 		})
 	})
@@ -110,7 +147,7 @@ func readLegacy(dir string) (map[string][]byte, error) {
 				return fmt.Errorf("log entry %x: %w", k, err)
 			}
 			for key, value := range batch.Puts {
-				state[key] = value
+				state[key] = legacyRecord{value: value, file: logPath, where: fmt.Sprintf(" (log entry %x)", k)}
 			}
 			for _, key := range batch.Deletes {
 				delete(state, key)
@@ -121,24 +158,32 @@ func readLegacy(dir string) (map[string][]byte, error) {
 	return state, err
 }
 
-// readBolt runs fn on a bbolt file opened read-only, turning any failure
-// into a DamagedError. (bbolt's own Check is not used: it reads the file in
-// a goroutine of its own, where a truncated file's memory fault could not
-// be recovered.)
+// readBolt runs fn on a bbolt file opened read-only, turning what the
+// file's content causes into a DamagedError; a file the system will not
+// let it read is reported with the system's reason. (bbolt's own Check is
+// not used: it reads the file in a goroutine of its own, where a truncated
+// file's memory fault could not be recovered.)
 func readBolt(path string, fn func(*bolt.Tx) error) error {
-	return guarded(path, func() error {
+	err := guarded(func() error {
 		db, err := bolt.Open(path, 0o640, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
 		if err != nil {
-			return &DamagedError{File: path, Problem: err.Error()}
+			return err
 		}
 		defer db.Close()
-		return db.View(func(tx *bolt.Tx) error {
-			if err := fn(tx); err != nil {
-				return &DamagedError{File: path, Problem: err.Error()}
-			}
-			return nil
-		})
+		return db.View(fn)
 	})
+	var pe *panicError
+	switch {
+	case err == nil || IsDamaged(err):
+		return err
+	case errors.Is(err, bolt.ErrTimeout):
+		return fmt.Errorf("%s is locked by another process (is an earlier exporter running on it?)", path)
+	case notDamage(err):
+		return unreadableError(err)
+	case errors.As(err, &pe):
+		return &DamagedError{File: path, Problem: "reading it failed: " + firstLine(pe.Error())}
+	}
+	return &DamagedError{File: path, Problem: firstLine(err.Error())}
 }
 
 // lockTimeout is how long opening an earlier store's file waits for

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
@@ -46,6 +45,12 @@ type Options struct {
 	// MinFreeBytes is the free space below which Commit refuses with
 	// ErrNoSpace; 0 means DefaultMinFreeBytes.
 	MinFreeBytes uint64
+	// CheckRecord, when set, reads a record as its user will at Load. Open
+	// calls it on every record (and, converting a store of the earlier
+	// layout, on every record to convert), so that a record that passes
+	// the engine's checksums but cannot be read is damage, found before
+	// anything is written, rather than a Load that fails at every start.
+	CheckRecord func(key string, value []byte) error
 }
 
 // Pebble is the embedded store: a Pebble database (an LSM tree with a
@@ -67,6 +72,15 @@ type Pebble struct {
 	// flushFailed carries the error of a failed flush to a caller waiting
 	// on Flush, which the engine would otherwise retry without end.
 	flushFailed chan error
+	// openFailed carries the first error the engine reports in the
+	// background while it is opened for writing (see openForWriting).
+	openFailed chan error
+	// records counts the records the check read.
+	records atomic.Int64
+	// emptyStart is set when this store began empty in place of a
+	// damaged one; startedEmpty when this start is the one that shows it.
+	emptyStart   *EmptyStart
+	startedEmpty bool
 
 	// mu guards the engine against Close: commits and flushes share it.
 	mu     sync.RWMutex
@@ -76,170 +90,6 @@ type Pebble struct {
 	// write-ahead log) only; an idle store writes them to its sorted files.
 	unflushed atomic.Int64
 	idle      *time.Timer
-}
-
-// Open opens the store in directory dir, creating it when dir holds none,
-// and converting a store of the exporter's earlier layout. Before anything
-// is written, every file is read and checked; a store that is damaged,
-// truncated, or missing a part is refused with a *DamagedError (or moved
-// aside, see Options.StartEmptyOnDamage), never silently opened smaller.
-func Open(dir string, opts Options) (*Pebble, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.MinFreeBytes == 0 {
-		opts.MinFreeBytes = DefaultMinFreeBytes
-	}
-	lck, err := lockDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	p := &Pebble{dir: dir, opts: opts, dirLck: lck, errLog: ratelog.New(10*time.Second, nil), flushFailed: make(chan error, 1),
-		log: &pebbleLogger{logger: opts.Logger, onFatal: opts.OnFatal}}
-	if err := p.open(); err != nil {
-		lck.release()
-		return nil, err
-	}
-	p.log.serving.Store(true)
-	p.idle = time.AfterFunc(idleFlushAfter, p.flushIdle)
-	p.idle.Stop()
-	return p, nil
-}
-
-// open prepares the directory, checks the store read-only, then opens it
-// for writing.
-func (p *Pebble) open() error {
-	l, err := inspect(p.dir)
-	if err == nil {
-		err = p.prepare(l)
-	}
-	if IsDamaged(err) && p.opts.StartEmptyOnDamage {
-		aside, merr := moveAside(p.dir)
-		if merr != nil {
-			return errors.Join(err, merr)
-		}
-		p.opts.Logger.Warn("Store damaged: moved aside, starting with an empty fleet as --storage.on-damage=start-empty asks",
-			"problem", err, "moved_to", aside)
-		err = p.prepare(layout{})
-	}
-	if err != nil {
-		return err
-	}
-	if err := p.checkSpace(); err != nil {
-		return fmt.Errorf("not opening the store for writing: %w; free space on its file system and start again", err)
-	}
-	db, err := p.openEngine(false, false)
-	if err != nil {
-		return fmt.Errorf("opening the store for writing: %w", err)
-	}
-	p.db = db
-	return nil
-}
-
-// prepare brings the directory to a checked store with its marker: it
-// migrates or creates the database when needed, then checks it.
-func (p *Pebble) prepare(l layout) error {
-	engine := p.path(engineDir)
-	switch {
-	case l.marker != nil && !l.engine:
-		return &DamagedError{File: engine, Problem: fmt.Sprintf("missing, yet %s says a store was created here on %s",
-			markerName, l.marker.Created.Format(time.RFC3339))}
-	case !l.engine && l.legacy:
-		if err := p.migrate(); err != nil {
-			return err
-		}
-	case !l.engine:
-		if err := p.create(); err != nil {
-			return err
-		}
-	}
-	id, err := p.check()
-	if err != nil {
-		return err
-	}
-	if l.marker != nil && l.marker.ID != id {
-		return &DamagedError{File: p.path(markerName), Problem: fmt.Sprintf(
-			"names store %s, but %s holds store %s", l.marker.ID, engine, id)}
-	}
-	if err := p.finishLegacy(); err != nil {
-		return err
-	}
-	if l.marker == nil {
-		return writeMarker(p.dir, marker{Format: markerFormat, ID: id, Created: time.Now().UTC()})
-	}
-	return nil
-}
-
-// check opens the database read-only and reads every record, so that the
-// engine verifies every checksum before anything can write. It returns the
-// store's identity.
-func (p *Pebble) check() (string, error) {
-	engine := p.path(engineDir)
-	var id string
-	err := guarded(engine, func() error {
-		db, err := p.openEngine(true, false)
-		if err != nil {
-			return damagedEngine(engine, err)
-		}
-		defer db.Close()
-		id, err = readIdentity(db)
-		if err != nil {
-			return damagedEngine(engine, err)
-		}
-		return damagedEngine(engine, forEach(context.Background(), db, func(string, []byte) error { return nil }))
-	})
-	return id, err
-}
-
-// damagedEngine classifies an error of the engine's files as damage, except
-// those that say nothing about the files (permissions, a lock held).
-func damagedEngine(file string, err error) error {
-	switch {
-	case err == nil || IsDamaged(err) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) ||
-		errors.Is(err, syscall.EAGAIN):
-		return err
-	case errors.Is(err, pebble.ErrDBDoesNotExist):
-		return &DamagedError{File: file, Problem: "holds files but no database (its manifest marker is missing)"}
-	}
-	return &DamagedError{File: file, Problem: err.Error()}
-}
-
-// create makes a new, empty database that knows its identity.
-func (p *Pebble) create() error {
-	db, err := p.openEngine(false, true)
-	if err != nil {
-		return fmt.Errorf("creating the store: %w", err)
-	}
-	err = writeIdentity(db, newIdentity())
-	return errors.Join(err, db.Close())
-}
-
-// openEngine opens the Pebble database of the store.
-func (p *Pebble) openEngine(readOnly, create bool) (*pebble.DB, error) {
-	db, err := pebble.Open(p.path(engineDir), &pebble.Options{
-		FS:                 vfs.Default,
-		ReadOnly:           readOnly,
-		ErrorIfExists:      create,
-		ErrorIfNotExists:   !create,
-		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       memTableSize,
-		CacheSize:          1 << 20, // records are read once, at start
-		Logger:             p.log,
-		EventListener: &pebble.EventListener{
-			BackgroundError: func(err error) {
-				p.errLog.Log(p.opts.Logger, slog.LevelWarn, "The store's background work failed; it will be retried", "err", err.Error())
-			},
-			FlushEnd: func(info pebble.FlushInfo) {
-				if info.Err != nil {
-					select {
-					case p.flushFailed <- flat(info.Err):
-					default:
-					}
-				}
-			},
-		},
-	})
-	return db, flat(err)
 }
 
 func (p *Pebble) path(name string) string { return filepath.Join(p.dir, name) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -174,14 +176,14 @@ func TestOpenRefusals(t *testing.T) {
 		name, dir, says string
 		damaged         bool
 	}{
-		{"locked by another process", locked, "locked by another process", false},
+		{"already open", locked, "is already open in this process", false},
 		{"directory cannot be created", filepath.Join(notADir, "data"), "creating storage directory", false},
 		{"database deleted", engineGone, "missing, yet store.json says a store was created here", true},
 		{"database emptied", engineEmptied, "missing, yet store.json says", true},
 		{"marker truncated", markerTruncated, "not a store marker", true},
 		{"marker of another store", markerOfAnother, "names store", true},
-		{"manifest marker deleted", manifestMarkerGone, "holds files but no database", true},
-		{"foreign files where the database belongs", foreignEngine, "holds files but no database", true},
+		{"manifest marker deleted", manifestMarkerGone, "no marker names the database's current manifest", true},
+		{"foreign files where the database belongs", foreignEngine, "no marker names the database's current manifest", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Open(tc.dir, Options{})
@@ -371,5 +373,237 @@ func TestIdleStoreFlushes(t *testing.T) {
 	defer c.Close()
 	if got := loadAll(t, c); got["mediaserver/a"] != "1" {
 		t.Fatalf("after the idle flush: %v", got)
+	}
+}
+
+// badRecord is a CheckRecord that cannot read values starting with "bad".
+func badRecord(key string, value []byte) error {
+	if strings.HasPrefix(string(value), "bad") {
+		return errors.New("not a record")
+	}
+	return nil
+}
+
+// logTo returns a logger writing to buf, which the test reads.
+func logTo(buf *testenv.LogBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// TestUnreadableRecordIsDamage: a record that passes the engine's checksums
+// but cannot be read is damage, found before anything is written: refused
+// naming the record and a file of the engine, or, with start-empty, moved
+// aside.
+func TestUnreadableRecordIsDamage(t *testing.T) {
+	dir := storeWith(t, func(dir string) {
+		s := mustOpen(t, dir)
+		commit(t, s, &Batch{Puts: map[string][]byte{"mediaserver/b": []byte("bad record")}})
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	before := listTree(t, dir)
+	_, err := Open(dir, Options{CheckRecord: badRecord})
+	var d *DamagedError
+	if !errors.As(err, &d) || !strings.Contains(d.Problem, `record "mediaserver/b"`) ||
+		!strings.HasPrefix(d.File, filepath.Join(dir, engineDir)+string(filepath.Separator)) {
+		t.Fatalf("error %v: want a DamagedError naming the record and a file of the engine", err)
+	}
+	if after := listTree(t, dir); after != before {
+		t.Fatalf("a refused store changed:\nbefore %s\nafter  %s", before, after)
+	}
+
+	var log testenv.LogBuffer
+	s, err := Open(dir, Options{CheckRecord: badRecord, StartEmptyOnDamage: true, Logger: logTo(&log)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := s.StartedEmpty()
+	if got := loadAll(t, s); len(got) != 0 || e == nil || !exists(filepath.Join(e.MovedTo, engineDir)) ||
+		!strings.Contains(e.Problem, `record "mediaserver/b"`) {
+		t.Fatalf("start-empty: records %v, StartedEmpty %+v", got, e)
+	}
+	if !strings.Contains(log.String(), "STORE DAMAGED: moved aside") {
+		t.Fatalf("no warning:\n%s", log.String())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLaterStartsSayTheStoreStartedEmpty: after start-empty moved a damaged
+// store aside, every later start warns, naming where it went; StartedEmpty
+// shows while nothing was stored since (a start that moved the store and
+// died before storing anything leaves the next one to show it); deleting
+// the damaged store's directory ends the warnings.
+func TestLaterStartsSayTheStoreStartedEmpty(t *testing.T) {
+	dir := storeWith(t, func(dir string) { writeFile(t, filepath.Join(dir, markerName), "garbage") })
+	open := func() (*Pebble, string) {
+		t.Helper()
+		var log testenv.LogBuffer
+		s, err := Open(dir, Options{StartEmptyOnDamage: true, Logger: logTo(&log)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, log.String()
+	}
+	s, _ := open()
+	moved := s.StartedEmpty()
+	if moved == nil {
+		t.Fatal("the start that moved the store aside does not say it started empty")
+	}
+	s.Close()
+
+	for i, tc := range []struct {
+		commit      bool
+		deleteAside bool
+		empty, warn bool
+	}{
+		{commit: false, empty: true, warn: true}, // nothing stored since the move
+		{commit: true, empty: true, warn: true},  // this start stores a record...
+		{empty: false, warn: true},               // ...so the next shows the store, still warning
+		{deleteAside: true, empty: false, warn: false},
+	} {
+		if tc.deleteAside {
+			rmAll(t, moved.MovedTo)
+		}
+		s, log := open()
+		if got := s.StartedEmpty() != nil; got != tc.empty {
+			t.Errorf("start %d: StartedEmpty %v, want %v", i, got, tc.empty)
+		}
+		warned := strings.Contains(log, "STARTED FROM AN EMPTY STORE") && strings.Contains(log, moved.MovedTo)
+		if warned != tc.warn {
+			t.Errorf("start %d: warned %v, want %v:\n%s", i, warned, tc.warn, log)
+		}
+		if tc.commit {
+			commit(t, s, &Batch{Puts: map[string][]byte{"mediaserver/new": []byte("1")}})
+		}
+		s.Close()
+	}
+}
+
+// TestSlowCheckIsNotDamage: a check that takes long (a slow disk, a paused
+// process) says that it goes on, and ends with the store opened.
+func TestSlowCheckIsNotDamage(t *testing.T) {
+	defer func(d time.Duration) { progressEvery = d }(progressEvery)
+	progressEvery = 10 * time.Millisecond
+	dir := storeWith(t, func(string) {})
+	var log testenv.LogBuffer
+	slow := func(string, []byte) error {
+		testenv.WaitFor(t, 10*time.Second, "a progress line", func() bool { return strings.Contains(log.String(), "Still checking the store") })
+		return nil
+	}
+	s, err := Open(dir, Options{CheckRecord: slow, Logger: logTo(&log)})
+	if err != nil {
+		t.Fatalf("a slow check: %v", err)
+	}
+	defer s.Close()
+	if got := loadAll(t, s); got["mediaserver/a"] != "1" {
+		t.Fatalf("records: %v", got)
+	}
+}
+
+// TestMigrationRefusesUnreadableRecord: the earlier layout had no
+// checksums; a record it garbled refuses the conversion, naming the record
+// and its file, and leaves every file as it was.
+func TestMigrationRefusesUnreadableRecord(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "legacy", "crashed"), dir)
+	before := listTree(t, dir)
+	garbled := func(key string, _ []byte) error {
+		if key == "mediaserver/ms-3" {
+			return errors.New("not a record")
+		}
+		return nil
+	}
+	s, err := Open(dir, Options{CheckRecord: garbled})
+	if err == nil {
+		s.Close()
+		t.Fatal("converted")
+	}
+	var d *DamagedError
+	if !errors.As(err, &d) || !strings.Contains(d.Problem, `"mediaserver/ms-3"`) || !strings.HasPrefix(filepath.Base(d.File), "liveswitch_exporter.") {
+		t.Fatalf("error %v: want a DamagedError naming the record and its file", err)
+	}
+	if after := listTree(t, dir); after != before {
+		t.Fatalf("a refused conversion changed the store:\nbefore %s\nafter  %s", before, after)
+	}
+	s, err = Open(dir, Options{CheckRecord: garbled, StartEmptyOnDamage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	aside, _ := filepath.Glob(filepath.Join(dir, "damaged-*", legacyRecords))
+	if s.StartedEmpty() == nil || len(aside) != 1 {
+		t.Fatalf("start-empty did not move the earlier store aside: %v", aside)
+	}
+}
+
+// listTree lists the files under dir with their sizes and modes, the lock
+// left out.
+func listTree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if d.Name() != lockName {
+			fmt.Fprintf(&b, "%s %d %s; ", rel, info.Size(), info.Mode())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestDamagedFileNamesTheFile: the file an engine's message is about is
+// found by its path (the store given as an absolute or a relative path),
+// or by its number.
+func TestDamagedFileNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "000010.sst"), "")
+	for _, tc := range []struct{ engine, msg, want string }{
+		{dir, "on-disk corruption: " + dir + "/000010.sst; bounds: [a, b]", filepath.Join(dir, "000010.sst")},
+		{"data/pebble", "L0: 000010: object size mismatch (data/pebble/000010.sst): 0 (disk) != 860 (MANIFEST)", "data/pebble/000010.sst"},
+		{dir, "pebble: file 000010: block 0/1243: crc32c checksum mismatch", filepath.Join(dir, "000010.sst")},
+		{dir, "L0: 000012: file 000012 (type sstable) unknown to the objstorage provider: file does not exist", filepath.Join(dir, "000012.sst")},
+		{dir, "something else", dir},
+	} {
+		if got := damagedFile(tc.engine, tc.msg); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.msg, got, tc.want)
+		}
+	}
+}
+
+// TestDamagedOptionsFileIsNamed: the engine's refusals of its OPTIONS file
+// name no file; the store finds and names it.
+func TestDamagedOptionsFileIsNamed(t *testing.T) {
+	for name, garble := range map[string]func(string) string{
+		"merger renamed": func(s string) string { return strings.Replace(s, "pebble.concatenate", "pebble.concatenXte", 1) },
+		"line garbled":   func(s string) string { return strings.Replace(s, "[Options]\n", "[Options]\n  garbage\n", 1) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var options string
+			dir := storeWith(t, func(dir string) {
+				options = newestFile(filepath.Join(dir, engineDir), "OPTIONS-*")
+				data, err := os.ReadFile(options)
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeFile(t, options, garble(string(data)))
+			})
+			_, err := Open(dir, Options{})
+			var d *DamagedError
+			if !errors.As(err, &d) || d.File != options {
+				t.Fatalf("error %v: want a DamagedError naming %s", err, options)
+			}
+		})
 	}
 }

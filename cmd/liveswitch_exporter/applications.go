@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
@@ -13,19 +12,8 @@ import (
 // connection events), which /webhook takes beside the server webhooks.
 type applicationFlags struct {
 	SecretsFile string `name:"webhook.application-secrets-file" default:"" help:"YAML map of applicationId: shared secret; when set, every application webhook must carry a valid X-ApplicationSignature. Re-read when it changes."`
-	Max         int    `name:"application.max" default:"1000" help:"Most applications counted; events of further applications are refused (0: no limit)."`
-	MaxPending  int    `name:"application.max-pending-connections" default:"100000" help:"Most connections held between their initializing and their connected, to time their setup; when full, the oldest is dropped."`
-}
-
-// Validate implements kong's hook: kong calls it on embedded structs.
-func (f *applicationFlags) Validate() error {
-	switch {
-	case f.Max < 0:
-		return errors.New("--application.max must not be negative")
-	case f.MaxPending < 1:
-		return errors.New("--application.max-pending-connections must be at least 1")
-	}
-	return nil
+	Max         int    `name:"application.max" default:"1000" min:"0" help:"Most applications counted; events of further applications are refused (0: no limit)."`
+	MaxPending  int    `name:"application.max-pending-connections" default:"100000" min:"1" max:"2147483647" help:"Most connections held between their initializing and their connected, to time their setup; when full, the oldest is dropped."`
 }
 
 // openSecrets reads the secrets file, so that a bad one refuses the start

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -108,6 +109,12 @@ const (
 // database); that is counted, and allowed for the log's files only.
 // Write-ahead log files are recycled at 1 MiB: CI samples 24 of their pages,
 // LIVESWITCH_TEST_LONG=1 sweeps them all.
+//
+// A sample of the damaged stores (one in four; all of them with
+// LIVESWITCH_TEST_LONG=1) is started again with
+// --storage.on-damage=start-empty: a refused one must be moved aside and
+// the exporter start empty, saying so; one that started with the stored
+// fleet must start with it again, never moved aside.
 func TestDamageSweep(t *testing.T) {
 	seed := *damageSeed
 	if seed == 0 {
@@ -120,21 +127,47 @@ func TestDamageSweep(t *testing.T) {
 			pristine := storeEndingWith(t, ending)
 			want := storedFleet(t, pristine)
 			counts := map[string]*[3]int{}
+			startEmptyRuns := 0
 			for _, d := range damages(t, pristine, rng) {
 				if counts[d.file] == nil {
 					counts[d.file] = new([3]int)
 				}
 				outcome := runDamaged(t, pristine, d, want, ending == "killed under load")
 				counts[d.file][outcome]++
+				if os.Getenv("LIVESWITCH_TEST_LONG") != "" || rng.IntN(4) == 0 {
+					runDamagedStartEmpty(t, pristine, d, want, outcome)
+					startEmptyRuns++
+				}
 			}
 			reportDamage(t, counts)
+			t.Logf("%d of them started again with --storage.on-damage=start-empty: the refused moved aside, the others kept", startEmptyRuns)
 		})
 	}
 }
 
-// storeEndingWith makes a store of 3,000 simulated events whose exporter
-// ended as ending says.
+// pristineStores holds, for the whole run, one store per ending, made once.
+var pristineStores = map[string]string{}
+
+// storeEndingWith returns a copy of a store of 3,000 simulated events whose
+// exporter ended as ending says: "stopped cleanly", "killed once idle" or
+// "killed under load" (whose write-ahead log holds what its sorted files
+// do not).
 func storeEndingWith(t *testing.T, ending string) string {
+	t.Helper()
+	pristine, ok := pristineStores[ending]
+	if !ok {
+		made := makeStoreEndingWith(t, ending)
+		pristine = filepath.Join(filepath.Dir(binary), "stores", strings.ReplaceAll(ending, " ", "-"))
+		copyTree(t, made, pristine)
+		pristineStores[ending] = pristine
+	}
+	dir := t.TempDir()
+	copyTree(t, pristine, dir)
+	return dir
+}
+
+// makeStoreEndingWith makes the store of storeEndingWith.
+func makeStoreEndingWith(t *testing.T, ending string) string {
 	t.Helper()
 	dir := t.TempDir()
 	p := startExporter(t, "--storage.path="+dir, "--server.retention=0", "--log.level=debug")
@@ -199,15 +232,62 @@ func storedFleet(t *testing.T, dir string) string {
 	return fleet
 }
 
-// runDamaged applies d to a copy of the store and starts the exporter on
-// it; the test fails unless it refuses clearly or shows want.
-func runDamaged(t *testing.T, pristine string, d damage, want string, tornTailPossible bool) damageOutcome {
+// damagedCopy applies d to a copy of the store.
+func damagedCopy(t *testing.T, pristine string, d damage) string {
 	t.Helper()
 	dir := t.TempDir()
 	copyTree(t, pristine, dir)
 	if err := d.apply(filepath.Join(dir, d.file)); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// runDamagedStartEmpty starts the exporter with start-empty on a copy of
+// the store damaged by d, which the default refused (outcome refused) or
+// not: a refused store must be moved aside, the exporter start empty and
+// say so (WARN, and the started_empty gauge); another must not be moved.
+func runDamagedStartEmpty(t *testing.T, pristine string, d damage, want string, outcome damageOutcome) {
+	t.Helper()
+	dir := damagedCopy(t, pristine, d)
+	name := d.file + " " + d.what + " (start-empty)"
+	p := launch(t, binary, nil, "--web.listen-address=127.0.0.1:0", "--storage.path="+dir, "--server.retention=0",
+		"--storage.on-damage=start-empty")
+	start := time.Now()
+	for !strings.Contains(p.log(), "Fleet restored; ready") {
+		select {
+		case err := <-p.exit:
+			p.exit <- err
+			t.Errorf("%s: exited (%v) instead of serving:\n%s", name, err, p.log())
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Since(start) > damageExitWithin {
+			p.kill(t)
+			t.Errorf("%s: not ready within %s\n%s", name, damageExitWithin, p.log())
+			return
+		}
+	}
+	p.addr = <-p.addrc
+	gauge := startedEmpty(t, p)
+	_, body := get(p.url("/metrics"))
+	p.kill(t)
+	moved := len(movedAside(t, dir)) == 1 && strings.Contains(p.log(), "STORE DAMAGED: moved aside")
+	switch {
+	case outcome == refused && (!moved || gauge != 1 || strings.Contains(fleetSection(body), "liveswitch_server_up{")):
+		t.Errorf("%s: refused by default, yet not moved aside and started empty, saying so (gauge %v):\n%s", name, gauge, p.log())
+	case outcome != refused && (moved || gauge != 0):
+		t.Errorf("%s: started by default, yet moved aside (gauge %v):\n%s", name, gauge, p.log())
+	case outcome == exact && fleetSection(body) != want:
+		t.Errorf("%s: started with another fleet than by default", name)
+	}
+}
+
+// runDamaged applies d to a copy of the store and starts the exporter on
+// it; the test fails unless it refuses clearly or shows want.
+func runDamaged(t *testing.T, pristine string, d damage, want string, tornTailPossible bool) damageOutcome {
+	t.Helper()
+	dir := damagedCopy(t, pristine, d)
 	name := d.file + " " + d.what
 	p := launch(t, binary, nil, "--web.listen-address=127.0.0.1:0", "--storage.path="+dir, "--server.retention=0")
 	start := time.Now()
@@ -256,9 +336,25 @@ func checkRefusal(t *testing.T, name string, err error, log, dir string, took ti
 		t.Errorf("%s: exit status 0 without serving:\n%s", name, log)
 	case took > damageExitWithin:
 		t.Errorf("%s: refused after %s", name, took)
-	case len(errors) != 1 || !strings.Contains(errors[0], "store damaged: "+dir):
-		t.Errorf("%s: want one error line naming the damaged store's file, got:\n%s", name, log)
+	case len(errors) != 1 || !namesFileAndCause(errors[0], dir):
+		t.Errorf("%s: want one error line naming the damaged file of the store and what is wrong with it, got:\n%s", name, log)
 	}
+}
+
+// damagedRE is a refusal of a damaged store: the file, then the problem.
+var damagedRE = regexp.MustCompile(`store damaged: (/[^:"]+): (.+)`)
+
+// namesFileAndCause reports whether a refusal names a file under the store
+// in dir (not the store's directory, nor its engine's directory alone) and
+// a cause (not a panic's echo that lost it).
+func namesFileAndCause(line, dir string) bool {
+	m := damagedRE.FindStringSubmatch(line)
+	if m == nil {
+		return false
+	}
+	file, cause := filepath.Clean(m[1]), strings.TrimSpace(m[2])
+	return strings.HasPrefix(file, dir+string(filepath.Separator)) && file != filepath.Join(dir, "pebble") &&
+		len(cause) > 10 && !strings.Contains(cause, "outstanding references")
 }
 
 // copyTree copies the files under from into to, skipping the lock.

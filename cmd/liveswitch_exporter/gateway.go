@@ -18,17 +18,10 @@ import (
 type gatewayFlags struct {
 	URL                string        `name:"liveswitch.api-url" help:"Base URL of the LiveSwitch Gateway's admin REST API (e.g. http://gateway:9090/admin/api); empty: webhooks only."`
 	KeyFile            string        `name:"liveswitch.api-key-file" help:"File holding the API key sent as X-API-Key (created in the LiveSwitch Console); never logged."`
-	Interval           time.Duration `name:"liveswitch.api-interval" default:"15s" help:"How often to poll the Gateway's REST API."`
-	Timeout            time.Duration `name:"liveswitch.api-timeout" default:"5s" help:"Time one request to the Gateway's REST API may take."`
+	Interval           time.Duration `name:"liveswitch.api-interval" default:"15s" min:"100ms" help:"How often to poll the Gateway's REST API."`
+	Timeout            time.Duration `name:"liveswitch.api-timeout" default:"5s" min:"1ms" help:"Time one request to the Gateway's REST API may take."`
 	CAFile             string        `name:"liveswitch.api-ca-file" help:"PEM file of CA certificates to trust besides the system's, for a Gateway whose certificate a private CA issued."`
 	InsecureSkipVerify bool          `name:"liveswitch.api-insecure-skip-verify" help:"Accept any TLS certificate from the Gateway (tests only; logged as a warning)."`
-}
-
-func (g *gatewayFlags) validate() error {
-	if g.URL == "" && (g.KeyFile != "" || g.CAFile != "" || g.InsecureSkipVerify) {
-		return errors.New("--liveswitch.api-key-file, --liveswitch.api-ca-file and --liveswitch.api-insecure-skip-verify need --liveswitch.api-url")
-	}
-	return nil
 }
 
 // collectorOptions export the API's series only when the API is on.
@@ -39,13 +32,14 @@ func (g *gatewayFlags) collectorOptions() []collector.CollectorOption {
 	return []collector.CollectorOption{collector.WithGatewayAPI(nil)}
 }
 
-// poller returns the poller writing to w, or nil when the API is off.
-func (g *gatewayFlags) poller(w *collector.Writer, reg prometheus.Registerer, maxServers int, logger *slog.Logger) (*gateway.Poller, error) {
+// config reads the files the poller's flags name and checks the whole
+// configuration, so that a bad one refuses the start before the store is
+// opened; nil when the API is off.
+func (g *gatewayFlags) config(logger *slog.Logger) (*gateway.Config, error) {
 	if g.URL == "" {
 		return nil, nil
 	}
-	cfg := gateway.Config{URL: g.URL, Interval: g.Interval, Timeout: g.Timeout, InsecureSkipVerify: g.InsecureSkipVerify,
-		MaxMediaServers: maxServers, Logger: logger}
+	cfg := &gateway.Config{URL: g.URL, Interval: g.Interval, Timeout: g.Timeout, InsecureSkipVerify: g.InsecureSkipVerify, Logger: logger}
 	var err error
 	if g.KeyFile == "" {
 		logger.Warn("No --liveswitch.api-key-file: requests to the Gateway's REST API carry no X-API-Key")
@@ -61,8 +55,22 @@ func (g *gatewayFlags) poller(w *collector.Writer, reg prometheus.Registerer, ma
 			return nil, fmt.Errorf("reading --liveswitch.api-ca-file: %w", err)
 		}
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if g.InsecureSkipVerify {
 		logger.Warn("The Gateway's TLS certificate is not verified (--liveswitch.api-insecure-skip-verify): anyone on the path can read the API key; use --liveswitch.api-ca-file instead")
 	}
-	return gateway.New(cfg, w, reg)
+	return cfg, nil
+}
+
+// poller returns the poller of cfg writing to w, or nil when the API is
+// off (cfg nil).
+func (g *gatewayFlags) poller(cfg *gateway.Config, w *collector.Writer, reg prometheus.Registerer, maxServers int, logger *slog.Logger) (*gateway.Poller, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	c := *cfg
+	c.MaxMediaServers, c.Logger = maxServers, logger
+	return gateway.New(c, w, reg)
 }

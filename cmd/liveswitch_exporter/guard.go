@@ -10,19 +10,27 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 )
 
-// writeGuard builds the webhook's guard from the flags.
+// writeGuard builds the webhook's guard from the flags, reading the token
+// file.
 func (s *serveCmd) writeGuard() (exporter.WriteGuard, error) {
-	var g exporter.WriteGuard
-	if s.WebhookTokenFile != "" {
-		raw, err := os.ReadFile(s.WebhookTokenFile)
-		if err != nil {
-			return g, fmt.Errorf("reading --webhook.token-file: %w", err)
-		}
-		g.Token = strings.TrimSpace(string(raw))
-		if g.Token == "" {
-			return g, errors.New("--webhook.token-file holds no token")
-		}
+	g, err := s.networks()
+	if err != nil || s.WebhookTokenFile == "" {
+		return g, err
 	}
+	raw, err := os.ReadFile(s.WebhookTokenFile)
+	if err != nil {
+		return g, fmt.Errorf("reading --webhook.token-file: %w", err)
+	}
+	g.Token = strings.TrimSpace(string(raw))
+	if g.Token == "" {
+		return g, errors.New("--webhook.token-file holds no token")
+	}
+	return g, nil
+}
+
+// networks reads the guard's networks from the flags.
+func (s *serveCmd) networks() (exporter.WriteGuard, error) {
+	var g exporter.WriteGuard
 	var err error
 	if g.AllowedNets, err = parsePrefixes("--webhook.allowed-cidrs", s.WebhookAllowedCIDRs); err != nil {
 		return g, err

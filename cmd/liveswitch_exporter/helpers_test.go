@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -107,9 +108,18 @@ func startBinary(t testing.TB, bin string, env []string, args ...string) *proces
 // p.addrc.
 func launch(t testing.TB, bin string, env []string, args ...string) *process {
 	t.Helper()
+	return launchAs(t, nil, bin, env, args...)
+}
+
+// launchAs is launch as the user cred names (nil: this process's).
+func launchAs(t testing.TB, cred *syscall.Credential, bin string, env []string, args ...string) *process {
+	t.Helper()
 	p := &process{exit: make(chan error, 1), addrc: make(chan string, 1)}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
+	if cred != nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -251,5 +261,120 @@ func feedSimulated(t testing.TB, p *process, n int) {
 	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
 	for range n {
 		post(t, p.url("/webhook"), gen.Next().Body)
+	}
+}
+
+// unprivileged is the user (nobody) the exporter runs as in tests of what a
+// user without rights to the store sees: root may use any file, so a test
+// run as root runs the exporter as this user.
+const unprivileged = 65534
+
+// asUnprivileged returns the credential to run the exporter as an
+// unprivileged user, after giving that user the store directories dirs
+// (and a way to them, and to the binary); nil when the tests already run
+// unprivileged. It skips the test, saying why, when the system refuses to
+// run a process as another user.
+func asUnprivileged(t *testing.T, dirs ...string) *syscall.Credential {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	cred := &syscall.Credential{Uid: unprivileged, Gid: unprivileged}
+	probe := exec.Command("/bin/true")
+	probe.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := probe.Run(); err != nil {
+		t.Skipf("the exporter must run unprivileged here, and running a process as uid %d was refused: %v", unprivileged, err)
+	}
+	reachable(t, filepath.Dir(binary))
+	for _, dir := range dirs {
+		reachable(t, dir)
+		err := filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(path, unprivileged, unprivileged)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cred
+}
+
+// reachable lets every user enter dir and the directories above it.
+func reachable(t *testing.T, dir string) {
+	t.Helper()
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		info, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm()&0o005 != 0o005 {
+			if err := os.Chmod(d, info.Mode().Perm()|0o005); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return
+		}
+	}
+}
+
+// runExporter runs the exporter (as cred, nil: this process's user) with
+// args on a free loopback port, expecting it to stop by itself within
+// within; it fails the test otherwise (killing it). It returns the exit
+// status and the log.
+func runExporter(t *testing.T, cred *syscall.Credential, within time.Duration, args ...string) (int, string) {
+	t.Helper()
+	p := launchAs(t, cred, binary, nil, append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...)
+	select {
+	case err := <-p.exit:
+		p.exit <- err
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), p.log()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, p.log()
+	case <-time.After(within):
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("the exporter neither served nor exited within %s:\n%s", within, p.log())
+		return 0, ""
+	}
+}
+
+// refusalLines are the lines of a log that refuse a start: at level ERROR,
+// or kong's one-line refusal of a flag.
+func refusalLines(log string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "level=ERROR") || strings.HasPrefix(line, name+": error: ") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// checkOneLineRefusal fails the test unless the exporter exited non-zero
+// with one refusal line saying each of says, and no panic trace.
+func checkOneLineRefusal(t *testing.T, what string, code int, log string, says ...string) {
+	t.Helper()
+	for _, bad := range []string{"panic", "goroutine ", "fatal error", "Listening on"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("%s: the log holds %q:\n%s", what, bad, log)
+			return
+		}
+	}
+	lines := refusalLines(log)
+	if code == 0 || len(lines) != 1 {
+		t.Errorf("%s: exit %d with %d refusal lines, want a non-zero exit and one line:\n%s", what, code, len(lines), log)
+		return
+	}
+	for _, s := range says {
+		if !strings.Contains(lines[0], s) {
+			t.Errorf("%s: the refusal does not say %q:\n%s", what, s, lines[0])
+		}
 	}
 }

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 
 	"github.com/alecthomas/kong"
@@ -25,24 +27,64 @@ type cli struct {
 const envPrefix = "LIVESWITCH_EXPORTER"
 
 // kongOptions are the options of the command line, shared with the tests
-// that hold README and the Dockerfile to the real flags.
+// that hold README and the Dockerfile to the real flags. A wrong flag gets
+// one line and a hint (see refuseFlags), not the whole usage.
 func kongOptions() []kong.Option {
 	return []kong.Option{
 		kong.Name(name),
 		kong.Description("Prometheus exporter of LiveSwitch server webhooks."),
 		kong.Vars{"version": version.Print(name)},
 		kong.DefaultEnvars(envPrefix),
-		kong.UsageOnError(),
+		kong.Help(printHelp),
 	}
 }
 
 func main() {
 	fillVersion()
 	var c cli
-	ctx := kong.Parse(&c, kongOptions()...)
+	parser, err := kong.New(&c, kongOptions()...)
+	if err != nil {
+		panic(err) // the command line's own definition is wrong
+	}
+	ctx, err := parser.Parse(os.Args[1:])
+	if err != nil {
+		refuseFlags(parser, err)
+	}
 	logger := c.Log.logger()
 	if err := ctx.Run(logger); err != nil {
 		logger.Error("Exiting", "err", err)
 		os.Exit(1)
 	}
+}
+
+// refuseFlags ends a start whose flags are wrong: one line saying which and
+// why, one pointing to --help, and kong's exit status for usage errors.
+func refuseFlags(parser *kong.Kong, err error) {
+	parser.Errorf("%s", err)
+	fmt.Fprintf(parser.Stderr, "Run %q to see every flag.\n", name+" --help")
+	code := 2
+	var pe *kong.ParseError
+	if errors.As(err, &pe) {
+		code = pe.ExitCode()
+	}
+	parser.Exit(code)
+}
+
+// printHelp prints kong's help, except that the top level's is serve's:
+// serve is the default command, so its flags are what a bare
+// liveswitch_exporter takes.
+func printHelp(options kong.HelpOptions, ctx *kong.Context) error {
+	if ctx.Selected() != nil {
+		return kong.DefaultHelpPrinter(options, ctx)
+	}
+	serve, err := kong.Trace(ctx.Kong, []string{"serve"})
+	if err != nil || serve.Selected() == nil {
+		return kong.DefaultHelpPrinter(options, ctx)
+	}
+	if err := kong.DefaultHelpPrinter(options, serve); err != nil {
+		return err
+	}
+	fmt.Fprintf(ctx.Stdout, "\nserve is the default command: %[1]s [flags] is %[1]s serve [flags].\n"+
+		"Other command: simulate, which posts a simulated fleet's webhooks (%[1]s simulate --help).\n", name)
+	return nil
 }

@@ -5,19 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/alecthomas/kong"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -28,54 +29,36 @@ type serveCmd struct {
 	TelemetryPath string   `name:"web.telemetry-path" default:"/metrics" help:"Path under which to expose metrics."`
 	WebConfigFile string   `name:"web.config.file" default:"" help:"Path to an exporter-toolkit web configuration file (TLS, basic auth)."`
 
-	ReadHeaderTimeout time.Duration `name:"web.read-header-timeout" default:"5s" help:"Time a client has to send the request headers."`
-	ReadTimeout       time.Duration `name:"web.read-timeout" default:"30s" help:"Time a client has to send the whole request, body included."`
+	ReadHeaderTimeout time.Duration `name:"web.read-header-timeout" default:"5s" min:"1ms" help:"Time a client has to send the request headers."`
+	ReadTimeout       time.Duration `name:"web.read-timeout" default:"30s" min:"1ms" help:"Time a client has to send the whole request, body included."`
 	TrustedProxies    []string      `name:"web.trusted-proxies" help:"Proxies (CIDRs or addresses) whose X-Forwarded-For is believed."`
 
 	WebhookListenAddress []string `name:"webhook.listen-address" help:"Extra listeners serving only the webhook, the delete API and the probes, with their own web config (e.g. TLS without client certificates or basic auth, which LiveSwitch cannot present)."`
 	WebhookWebConfigFile string   `name:"webhook.web-config.file" default:"" help:"exporter-toolkit web configuration of --webhook.listen-address."`
 	WebhookTokenFile     string   `name:"webhook.token-file" default:"" help:"File holding the token LiveSwitch must send (Bearer header or ?token=)."`
 	WebhookAllowedCIDRs  []string `name:"webhook.allowed-cidrs" help:"Source networks allowed to post webhooks (default: any)."`
-	MaxInFlight          int      `name:"webhook.max-in-flight" default:"256" help:"Most webhook requests served at once; more are answered 503 (0: no limit)."`
+	MaxInFlight          int      `name:"webhook.max-in-flight" default:"256" min:"0" help:"Most webhook requests served at once; more are answered 503 (0: no limit)."`
 
-	MaxBodyBytes  int64         `name:"webhook.max-body-bytes" default:"1048576" help:"Largest webhook body accepted, in bytes."`
-	MaxEvents     int           `name:"webhook.max-events-per-request" default:"1000" help:"Most events accepted in one batched webhook."`
-	MaxFutureSkew time.Duration `name:"webhook.max-future-skew" default:"5m" help:"How far ahead of this exporter's clock an event may be stamped."`
+	MaxBodyBytes  int64         `name:"webhook.max-body-bytes" default:"1048576" min:"1" help:"Largest webhook body accepted, in bytes."`
+	MaxEvents     int           `name:"webhook.max-events-per-request" default:"1000" min:"1" help:"Most events accepted in one batched webhook."`
+	MaxFutureSkew time.Duration `name:"webhook.max-future-skew" default:"5m" min:"0" help:"How far ahead of this exporter's clock an event may be stamped."`
 
 	StoragePath       string        `name:"storage.path" default:"./data" help:"Directory of the embedded fleet store; empty keeps the fleet in memory only."`
 	StorageOnDamage   string        `name:"storage.on-damage" default:"refuse" enum:"refuse,start-empty" help:"What to do with a damaged store: refuse to start (exit non-zero), or move it aside and start with an empty fleet."`
 	StorageInMemory   bool          `name:"storage.in-memory" help:"Keep the fleet in memory only (lost on exit): for tests and demos."`
 	RedisURL          string        `name:"storage.redis-url" help:"Share the fleet with other replicas through this Redis (redis://[:password@]host:port/db, rediss:// for TLS, ?master_name=NAME&addr=... for Sentinel); excludes --storage.path."`
 	RedisPrefix       string        `name:"storage.redis-prefix" default:"liveswitch_exporter:" help:"Prefix of the Redis keys, so that several LiveSwitch deployments can share one Redis."`
-	RedisTimeout      time.Duration `name:"storage.redis-timeout" default:"2s" help:"Longest a webhook waits for the shared Redis (append and fold); an append Redis runs later is refused by Redis itself."`
-	RedisWaitReplicas int           `name:"storage.redis-wait-replicas" default:"0" help:"Acknowledge a webhook only once this many Redis replicas have its entry (Redis WAIT); fewer in time is a 503 (0: do not wait)."`
-	RedisWaitTimeout  time.Duration `name:"storage.redis-wait-timeout" default:"500ms" help:"Longest wait for --storage.redis-wait-replicas; shorter than --storage.redis-timeout."`
+	RedisTimeout      time.Duration `name:"storage.redis-timeout" default:"2s" min:"1ms" help:"Longest a webhook waits for the shared Redis (append and fold); an append Redis runs later is refused by Redis itself."`
+	RedisWaitReplicas int           `name:"storage.redis-wait-replicas" default:"0" min:"0" help:"Acknowledge a webhook only once this many Redis replicas have its entry (Redis WAIT); fewer in time is a 503 (0: do not wait)."`
+	RedisWaitTimeout  time.Duration `name:"storage.redis-wait-timeout" default:"500ms" min:"1ms" help:"Longest wait for --storage.redis-wait-replicas; shorter than --storage.redis-timeout."`
 
-	ServerRetention  time.Duration `name:"server.retention" default:"1h" help:"Forget a stopped server this long after it stopped (0: never)."`
-	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" help:"Forget a server of any state after this long without an event (0: never)."`
-	ServerMax        int           `name:"server.max" default:"10000" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
+	ServerRetention  time.Duration `name:"server.retention" default:"1h" min:"0" help:"Forget a stopped server this long after it stopped (0: never)."`
+	ServerStaleAfter time.Duration `name:"server.stale-after" default:"0s" min:"0" help:"Forget a server of any state after this long without an event (0: never)."`
+	ServerMax        int           `name:"server.max" default:"10000" min:"0" help:"Most servers tracked; when full, a new server evicts the one stopped longest ago, or is refused (0: no limit)."`
 
 	Gateway gatewayFlags `embed:""`
 
 	Applications applicationFlags `embed:""`
-}
-
-// Validate rejects flags that contradict each other; kong calls it after
-// parsing, so the error comes with the usage. A --storage.path counts only
-// on the command line: one from the environment (the Docker image sets
-// /data) gives way to a Redis URL.
-func (s *serveCmd) Validate(kctx *kong.Context) error {
-	pathGiven := slices.ContainsFunc(kctx.Path, func(p *kong.Path) bool { return p.Flag != nil && p.Flag.Name == "storage.path" })
-	if s.RedisURL != "" && (s.StorageInMemory || pathGiven) {
-		return errors.New("--storage.redis-url excludes --storage.path and --storage.in-memory")
-	}
-	if s.RedisWaitReplicas < 0 || s.RedisTimeout <= 0 {
-		return errors.New("--storage.redis-wait-replicas must be 0 or more and --storage.redis-timeout above 0")
-	}
-	if s.RedisWaitReplicas > 0 && s.RedisWaitTimeout >= s.RedisTimeout {
-		return errors.New("--storage.redis-wait-timeout must be shorter than --storage.redis-timeout")
-	}
-	return s.Gateway.validate()
 }
 
 func (s *serveCmd) Run(logger *slog.Logger) error {
@@ -85,27 +68,72 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 	tuneGC()
 
-	// Everything that can refuse a start is checked before the store is
-	// opened, so that a start refused for a flag leaves the store alone.
-	guard, err := s.writeGuard()
-	if err != nil {
-		return err
-	}
-	if err := s.checkWebConfigs(); err != nil {
-		return err
-	}
-	secrets, err := s.Applications.openSecrets(logger)
+	// Everything that can refuse a start is checked, and every listener
+	// bound, before the store is opened, so that a refused start leaves the
+	// store as it was.
+	st, err := s.prepare(logger)
 	if err != nil {
 		return err
 	}
 	fleet := collector.NewFleet()
-	writer, closeStore, err := s.openWriter(fleet, logger)
+	opened, err := s.openWriter(ctx, fleet, logger)
 	if err != nil {
+		st.closeListeners()
+		if errors.Is(err, errStopped) {
+			logger.Info("Stopped while opening the store")
+			return nil
+		}
 		return err
 	}
-	err = s.serve(ctx, logger, fleet, writer, guard, secrets)
-	writer.Close()
-	return errors.Join(err, closeStore())
+	err = s.serve(ctx, logger, fleet, opened, st)
+	opened.writer.Close()
+	return errors.Join(err, opened.closeStore())
+}
+
+// startup is what Run checks, reads and binds before it opens the store.
+type startup struct {
+	guard   exporter.WriteGuard
+	secrets *appsig.File
+	gateway *gateway.Config // nil: the API is not polled
+	// main and webhook are the listeners of --web.listen-address and
+	// --webhook.listen-address.
+	main, webhook []net.Listener
+}
+
+// prepare reads every file the flags name and binds every listener: all
+// that can refuse a start once the flags are valid, done before the store
+// is opened.
+func (s *serveCmd) prepare(logger *slog.Logger) (*startup, error) {
+	st := &startup{}
+	var err error
+	if st.guard, err = s.writeGuard(); err != nil {
+		return nil, err
+	}
+	if err := s.checkWebConfigs(); err != nil {
+		return nil, err
+	}
+	if st.secrets, err = s.Applications.openSecrets(logger); err != nil {
+		return nil, err
+	}
+	if st.gateway, err = s.Gateway.config(logger); err != nil {
+		return nil, err
+	}
+	if st.main, err = exporter.Listen(s.ListenAddress); err != nil {
+		return nil, fmt.Errorf("--web.listen-address: %w", err)
+	}
+	if len(s.WebhookListenAddress) > 0 {
+		if st.webhook, err = exporter.Listen(s.WebhookListenAddress); err != nil {
+			st.closeListeners()
+			return nil, fmt.Errorf("--webhook.listen-address: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// closeListeners closes the listeners of a start that will not serve.
+func (st *startup) closeListeners() {
+	exporter.CloseListeners(st.main)
+	exporter.CloseListeners(st.webhook)
 }
 
 // exitOnSecondSignal ends the process at once when a second SIGINT or
@@ -135,15 +163,17 @@ func (s *serveCmd) checkWebConfigs() error {
 }
 
 // serve restores the fleet and serves until ctx ends or a listener fails.
-func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, writer *collector.Writer, guard exporter.WriteGuard,
-	secrets *appsig.File) error {
-	if guard.Token == "" {
+func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, opened *openedStore, st *startup) error {
+	if st.guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
+	writer := opened.writer
 	apps := s.Applications.tracker(s.decodeOptions(), logger)
-	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps)
-	poller, err := s.Gateway.poller(writer, registry, s.ServerMax, logger)
+	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps,
+		startedEmptyGauge(opened.startedEmpty))
+	poller, err := s.Gateway.poller(st.gateway, writer, registry, s.ServerMax, logger)
 	if err != nil {
+		st.closeListeners()
 		return err
 	}
 	var polls exporter.GatewayPolls // the status page's; a nil *Poller must stay a nil interface
@@ -158,16 +188,17 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		Ready:         func() bool { return ready.Load() && writer.Healthy() },
 		MaxBodyBytes:  s.MaxBodyBytes,
 		MaxInFlight:   s.MaxInFlight,
-		Guard:         guard,
+		Guard:         st.guard,
 		Registry:      registry,
 		Fleet:         fleet,
 		Gateway:       polls,
 		Logger:        logger,
 
 		Applications:       apps,
-		ApplicationSecrets: secrets,
+		ApplicationSecrets: st.secrets,
 	})
 	if err != nil {
+		st.closeListeners()
 		return err
 	}
 
@@ -176,7 +207,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	served := make(chan error, 1)
-	go func() { served <- exporter.Serve(serveCtx, logger, s.timeouts(), s.endpoints(handlers)...) }()
+	go func() { served <- exporter.Serve(serveCtx, logger, s.timeouts(), s.endpoints(handlers, st)...) }()
 	if err := writer.Restore(ctx); err != nil {
 		stopServing()
 		<-served
@@ -194,10 +225,36 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	return <-served
 }
 
+// startedEmptyGauge is liveswitch_exporter_storage_started_empty: 1 for the
+// life of a process that started from an empty store in place of a damaged
+// one, which an alert should page on (its log says so at WARN level).
+func startedEmptyGauge(e *storage.EmptyStart) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "liveswitch_exporter_storage_started_empty",
+		Help: "1 when this exporter started from an empty store because --storage.on-damage=start-empty moved a damaged one aside (this start, or an earlier one since which nothing was stored); 0 otherwise. It stays until the next restart.",
+	})
+	if e != nil {
+		g.Set(1)
+	}
+	return g
+}
+
+// openedStore is the fleet's writer on the store the flags chose.
+type openedStore struct {
+	writer *collector.Writer
+	// closeStore releases the store after the writer is closed.
+	closeStore func() error
+	// startedEmpty is set when the embedded store started empty in place
+	// of a damaged one.
+	startedEmpty *storage.EmptyStart
+}
+
+// errStopped is a start stopped by a signal while the store was opened.
+var errStopped = errors.New("stopped")
+
 // openWriter starts the fleet's writer on the store the flags choose: a
-// shared Redis, the embedded store, or none. closeStore releases the store
-// after the writer is closed.
-func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *collector.Writer, closeStore func() error, err error) {
+// shared Redis, the embedded store, or none.
+func (s *serveCmd) openWriter(ctx context.Context, fleet *collector.Fleet, logger *slog.Logger) (*openedStore, error) {
 	opts := collector.WriterOptions{
 		Decode: s.decodeOptions(),
 		Limits: collector.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
@@ -208,19 +265,21 @@ func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *c
 		log, err := storage.OpenRedis(s.RedisURL, storage.RedisOptions{Prefix: s.RedisPrefix, Owner: host, Logger: logger,
 			WaitReplicas: s.RedisWaitReplicas, WaitTimeout: s.RedisWaitTimeout})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		logger.Info("Fleet state is shared through Redis", "prefix", s.RedisPrefix)
-		return collector.NewReplica(fleet, log, opts, collector.ReplicaOptions{Timeout: s.RedisTimeout}), log.Close, nil
+		return &openedStore{writer: collector.NewReplica(fleet, log, opts, collector.ReplicaOptions{Timeout: s.RedisTimeout}),
+			closeStore: log.Close}, nil
 	}
-	store, err := s.openStore(logger)
+	if s.StorageInMemory || s.StoragePath == "" {
+		logger.Warn("Fleet state is kept in memory only: it is lost when the exporter stops")
+		return &openedStore{writer: collector.NewWriter(fleet, nil, opts), closeStore: func() error { return nil }}, nil
+	}
+	store, err := s.openStore(ctx, logger)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if store == nil {
-		return collector.NewWriter(fleet, nil, opts), func() error { return nil }, nil
-	}
-	return collector.NewWriter(fleet, store, opts), store.Close, nil
+	return &openedStore{writer: collector.NewWriter(fleet, store, opts), closeStore: store.Close, startedEmpty: store.StartedEmpty()}, nil
 }
 
 // decodeOptions bound webhook bodies alike for the fleet and the
@@ -229,26 +288,41 @@ func (s *serveCmd) decodeOptions() collector.DecodeOptions {
 	return collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew}
 }
 
-// openStore opens the embedded store, or returns nil for a fleet kept in
-// memory only.
-func (s *serveCmd) openStore(logger *slog.Logger) (storage.Store, error) {
-	if s.StorageInMemory || s.StoragePath == "" {
-		logger.Warn("Fleet state is kept in memory only: it is lost when the exporter stops")
-		return nil, nil
+// openStore opens the embedded store. Checking a large store on a slow
+// disk takes as long as it takes, so a signal meanwhile ends the start
+// (errStopped); the store is only read until it is checked, and the engine
+// is crash-safe after.
+func (s *serveCmd) openStore(ctx context.Context, logger *slog.Logger) (*storage.Pebble, error) {
+	type result struct {
+		store *storage.Pebble
+		err   error
 	}
-	store, err := storage.Open(s.StoragePath, storage.Options{
-		Logger:             logger,
-		StartEmptyOnDamage: s.StorageOnDamage == "start-empty",
-		OnFatal: func(err error) {
-			logger.Error("The store failed beyond repair; exiting (every acknowledged event is stored)", "err", err)
-			os.Exit(1)
-		},
-	})
-	if err != nil {
-		return nil, err
+	done := make(chan result, 1)
+	go func() {
+		store, err := storage.Open(s.StoragePath, storage.Options{
+			Logger:             logger,
+			StartEmptyOnDamage: s.StorageOnDamage == "start-empty",
+			CheckRecord:        collector.CheckRecord,
+			OnFatal: func(err error) {
+				logger.Error("The store failed beyond repair; exiting (every acknowledged event is stored)", "err", err)
+				os.Exit(1)
+			},
+		})
+		done <- result{store, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, r.err
+		}
+		if ctx.Err() != nil { // the signal came as it opened
+			return nil, errors.Join(errStopped, r.store.Close())
+		}
+		logger.Info("Fleet state is stored durably", "path", s.StoragePath)
+		return r.store, nil
+	case <-ctx.Done():
+		return nil, errStopped
 	}
-	logger.Info("Fleet state is stored durably", "path", s.StoragePath)
-	return store, nil
 }
 
 func (s *serveCmd) timeouts() exporter.Timeouts {
@@ -258,15 +332,10 @@ func (s *serveCmd) timeouts() exporter.Timeouts {
 }
 
 // endpoints are the main listeners and, if asked for, the webhook's own.
-func (s *serveCmd) endpoints(h *exporter.Handlers) []exporter.Endpoint {
-	systemd := false
-	eps := []exporter.Endpoint{{Handler: h.Main, Flags: &web.FlagConfig{
-		WebListenAddresses: &s.ListenAddress, WebSystemdSocket: &systemd, WebConfigFile: &s.WebConfigFile,
-	}}}
-	if len(s.WebhookListenAddress) > 0 {
-		eps = append(eps, exporter.Endpoint{Handler: h.Webhook, Flags: &web.FlagConfig{
-			WebListenAddresses: &s.WebhookListenAddress, WebSystemdSocket: &systemd, WebConfigFile: &s.WebhookWebConfigFile,
-		}})
+func (s *serveCmd) endpoints(h *exporter.Handlers, st *startup) []exporter.Endpoint {
+	eps := []exporter.Endpoint{{Handler: h.Main, Listeners: st.main, WebConfigFile: s.WebConfigFile}}
+	if len(st.webhook) > 0 {
+		eps = append(eps, exporter.Endpoint{Handler: h.Webhook, Listeners: st.webhook, WebConfigFile: s.WebhookWebConfigFile})
 	}
 	return eps
 }

@@ -63,6 +63,17 @@ func baseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// Validate checks the configuration as New does, without contacting the
+// Gateway (the URL, the durations, the key, the CA certificates), so that
+// the program can refuse a bad one before it opens its store.
+func (c *Config) Validate() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, err := c.httpClient()
+	return err
+}
+
 func (c *Config) validate() error {
 	if c.Interval <= 0 || c.Timeout <= 0 {
 		return errors.New("--liveswitch.api-interval and --liveswitch.api-timeout must be positive")
