@@ -227,7 +227,8 @@ func exporterMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	apps := simulatedApplications(t)
-	reg := exporter.NewRegistry(collector.NewCollector(fleet, collector.WithGatewayAPI(nil)).CountAlso(apps.Outcomes()), apps)
+	reg := exporter.NewRegistry(collector.NewCollector(fleet, collector.WithGatewayAPI(nil)).CountAlso(apps.Outcomes()), apps,
+		exporter.StartedEmpty(false))
 	pollOnce(t, gen, w, reg)
 	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: fleet,
 		Ready: func() bool { return true }, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps}); err != nil {

@@ -21,18 +21,23 @@ var flagRowRE = regexp.MustCompile("^\\| `(--[^`]+)` \\| *(?:`([^`]*)`)? *\\|")
 const flagsDoc = "../../docs/flags.md"
 
 // readmeFlagTables returns the flags docs/flags.md's tables list, with their
-// defaults: the first table (serve and the flags common to every command)
-// and the one of its simulate section.
+// defaults: the table of its serve section (serve and the flags common to
+// every command) and the one of its simulate section.
 func readmeFlagTables(t *testing.T) (serve, simulate map[string]string) {
 	t.Helper()
 	raw, err := os.ReadFile(flagsDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveText, simulateText, ok := strings.Cut(string(raw), "\n## `simulate`\n")
-	if !ok {
-		t.Fatal(flagsDoc + " has no ## `simulate` section")
+	section := func(title string) string {
+		_, text, ok := strings.Cut(string(raw), "\n## "+title+"\n")
+		if !ok {
+			t.Fatalf("%s has no section ## %s", flagsDoc, title)
+		}
+		text, _, _ = strings.Cut(text, "\n## ")
+		return text
 	}
+	serveText, simulateText := section("`serve`"), section("`simulate`")
 	parse := func(text, which string) map[string]string {
 		rows := map[string]string{}
 		for _, line := range strings.Split(text, "\n") {

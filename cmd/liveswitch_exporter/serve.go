@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 
@@ -170,7 +169,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	writer := opened.writer
 	apps := s.Applications.tracker(s.decodeOptions(), logger)
 	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps,
-		startedEmptyGauge(opened.startedEmpty))
+		exporter.StartedEmpty(opened.startedEmpty != nil))
 	poller, err := s.Gateway.poller(st.gateway, writer, registry, s.ServerMax, logger)
 	if err != nil {
 		st.closeListeners()
@@ -223,20 +222,6 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		go poller.Run(serveCtx)
 	}
 	return <-served
-}
-
-// startedEmptyGauge is liveswitch_exporter_storage_started_empty: 1 for the
-// life of a process that started from an empty store in place of a damaged
-// one, which an alert should page on (its log says so at WARN level).
-func startedEmptyGauge(e *storage.EmptyStart) prometheus.Collector {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "liveswitch_exporter_storage_started_empty",
-		Help: "1 when this exporter started from an empty store because --storage.on-damage=start-empty moved a damaged one aside (this start, or an earlier one since which nothing was stored); 0 otherwise. It stays until the next restart.",
-	})
-	if e != nil {
-		g.Set(1)
-	}
-	return g
 }
 
 // openedStore is the fleet's writer on the store the flags chose.
