@@ -105,7 +105,7 @@ func eventIndex(i, n int) int {
 // or "" for any other event (with the error of a malformed one). The origin is not compared with the type:
 // LiveSwitch's own sample of channel.client.joined has origin "client".
 func applicationType(env envelope) (string, error) {
-	typ, err := textMember(env, "type", nil)
+	typ, err := textMember(env, "type", false)
 	if err != nil {
 		return "", err
 	}
@@ -120,7 +120,7 @@ func applicationType(env envelope) (string, error) {
 	if !applicationOrigins[prefix] {
 		return "", nil
 	}
-	if _, err := textMember(env, "origin", nil); err != nil {
+	if _, err := textMember(env, "origin", false); err != nil {
 		return lower, err // an application event, malformed
 	}
 	if len(lower) > maxLabelLen || strings.ContainsFunc(lower, isControl) {

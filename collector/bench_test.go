@@ -91,7 +91,7 @@ func BenchmarkApply(b *testing.B) {
 	for b.Loop() {
 		ev := &events[i%len(events)]
 		ev.Timestamp = testNow.UnixMilli() + int64(i)
-		ev.Action = Action(i % int(numActions))
+		ev.Action = Action(i % int(NumActions))
 		st.reset(fleet, Limits{MaxServers: 20000})
 		st.apply(ev)
 		fleet.publish(st.changes, st.applied, &Stats{})

@@ -163,7 +163,7 @@ func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server, buf []
 		s.Info.OperatingSystemVersion, s.Info.Architecture)
 	emit(c.lastEvent, prometheus.GaugeValue, float64(s.LastEventMs)/1000)
 	emit(c.stateChange, prometheus.GaugeValue, float64(s.SinceMs())/1000)
-	for a := range numActions {
+	for a := range NumActions {
 		emit(c.events, prometheus.CounterValue, float64(s.Events[a]), Action(a).String())
 	}
 	emit(c.flaps, prometheus.CounterValue, float64(s.Flaps))

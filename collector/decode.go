@@ -51,8 +51,11 @@ const (
 	maxDepth     = 32
 	maxOriginLen = 32
 	maxLabelLen  = 256
-	maxCoreCount = 1 << 16
 )
+
+// MaxCoreCount is the most CPU cores a server may report: a larger
+// coreCount is refused, from a webhook as from the Gateway's API.
+const MaxCoreCount = 1 << 16
 
 // Decode parses a webhook body: one event object, or a JSON array of them
 // (LiveSwitch's Batch option). It rejects the body whole if any event is
@@ -295,7 +298,7 @@ func duplicate(members []member, seen *map[string]bool, name []byte) bool {
 // classify fills Type, Origin, Kind and Action from the envelope and checks
 // that type, origin and the object key agree.
 func (ev *Event) classify(env envelope) error {
-	typ, err := textMember(env, "type", internedTypes)
+	typ, err := textMember(env, "type", true)
 	if err != nil {
 		return err
 	}
@@ -306,7 +309,7 @@ func (ev *Event) classify(env envelope) error {
 	if !found || prefix == "" || action == "" {
 		return fmt.Errorf("type %q is not of the form <origin>.<event>", clip(typ))
 	}
-	origin, err := textMember(env, "origin", internedOrigins)
+	origin, err := textMember(env, "origin", true)
 	if err != nil {
 		return err
 	}
@@ -335,8 +338,8 @@ func (ev *Event) classify(env envelope) error {
 }
 
 // textMember reads the string member name (empty when absent or null),
-// interning the value among known (see intern; nil interns nothing).
-func textMember(env envelope, name string, known map[string]string) (string, error) {
+// interned (see Intern) when intern is set.
+func textMember(env envelope, name string, intern bool) (string, error) {
 	raw, ok := env.get(name)
 	if !ok || string(raw) == "null" {
 		return "", nil
@@ -345,7 +348,10 @@ func textMember(env envelope, name string, known map[string]string) (string, err
 	if err != nil {
 		return "", fmt.Errorf("%q must be a string", name)
 	}
-	return intern(known, text), nil
+	if intern {
+		return Intern(text), nil
+	}
+	return string(text), nil
 }
 
 // minTimestampMs is 10^12 ms, September 2001: anything earlier is taken for
@@ -393,16 +399,18 @@ func (c *coreCount) UnmarshalJSON(b []byte) error {
 		text = unquoted
 	}
 	n, err := strconv.Atoi(text)
-	if err != nil || n < 0 || n > maxCoreCount {
-		return fmt.Errorf(`"coreCount" %s is not a whole number from 0 to %d`, clip(string(b)), maxCoreCount)
+	if err != nil || n < 0 || n > MaxCoreCount {
+		return fmt.Errorf(`"coreCount" %s is not a whole number from 0 to %d`, clip(string(b)), MaxCoreCount)
 	}
 	*c = coreCount(n)
 	return nil
 }
 
-// validate keeps every string that becomes a label value short and printable,
-// so that no payload can produce an unbounded or unreadable series.
-func (i Info) validate() error {
+// Validate keeps every string that becomes a label value short and
+// printable, so that no payload can produce an unbounded or unreadable
+// series. The decoder applies it to every server object; the Gateway's
+// observations are held to it too.
+func (i Info) Validate() error {
 	for _, f := range []struct{ name, value string }{
 		{"id", i.ID}, {"version", i.Version}, {"machineName", i.MachineName},
 		{"operatingSystem", i.OperatingSystem}, {"operatingSystemVersion", i.OperatingSystemVersion},

@@ -41,7 +41,7 @@ func refDecodeInfo(raw []byte) (Info, error) {
 		OperatingSystem: w.OperatingSystem, OperatingSystemVersion: w.OperatingSystemVersion,
 		Architecture: w.Architecture, DeploymentID: w.DeploymentID, Region: w.Region,
 	}
-	return info, info.validate()
+	return info, info.Validate()
 }
 
 var errMissingID = &InvalidError{Reason: "missing id"}

@@ -21,7 +21,7 @@ func eventJSON(ts int64, origin, action, object string) string {
 
 func TestDecodeEveryOriginAndAction(t *testing.T) {
 	for _, origin := range append(knownOrigins, "newcomponent_2") {
-		for a := range numActions {
+		for a := range NumActions {
 			action := Action(a)
 			t.Run(origin+"."+action.String(), func(t *testing.T) {
 				body := eventJSON(1700000000000, origin, action.String(),

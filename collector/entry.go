@@ -206,12 +206,12 @@ func (r *entryReader) command() *command {
 func (r *entryReader) event(ev *Event) {
 	ev.Timestamp = r.varint()
 	ev.Kind, ev.Action = Kind(r.byte()), Action(r.byte())
-	if ev.Kind > KindIgnored || ev.Action >= numActions {
+	if ev.Kind > KindIgnored || ev.Action >= NumActions {
 		r.fail(fmt.Errorf("event of kind %d, action %d", ev.Kind, ev.Action))
 	}
-	ev.Type = intern(internedTypes, r.bytes())
-	ev.Origin = intern(internedOrigins, r.bytes())
-	if cores := r.uvarint(); cores <= maxCoreCount {
+	ev.Type = Intern(r.bytes())
+	ev.Origin = Intern(r.bytes())
+	if cores := r.uvarint(); cores <= MaxCoreCount {
 		ev.Server.CoreCount = int(cores)
 	} else {
 		r.fail(errors.New("core count out of range"))

@@ -14,14 +14,16 @@ const (
 	ActionRegistered
 	ActionUnregistered
 	ActionStopped
-	numActions
+	// NumActions is the number of actions: the size of arrays indexed by
+	// Action.
+	NumActions
 )
 
-var actionNames = [numActions]string{"started", "registered", "unregistered", "stopped"}
+var actionNames = [NumActions]string{"started", "registered", "unregistered", "stopped"}
 
 // String returns the action as LiveSwitch spells it in an event type.
 func (a Action) String() string {
-	if a < numActions {
+	if a < NumActions {
 		return actionNames[a]
 	}
 	return fmt.Sprintf("action(%d)", uint8(a))
@@ -68,16 +70,6 @@ type Event struct {
 	Server Info `json:"s"`
 }
 
-// Key identifies one server of the fleet: LiveSwitch ids are only unique per
-// kind of server process.
-type Key struct {
-	Origin string `json:"o"`
-	ID     string `json:"i"`
-}
-
-// Key returns the identity of the server the event is about.
-func (e *Event) Key() Key { return Key{Origin: e.Origin, ID: e.Server.ID} }
-
 // Info is what LiveSwitch tells about a server process in each event.
 type Info struct {
 	ID                     string `json:"id"`
@@ -89,28 +81,4 @@ type Info struct {
 	Architecture           string `json:"architecture,omitempty"`
 	DeploymentID           string `json:"deploymentId,omitempty"`
 	Region                 string `json:"region,omitempty"`
-}
-
-// merge returns i updated with every field that newer carries: LiveSwitch's
-// payloads differ by event kind (region only with registrations, say), and a
-// sparse event must not blank what an earlier one told.
-func (i Info) merge(newer Info) Info {
-	set := func(dst *string, src string) {
-		// An equal string is not taken: the record keeps the one it has,
-		// rather than the event's (and the memory the event's hold).
-		if src != "" && src != *dst {
-			*dst = src
-		}
-	}
-	set(&i.Version, newer.Version)
-	set(&i.MachineName, newer.MachineName)
-	set(&i.OperatingSystem, newer.OperatingSystem)
-	set(&i.OperatingSystemVersion, newer.OperatingSystemVersion)
-	set(&i.Architecture, newer.Architecture)
-	set(&i.DeploymentID, newer.DeploymentID)
-	set(&i.Region, newer.Region)
-	if newer.CoreCount > 0 {
-		i.CoreCount = newer.CoreCount
-	}
-	return i
 }

@@ -63,10 +63,10 @@ func checkEvent(t *testing.T, ev Event) {
 		t.Fatal("a lifecycle event without a server id")
 	}
 	if ev.Server.ID != "" {
-		if err := ev.Server.validate(); err != nil {
+		if err := ev.Server.Validate(); err != nil {
 			t.Fatalf("server %+v escaped validation: %v", ev.Server, err)
 		}
-		if ev.Server.CoreCount < 0 || ev.Server.CoreCount > maxCoreCount {
+		if ev.Server.CoreCount < 0 || ev.Server.CoreCount > MaxCoreCount {
 			t.Fatalf("core count %d", ev.Server.CoreCount)
 		}
 	}

@@ -83,7 +83,7 @@ func decodeInfo(raw []byte) (Info, error) {
 		return Info{}, errors.New(`missing "id"`)
 	}
 	texts.set(&info)
-	return info, info.validate()
+	return info, info.Validate()
 }
 
 // infoMember reads the value of member infoFields[i].

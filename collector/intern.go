@@ -1,26 +1,24 @@
 package collector
 
-// The server event types LiveSwitch sends, and their origins, as constant
-// strings: a decoded event takes these instead of allocating its own, since
-// every webhook carries them.
-var (
-	internedOrigins = map[string]string{}
-	internedTypes   = map[string]string{}
-)
+// interned holds the server event types LiveSwitch sends, and their
+// origins, as constant strings: a decoded event takes these instead of
+// allocating its own, since every webhook carries them.
+var interned = map[string]string{}
 
 func init() {
 	for _, origin := range []string{"gateway", "mediaserver", "sipconnector", "recordingmonitor", "recordingmover", "recordingmuxer"} {
-		internedOrigins[origin] = origin
+		interned[origin] = origin
 		for _, action := range []string{"started", "stopped", "registered", "unregistered", "stats"} {
-			internedTypes[origin+"."+action] = origin + "." + action
+			interned[origin+"."+action] = origin + "." + action
 		}
 	}
 }
 
-// intern returns text as a string: the interned one when known (no
-// allocation), else a copy.
-func intern(known map[string]string, text []byte) string {
-	if s, ok := known[string(text)]; ok {
+// Intern returns text as a string: the one shared copy when text is an
+// origin or an event type LiveSwitch sends (no allocation), else a copy.
+// Whoever decodes events (webhooks, a replica's log) shares them so.
+func Intern(text []byte) string {
+	if s, ok := interned[string(text)]; ok {
 		return s
 	}
 	return string(text)

@@ -99,11 +99,11 @@ func (m *MediaServerFacts) validate(seen map[string]bool) error {
 	if err := validateID(m.ID, seen); err != nil {
 		return err
 	}
-	if err := m.info().validate(); err != nil {
+	if err := m.info().Validate(); err != nil {
 		return err
 	}
-	if m.CoreCount < 0 || m.CoreCount > maxCoreCount {
-		return fmt.Errorf(`"coreCount" is not from 0 to %d`, maxCoreCount)
+	if m.CoreCount < 0 || m.CoreCount > MaxCoreCount {
+		return fmt.Errorf(`"coreCount" is not from 0 to %d`, MaxCoreCount)
 	}
 	if c := m.UsedCapacity; c != nil && (math.IsNaN(*c) || *c < 0 || *c > maxUsedCapacity) {
 		return fmt.Errorf(`"usedCapacity" is not from 0 to %d`, maxUsedCapacity)
@@ -115,7 +115,7 @@ func (a *ApplicationFacts) validate(seen map[string]bool) error {
 	if err := validateID(a.ID, seen); err != nil {
 		return err
 	}
-	if err := (Info{ID: a.ID}).validate(); err != nil {
+	if err := (Info{ID: a.ID}).Validate(); err != nil {
 		return err
 	}
 	for _, n := range []*int64{a.Channels, a.Clients, a.Connections, a.Users, a.Devices} {

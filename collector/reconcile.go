@@ -49,7 +49,7 @@ func Reconcile(prev *Server, m *MediaServerFacts, o *Observation) (next *Server,
 	case prev.State != StateRegistered && o.AtMs-prev.SinceMs() > 2*o.IntervalMs:
 		s := *prev
 		s.State = StateRegistered
-		s.Info = s.Info.merge(m.info())
+		s.Info = mergeInfo(s.Info, m.info())
 		s.LastAction, s.LastActionMs = ActionRegistered, o.AtMs
 		s.LastEventMs = max(s.LastEventMs, o.AtMs)
 		return &s, ChangeRegistered, true

@@ -17,7 +17,7 @@ func TestReconcile(t *testing.T) {
 	listed := MediaServerFacts{ID: "m", Region: "eu", DeploymentID: "d", Version: "1.24", CoreCount: 8, UsedCapacity: ptr(0.5)}
 	held := func(state State, since time.Duration) *Server {
 		return &Server{Origin: "mediaserver", Info: Info{ID: "m", MachineName: "ms-a"}, State: state,
-			LastActionMs: at(since), LastAction: ActionStarted, LastEventMs: at(since), Events: [numActions]uint64{1}, Flaps: 2}
+			LastActionMs: at(since), LastAction: ActionStarted, LastEventMs: at(since), Events: [NumActions]uint64{1}, Flaps: 2}
 	}
 	poll := 10 * time.Minute
 	for _, tc := range []struct {

@@ -79,7 +79,7 @@ func lifecycle(prev *Server, ev *Event) (*Server, Outcome) {
 		next.Flaps++
 	}
 	next.State = stateAfter[ev.Action]
-	next.Info = next.Info.merge(ev.Server)
+	next.Info = mergeInfo(next.Info, ev.Server)
 	next.LastAction, next.LastActionMs = ev.Action, ev.Timestamp
 	next.LastEventMs = max(next.LastEventMs, ev.Timestamp)
 	next.Events[ev.Action]++

@@ -34,8 +34,8 @@ func TestStepEveryOriginAndAction(t *testing.T) {
 		{ActionUnregistered, StateUnregistered},
 		{ActionStopped, StateStopped},
 	}
-	if len(cases) != int(numActions) {
-		t.Fatalf("%d cases for %d actions: give every action its expected state", len(cases), numActions)
+	if len(cases) != int(NumActions) {
+		t.Fatalf("%d cases for %d actions: give every action its expected state", len(cases), NumActions)
 	}
 	for _, origin := range knownOrigins {
 		for _, tc := range cases {

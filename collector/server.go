@@ -34,7 +34,7 @@ func ParseState(s string) (State, bool) {
 }
 
 // stateAfter is the state each lifecycle action leads to.
-var stateAfter = [numActions]State{
+var stateAfter = [NumActions]State{
 	ActionStarted:      StateRunning,
 	ActionRegistered:   StateRegistered,
 	ActionUnregistered: StateUnregistered,
@@ -58,9 +58,16 @@ type Server struct {
 	LastActionMs int64  `json:"last_action_ms"`
 	LastAction   Action `json:"last_action"`
 	// Events counts applied lifecycle events by action.
-	Events [numActions]uint64 `json:"events"`
+	Events [NumActions]uint64 `json:"events"`
 	// Flaps counts re-registrations without a stop in between.
 	Flaps uint64 `json:"flaps"`
+}
+
+// Key identifies one server of the fleet: LiveSwitch ids are only unique per
+// kind of server process.
+type Key struct {
+	Origin string `json:"o"`
+	ID     string `json:"i"`
 }
 
 // Key returns the server's identity in the fleet.
@@ -80,4 +87,28 @@ func States() []State {
 		out[i] = State(i)
 	}
 	return out
+}
+
+// mergeInfo returns i updated with every field that newer carries: LiveSwitch's
+// payloads differ by event kind (region only with registrations, say), and a
+// sparse event must not blank what an earlier one told.
+func mergeInfo(i, newer Info) Info {
+	set := func(dst *string, src string) {
+		// An equal string is not taken: the record keeps the one it has,
+		// rather than the event's (and the memory the event's hold).
+		if src != "" && src != *dst {
+			*dst = src
+		}
+	}
+	set(&i.Version, newer.Version)
+	set(&i.MachineName, newer.MachineName)
+	set(&i.OperatingSystem, newer.OperatingSystem)
+	set(&i.OperatingSystemVersion, newer.OperatingSystemVersion)
+	set(&i.Architecture, newer.Architecture)
+	set(&i.DeploymentID, newer.DeploymentID)
+	set(&i.Region, newer.Region)
+	if newer.CoreCount > 0 {
+		i.CoreCount = newer.CoreCount
+	}
+	return i
 }

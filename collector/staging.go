@@ -57,7 +57,7 @@ func (st *staging) apply(ev *Event) Outcome {
 	if ev.Kind == KindIgnored || ev.Server.ID == "" {
 		return OutcomeIgnored
 	}
-	k := ev.Key()
+	k := Key{Origin: ev.Origin, ID: ev.Server.ID}
 	prev := st.get(k)
 	next, outcome := Step(prev, ev)
 	if next == prev {
