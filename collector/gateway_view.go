@@ -2,11 +2,8 @@ package collector
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"slices"
-
-	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // GatewayView is what the fleet holds from the Gateway's REST API: the last
@@ -24,11 +21,6 @@ type GatewayView struct {
 	// Reconciled counts the changes reconciliation made, by Change.
 	Reconciled [numChanges]uint64 `json:"reconciled"`
 }
-
-// gatewayRecordKey names the view's record in a Store. Server records are
-// named "<origin>/<id>" with origins of [a-z0-9_], so a key starting with
-// '#' can never be a server's.
-const gatewayRecordKey = "#gateway"
 
 func newGatewayView(o *Observation, prev *GatewayView) *GatewayView {
 	v := &GatewayView{PollMs: o.AtMs, IntervalMs: o.IntervalMs}
@@ -54,9 +46,9 @@ func (v *GatewayView) Listed(id string) (*MediaServerFacts, bool) {
 	return &v.MediaServers[i], true
 }
 
-// validate applies the observation's rules to a view read back from a
+// Validate applies the observation's rules to a view read back from a
 // store, and requires its lists sorted, as they were written.
-func (v *GatewayView) validate() error {
+func (v *GatewayView) Validate() error {
 	o := Observation{AtMs: v.PollMs, IntervalMs: v.IntervalMs, MediaServers: v.MediaServers, Applications: v.Applications}
 	if err := o.Validate(); err != nil {
 		return err
@@ -66,44 +58,5 @@ func (v *GatewayView) validate() error {
 	if !sortedServers || !sortedApps {
 		return fmt.Errorf("lists not sorted by id")
 	}
-	return nil
-}
-
-// decodeGatewayView reads a stored view; a view that does not pass the
-// observation's rules is an error, never skipped, as a server record is.
-func decodeGatewayView(data []byte) (*GatewayView, error) {
-	var v GatewayView
-	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, fmt.Errorf("not a Gateway view: %w", err)
-	}
-	if err := v.validate(); err != nil {
-		return nil, fmt.Errorf("Gateway view: %w", err)
-	}
-	return &v, nil
-}
-
-// restoreGateway loads the view stored under gatewayRecordKey.
-func (f *Fleet) restoreGateway(data []byte) error {
-	v, err := decodeGatewayView(data)
-	if err != nil {
-		return fmt.Errorf("storage record %q: %w", gatewayRecordKey, err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.gateway = v
-	return nil
-}
-
-// putGateway adds the staged view, if the group changed it, to b: it is
-// committed with the servers it changed, in one batch.
-func (st *staging) putGateway(b *storage.Batch) error {
-	if st.gateway == nil {
-		return nil
-	}
-	value, err := json.Marshal(st.gateway)
-	if err != nil {
-		return err
-	}
-	b.Puts[gatewayRecordKey] = value
 	return nil
 }

@@ -86,3 +86,47 @@ func (*local) claim(context.Context, string, time.Duration) bool { return true }
 func (*local) healthy() bool { return true }
 
 func (*local) close() {}
+
+// gatewayRecordKey names the view's record in a Store. Server records are
+// named "<origin>/<id>" with origins of [a-z0-9_], so a key starting with
+// '#' can never be a server's.
+const gatewayRecordKey = "#gateway"
+
+// decodeGatewayView reads a stored view; a view that does not pass the
+// observation's rules is an error, never skipped, as a server record is.
+func decodeGatewayView(data []byte) (*GatewayView, error) {
+	var v GatewayView
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("not a Gateway view: %w", err)
+	}
+	if err := v.Validate(); err != nil {
+		return nil, fmt.Errorf("Gateway view: %w", err)
+	}
+	return &v, nil
+}
+
+// restoreGateway loads the view stored under gatewayRecordKey.
+func (f *Fleet) restoreGateway(data []byte) error {
+	v, err := decodeGatewayView(data)
+	if err != nil {
+		return fmt.Errorf("storage record %q: %w", gatewayRecordKey, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gateway = v
+	return nil
+}
+
+// putGateway adds the staged view, if the group changed it, to b: it is
+// committed with the servers it changed, in one batch.
+func (st *staging) putGateway(b *storage.Batch) error {
+	if st.gateway == nil {
+		return nil
+	}
+	value, err := json.Marshal(st.gateway)
+	if err != nil {
+		return err
+	}
+	b.Puts[gatewayRecordKey] = value
+	return nil
+}

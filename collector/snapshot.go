@@ -54,7 +54,7 @@ func decodeSnapshot(data []byte) (map[Key]*Server, *sharedState, error) {
 		servers[s.Key()] = s
 	}
 	if d.Gateway != nil {
-		if err := d.Gateway.validate(); err != nil {
+		if err := d.Gateway.Validate(); err != nil {
 			return nil, nil, fmt.Errorf("snapshot's Gateway view: %w", err)
 		}
 	}
