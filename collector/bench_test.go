@@ -86,15 +86,15 @@ func BenchmarkApply(b *testing.B) {
 		events[i] = Event{Kind: KindLifecycle, Origin: s.Origin, Server: s.Info}
 	}
 	b.ReportAllocs()
-	var st staging // reused group after group, as the writer's folder does
+	var st Staging // reused group after group, as the writer's folder does
 	i := 0
 	for b.Loop() {
 		ev := &events[i%len(events)]
 		ev.Timestamp = testNow.UnixMilli() + int64(i)
 		ev.Action = Action(i % int(NumActions))
-		st.reset(fleet, Limits{MaxServers: 20000})
-		st.apply(ev)
-		fleet.publish(st.changes, st.applied, &Stats{})
+		st.Reset(fleet, Limits{MaxServers: 20000})
+		st.Apply(ev)
+		fleet.Publish(&st)
 		i++
 	}
 }

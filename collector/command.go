@@ -21,20 +21,20 @@ type command struct {
 }
 
 // apply stages the command's changes.
-func (c *command) apply(st *staging) Result {
+func (c *command) apply(st *Staging) Result {
 	var res Result
-	st.receivedMs = c.ReceivedMs
+	st.Received(c.ReceivedMs)
 	for i := range c.Events {
-		res.Outcomes[st.apply(&c.Events[i])]++
+		res.Outcomes[st.Apply(&c.Events[i])]++
 	}
-	if c.Forget != nil {
-		res.Forgotten += boolInt(st.forget(*c.Forget, ForgetDeleted))
+	if c.Forget != nil && st.Forget(*c.Forget) {
+		res.Forgotten++
 	}
 	if c.SweepMs != 0 {
-		res.Forgotten += st.sweep(time.UnixMilli(c.SweepMs))
+		res.Forgotten += st.Sweep(time.UnixMilli(c.SweepMs))
 	}
 	if c.Observation != nil {
-		st.observe(c.Observation)
+		st.Observe(c.Observation)
 	}
 	return res
 }
@@ -45,25 +45,20 @@ func (c *command) apply(st *staging) Result {
 // groups one after the other (the request committing, a replica's
 // follower) keeps one. What it returns is valid until its next fold.
 type folder struct {
-	st      staging
+	st      Staging
 	results []Result
 	cmds    []*command
 }
 
-func (fd *folder) fold(f *Fleet, limits Limits, cmds []*command) (st *staging, results []Result, delta Stats) {
+func (fd *folder) fold(f *Fleet, limits Limits, cmds []*command) (st *Staging, results []Result) {
 	st = &fd.st
-	st.reset(f, limits)
+	st.Reset(f, limits)
 	results = append(fd.results[:0], make([]Result, len(cmds))...)
 	fd.results = results
 	for i, c := range cmds {
 		results[i] = c.apply(st)
-		for o, n := range results[i].Outcomes {
-			delta.Outcomes[o] += uint64(n)
-		}
-		delta.LastReceivedMs = max(delta.LastReceivedMs, c.ReceivedMs)
 	}
-	delta.Forgotten = st.forgotten
-	return st, results, delta
+	return st, results
 }
 
 // commands lists the commands of group, in the folder's memory.

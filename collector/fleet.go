@@ -5,14 +5,15 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // Fleet is the committed state of every tracked server, plus the counters
-// that describe how it came to be. Only the Writer changes it; scrapes and
-// API reads take consistent snapshots.
+// that describe how it came to be. Only its writer changes it (through
+// Staging and Publish); scrapes and API reads take consistent snapshots.
 type Fleet struct {
 	mu      sync.RWMutex
 	servers map[Key]*Server
@@ -138,25 +139,21 @@ func (f *Fleet) sharedSnapshot() Snapshot {
 	return snap
 }
 
-// lookup returns the committed record of k; only the Writer calls it, and
-// only the Writer mutates the map, so it needs no lock.
+// lookup returns the committed record of k; only the writer's staging
+// calls it, and only the writer publishes, so it needs no lock.
 func (f *Fleet) lookup(k Key) *Server { return f.servers[k] }
 
-// publish makes a committed group of changes visible, all at once, with the
-// events that made them and the counters that describe them.
-func (f *Fleet) publish(changes map[Key]*Server, events []applied, delta *Stats) {
-	f.publishObserved(changes, events, delta, nil)
-}
-
-// publishObserved is publish with the Gateway view the group observed (nil:
-// unchanged), made visible with the servers it changed.
-func (f *Fleet) publishObserved(changes map[Key]*Server, events []applied, delta *Stats, view *GatewayView) {
+// Publish makes a staged group of changes visible, all at once, with the
+// events that made them, the Gateway view the group observed and the
+// counters that describe them. The writer calls it once the changes are
+// durable, and before it stages the next group.
+func (f *Fleet) Publish(st *Staging) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if view != nil {
-		f.gateway = view
+	if st.gateway != nil {
+		f.gateway = st.gateway
 	}
-	for _, e := range events {
+	for _, e := range st.applied {
 		h := f.history[e.key]
 		if h == nil {
 			h = new(ring.New[storedEvent](HistoryLen))
@@ -164,6 +161,12 @@ func (f *Fleet) publishObserved(changes map[Key]*Server, events []applied, delta
 		}
 		h.Add(store(e.ev))
 	}
+	f.put(st.changes)
+	f.stats.add(&st.stats)
+}
+
+// put replaces the records of changes (nil: forget the server).
+func (f *Fleet) put(changes map[Key]*Server) {
 	for k, s := range changes {
 		f.stopped += boolInt(isStopped(s)) - boolInt(isStopped(f.servers[k]))
 		if s == nil {
@@ -173,23 +176,42 @@ func (f *Fleet) publishObserved(changes map[Key]*Server, events []applied, delta
 			f.servers[k] = s
 		}
 	}
-	f.stats.add(delta)
 }
 
-// count adds counters that come with no change of servers.
-func (f *Fleet) count(delta *Stats) {
+// Restore loads the servers and the Gateway view (nil: none) read back
+// from a store into an empty fleet, before the exporter is ready.
+func (f *Fleet) Restore(servers map[Key]*Server, view *GatewayView) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if view != nil {
+		f.gateway = view
+	}
+	f.put(servers)
+}
+
+// Count adds counters that come with no change of servers: invalid bodies,
+// store failures, losses of a shared log.
+func (f *Fleet) Count(delta *Stats) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats.add(delta)
 }
 
-func (f *Fleet) setLimit(n int) {
+// SetLimit records the configured maximum of tracked servers, for the
+// liveswitch_exporter_servers_limit gauge.
+func (f *Fleet) SetLimit(n int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.stats.Limit = n
 }
 
-func (f *Fleet) setStorageUp(up bool) { f.storageUp.Store(up) }
+// SetStorageUp records whether the store accepts the fleet's changes.
+func (f *Fleet) SetStorageUp(up bool) { f.storageUp.Store(up) }
+
+// PollFailed records that this exporter's poll of the Gateway's API failed
+// at t. The fleet keeps its last good observation; liveswitch_api_up turns
+// 0 until a later poll succeeds.
+func (f *Fleet) PollFailed(t time.Time) { f.apiFailedMs.Store(t.UnixMilli()) }
 
 // replace swaps the whole fleet for one loaded from a shared snapshot, with
 // the counters and the Gateway view that belong to it. The counters of what

@@ -24,9 +24,11 @@ func (l *local) restore(ctx context.Context) error {
 		return nil
 	}
 	servers := make(map[Key]*Server)
-	err := l.store.Load(ctx, func(key string, value []byte) error {
+	var view *GatewayView
+	err := l.store.Load(ctx, func(key string, value []byte) (err error) {
 		if key == gatewayRecordKey {
-			return l.w.fleet.restoreGateway(value)
+			view, err = decodeGatewayView(value)
+			return err
 		}
 		var s Server
 		if err := json.Unmarshal(value, &s); err != nil || s.Info.ID == "" || recordKey(s.Key()) != key {
@@ -38,26 +40,26 @@ func (l *local) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.w.fleet.publish(servers, nil, &Stats{})
+	l.w.fleet.Restore(servers, view)
 	return nil
 }
 
 func (l *local) commit(group []*request) {
-	st, results, delta := l.folder.fold(l.w.fleet, l.w.opts.Limits, l.folder.commands(group))
+	st, results := l.folder.fold(l.w.fleet, l.w.opts.Limits, l.folder.commands(group))
 	if err := l.persist(st); err != nil {
 		answerAll(group, Result{}, l.w.storageFailed(err, len(group)))
 		return
 	}
-	l.w.fleet.setStorageUp(true)
-	l.w.publish(st, &delta)
+	l.w.fleet.SetStorageUp(true)
+	l.w.publish(st)
 	for i, r := range group {
 		r.answer(results[i], nil)
 	}
 }
 
-func (l *local) persist(st *staging) error {
-	changes := st.changes
-	if l.store == nil || (len(changes) == 0 && st.gateway == nil) {
+func (l *local) persist(st *Staging) error {
+	changes := st.Changes()
+	if l.store == nil || (len(changes) == 0 && st.Gateway() == nil) {
 		return nil
 	}
 	b := &storage.Batch{Puts: make(map[string][]byte, len(changes))}
@@ -72,7 +74,7 @@ func (l *local) persist(st *staging) error {
 		}
 		b.Puts[recordKey(k)] = value
 	}
-	if err := st.putGateway(b); err != nil {
+	if err := putGateway(b, st.Gateway()); err != nil {
 		return err
 	}
 	return l.store.Commit(context.Background(), b)
@@ -92,38 +94,30 @@ func (*local) close() {}
 // '#' can never be a server's.
 const gatewayRecordKey = "#gateway"
 
-// decodeGatewayView reads a stored view; a view that does not pass the
-// observation's rules is an error, never skipped, as a server record is.
+// decodeGatewayView reads the view stored under gatewayRecordKey; a view
+// that does not pass the observation's rules is an error, never skipped, as
+// a server record is.
 func decodeGatewayView(data []byte) (*GatewayView, error) {
 	var v GatewayView
-	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, fmt.Errorf("not a Gateway view: %w", err)
+	err := json.Unmarshal(data, &v)
+	if err != nil {
+		err = fmt.Errorf("not a Gateway view: %w", err)
+	} else if err = v.Validate(); err != nil {
+		err = fmt.Errorf("Gateway view: %w", err)
 	}
-	if err := v.Validate(); err != nil {
-		return nil, fmt.Errorf("Gateway view: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("storage record %q: %w", gatewayRecordKey, err)
 	}
 	return &v, nil
 }
 
-// restoreGateway loads the view stored under gatewayRecordKey.
-func (f *Fleet) restoreGateway(data []byte) error {
-	v, err := decodeGatewayView(data)
-	if err != nil {
-		return fmt.Errorf("storage record %q: %w", gatewayRecordKey, err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.gateway = v
-	return nil
-}
-
-// putGateway adds the staged view, if the group changed it, to b: it is
-// committed with the servers it changed, in one batch.
-func (st *staging) putGateway(b *storage.Batch) error {
-	if st.gateway == nil {
+// putGateway adds the staged view, if the group changed it (view not nil),
+// to b: it is committed with the servers it changed, in one batch.
+func putGateway(b *storage.Batch, view *GatewayView) error {
+	if view == nil {
 		return nil
 	}
-	value, err := json.Marshal(st.gateway)
+	value, err := json.Marshal(view)
 	if err != nil {
 		return err
 	}

@@ -28,4 +28,4 @@ func (w *Writer) Claim(ctx context.Context, duty string, ttl time.Duration) bool
 // PollFailed records that this exporter's poll of the Gateway's API failed
 // at t. Nothing is written: the fleet keeps its last good observation, and
 // liveswitch_api_up of this exporter turns 0 until a later poll succeeds.
-func (w *Writer) PollFailed(t time.Time) { w.fleet.apiFailedMs.Store(t.UnixMilli()) }
+func (w *Writer) PollFailed(t time.Time) { w.fleet.PollFailed(t) }

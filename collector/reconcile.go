@@ -57,9 +57,9 @@ func Reconcile(prev *Server, m *MediaServerFacts, o *Observation) (next *Server,
 	return prev, 0, false
 }
 
-// observe stages an observation: the servers reconciliation changes, and
+// Observe stages an observation: the servers reconciliation changes, and
 // the Gateway view it replaces.
-func (st *staging) observe(o *Observation) {
+func (st *Staging) Observe(o *Observation) {
 	view := newGatewayView(o, st.view())
 	for i := range view.MediaServers {
 		m := &view.MediaServers[i]
@@ -76,7 +76,7 @@ func (st *staging) observe(o *Observation) {
 }
 
 // view is the Gateway view as it stands in the group being staged.
-func (st *staging) view() *GatewayView {
+func (st *Staging) view() *GatewayView {
 	if st.gateway != nil {
 		return st.gateway
 	}
@@ -85,7 +85,7 @@ func (st *staging) view() *GatewayView {
 
 // listedByGateway reports whether the Gateway's last successful poll listed
 // the server k: such a server is alive, whatever its webhooks say.
-func (st *staging) listedByGateway(k Key) bool {
+func (st *Staging) listedByGateway(k Key) bool {
 	if k.Origin != mediaServerOrigin {
 		return false
 	}

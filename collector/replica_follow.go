@@ -138,8 +138,8 @@ func (r *replica) apply(e storage.Entry) {
 		return
 	}
 	r.folded.add(ent.Nonce)
-	st, results, delta := r.folder.fold(r.w.fleet, r.w.opts.Limits, ent.Commands)
-	r.w.publish(st, &delta)
+	st, results := r.folder.fold(r.w.fleet, r.w.opts.Limits, ent.Commands)
+	r.w.publish(st)
 	if group := r.take(ent.Nonce); group != nil {
 		for i, req := range group {
 			if i < len(results) {

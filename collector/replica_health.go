@@ -55,7 +55,7 @@ func (h *health) update(change func()) {
 	defer h.mu.Unlock()
 	change()
 	why := h.whyNot()
-	h.w.fleet.setStorageUp(why == "")
+	h.w.fleet.SetStorageUp(why == "")
 	switch {
 	case why == h.reason:
 	case why == "":

@@ -71,7 +71,7 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 	}
 	var delta Stats
 	delta.DataLoss[loss] = 1
-	r.w.fleet.count(&delta)
+	r.w.fleet.Count(&delta)
 	r.w.logger.Error("The shared store lost data; rebuilt the log from this replica's fleet and what remained",
 		"cause", loss.String(), "lost", detail, "servers", len(snap.Servers), "entries_recovered", recovered)
 	return nil

@@ -6,15 +6,24 @@ import (
 	"time"
 )
 
-// staging holds the changes of one commit group on top of the committed
-// fleet until they are durable. A nil entry marks a server to forget.
-type staging struct {
-	fleet   *Fleet
-	limits  Limits
+// Staging holds the changes of one group of commands on top of the
+// committed fleet, by the fleet's rules (Step, the limits, Reconcile),
+// until they are durable; Fleet.Publish then makes them visible all at
+// once. It is how the fleet is changed: the writer stages each group,
+// commits what Changes lists to its store, and publishes it. A Staging is
+// used by one goroutine at a time and reused from one group to the next
+// (Reset), keeping its memory.
+type Staging struct {
+	fleet  *Fleet
+	limits Limits
+	// changes maps each server the group changed to its new record; nil
+	// marks a server to forget.
 	changes map[Key]*Server
 	// size and stopped count the fleet as it will be after the group.
 	size, stopped int
-	forgotten     [numReasons]uint64
+	// stats counts what the group did: outcomes, forgotten servers, and
+	// the last time a command was received.
+	stats Stats
 	// applied lists the lifecycle events applied, for the servers' history;
 	// receivedMs is when the command being applied was received.
 	applied    []applied
@@ -27,19 +36,19 @@ type staging struct {
 	gateway *GatewayView
 }
 
-// reset empties st for a new group on f, keeping its memory.
-func (st *staging) reset(f *Fleet, limits Limits) {
+// Reset empties st for a new group on f, under limits, keeping its memory.
+func (st *Staging) Reset(f *Fleet, limits Limits) {
 	if st.changes == nil {
 		st.changes = make(map[Key]*Server)
 	}
 	clear(st.changes)
 	clear(st.applied)
 	clear(st.evictable)
-	*st = staging{fleet: f, limits: limits, changes: st.changes, applied: st.applied[:0], evictable: st.evictable[:0],
+	*st = Staging{fleet: f, limits: limits, changes: st.changes, applied: st.applied[:0], evictable: st.evictable[:0],
 		size: len(f.servers), stopped: f.stopped}
 }
 
-func (st *staging) get(k Key) *Server {
+func (st *Staging) get(k Key) *Server {
 	if s, ok := st.changes[k]; ok {
 		return s
 	}
@@ -47,13 +56,28 @@ func (st *staging) get(k Key) *Server {
 }
 
 // set stages next (nil: forget) in place of prev.
-func (st *staging) set(k Key, prev, next *Server) {
+func (st *Staging) set(k Key, prev, next *Server) {
 	st.changes[k] = next
 	st.size += boolInt(next != nil) - boolInt(prev != nil)
 	st.stopped += boolInt(next != nil && next.State == StateStopped) - boolInt(prev != nil && prev.State == StateStopped)
 }
 
-func (st *staging) apply(ev *Event) Outcome {
+// Received stamps the events applied next with the exporter's time (ms
+// since the epoch) at which their command was received.
+func (st *Staging) Received(ms int64) {
+	st.receivedMs = ms
+	st.stats.LastReceivedMs = max(st.stats.LastReceivedMs, ms)
+}
+
+// Apply stages one event by Step, within the limits, and returns its
+// outcome.
+func (st *Staging) Apply(ev *Event) Outcome {
+	outcome := st.apply(ev)
+	st.stats.Outcomes[outcome]++
+	return outcome
+}
+
+func (st *Staging) apply(ev *Event) Outcome {
 	if ev.Kind == KindIgnored || ev.Server.ID == "" {
 		return OutcomeIgnored
 	}
@@ -73,23 +97,27 @@ func (st *staging) apply(ev *Event) Outcome {
 	return outcome
 }
 
-func (st *staging) full() bool {
+func (st *Staging) full() bool {
 	return st.limits.MaxServers > 0 && st.size >= st.limits.MaxServers
 }
 
+// Forget stages the removal of k, deleted by an operator; it reports
+// whether k was tracked.
+func (st *Staging) Forget(k Key) bool { return st.forget(k, ForgetDeleted) }
+
 // forget stages the removal of k; it reports whether k was tracked.
-func (st *staging) forget(k Key, reason ForgetReason) bool {
+func (st *Staging) forget(k Key, reason ForgetReason) bool {
 	prev := st.get(k)
 	if prev == nil {
 		return false
 	}
 	st.set(k, prev, nil)
-	st.forgotten[reason]++
+	st.stats.Forgotten[reason]++
 	return true
 }
 
 // evict forgets the server stopped longest ago, if any is stopped.
-func (st *staging) evict() bool {
+func (st *Staging) evict() bool {
 	for attempt := 0; attempt < 2 && st.stopped > 0; attempt++ {
 		for len(st.evictable) > 0 {
 			s := st.evictable[0]
@@ -103,7 +131,7 @@ func (st *staging) evict() bool {
 	return false
 }
 
-func (st *staging) stoppedServers() []*Server {
+func (st *Staging) stoppedServers() []*Server {
 	var list []*Server
 	add := func(s *Server) {
 		if s != nil && s.State == StateStopped {
@@ -125,10 +153,10 @@ func (st *staging) stoppedServers() []*Server {
 	return list
 }
 
-// sweep forgets every server whose retention or staleness limit has passed;
-// a media server the Gateway lists is not stale, whatever its webhooks.
-// It returns how many it forgot.
-func (st *staging) sweep(now time.Time) int {
+// Sweep forgets every server whose retention or staleness limit has passed
+// at now; a media server the Gateway lists is not stale, whatever its
+// webhooks. It returns how many it forgot.
+func (st *Staging) Sweep(now time.Time) int {
 	n := 0
 	for k := range st.fleet.servers {
 		if s := st.get(k); s != nil {
@@ -146,3 +174,15 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// Changes maps each server the group changed to its new record, nil for a
+// server forgotten: what a store must commit. It is read-only, and valid
+// until the next Reset.
+func (st *Staging) Changes() map[Key]*Server { return st.changes }
+
+// Gateway is the Gateway view an observation of the group staged, nil when
+// the group observed nothing.
+func (st *Staging) Gateway() *GatewayView { return st.gateway }
+
+// Stats counts what the group did, for Fleet.Publish to add.
+func (st *Staging) Stats() *Stats { return &st.stats }

@@ -117,7 +117,7 @@ func commands(group []*request) []*command {
 func NewWriter(fleet *Fleet, store storage.Store, opts WriterOptions) *Writer {
 	w := newWriter(fleet, &opts)
 	w.backend = &local{w: w, store: store}
-	fleet.setStorageUp(true) // opened, hence writable until a commit fails
+	fleet.SetStorageUp(true) // opened, hence writable until a commit fails
 	return w
 }
 
@@ -128,7 +128,7 @@ func newWriter(fleet *Fleet, opts *WriterOptions) *Writer {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	fleet.setLimit(opts.Limits.MaxServers)
+	fleet.SetLimit(opts.Limits.MaxServers)
 	w := &Writer{
 		fleet: fleet, opts: *opts, logger: opts.Logger,
 		errLog: ratelog.New(errorLogInterval, opts.Now),
@@ -158,7 +158,7 @@ func (w *Writer) Ingest(ctx context.Context, body []byte) (Result, error) {
 		if errors.As(err, &invalid) {
 			delta := Stats{LastReceivedMs: now.UnixMilli()}
 			delta.Outcomes[OutcomeInvalid] = uint64(invalid.Events)
-			w.fleet.count(&delta)
+			w.fleet.Count(&delta)
 		}
 		return Result{}, err
 	}
@@ -230,9 +230,9 @@ func (w *Writer) Close() {
 }
 
 // publish makes a folded group visible and reports what the limits did.
-func (w *Writer) publish(st *staging, delta *Stats) {
-	w.fleet.publishObserved(st.changes, st.applied, delta, st.gateway)
-	w.logLimits(delta)
+func (w *Writer) publish(st *Staging) {
+	w.fleet.Publish(st)
+	w.logLimits(st.Stats())
 }
 
 // limitLog gathers evictions and refusals between two log lines.
@@ -261,8 +261,8 @@ func recordKey(k Key) string { return k.Origin + "/" + k.ID }
 // storageFailed counts and logs a group the store refused, and returns the
 // error its requests are answered with.
 func (w *Writer) storageFailed(err error, requests int) *StorageError {
-	w.fleet.count(&Stats{StorageErrors: 1})
-	w.fleet.setStorageUp(false)
+	w.fleet.Count(&Stats{StorageErrors: 1})
+	w.fleet.SetStorageUp(false)
 	w.errLog.Log(w.logger, slog.LevelError, "Storing fleet changes failed; nothing applied, webhooks answered 503",
 		"err", err, "requests", requests)
 	return storageError(err)
