@@ -8,8 +8,13 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
-	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
+
+// NumLosses is storage.NumLosses, the size of Stats.DataLoss: the fleet
+// counts a shared log's losses by storage.Loss without importing the
+// storage package, since the domain knows no store. The replica, which
+// counts them, checks at compile time that the two agree.
+const NumLosses = 5
 
 // Fleet is the committed state of every tracked server, plus the counters
 // that describe how it came to be. Only its writer changes it (through
@@ -21,9 +26,10 @@ type Fleet struct {
 	// knows at once whether it can evict.
 	stopped int
 	stats   Stats
-	// offset keeps the shared counters of this process from going back
-	// when a replica's fleet is replaced by one that counted less (a log
-	// rebuilt after a loss): Prometheus would read a decrease as a reset.
+	// offset keeps the counters this process shows from going back when
+	// its fleet is replaced (Replace) by one that counted less (a
+	// replica's log rebuilt after a loss): Prometheus would read a
+	// decrease as a reset.
 	offset Stats
 	// history holds each server's last applied lifecycle events.
 	history map[Key]*history
@@ -48,8 +54,8 @@ type Stats struct {
 	// Forgotten counts servers forgotten, by reason.
 	Forgotten [numReasons]uint64
 	// DataLoss counts the losses of a shared log that replicas rebuilt it
-	// from, by what was lost.
-	DataLoss [storage.NumLosses]uint64
+	// from, by what was lost (a storage.Loss).
+	DataLoss [NumLosses]uint64
 	// Limit is the configured maximum of tracked servers (0: none).
 	Limit int
 }
@@ -118,14 +124,15 @@ func (f *Fleet) Len() int {
 // built from it is deterministic. Its counters are those this process
 // shows (never going back).
 func (f *Fleet) Snapshot() Snapshot {
-	snap := f.sharedSnapshot()
+	snap := f.FoldedSnapshot()
 	snap.Stats.add(&f.offset)
 	return snap
 }
 
-// sharedSnapshot is Snapshot with the counters as folded from the log,
-// which is what a replica saves for the others.
-func (f *Fleet) sharedSnapshot() Snapshot {
+// FoldedSnapshot is Snapshot with the counters as the staged groups made
+// them, without what keeps the shown ones from going back after a Replace:
+// what a replica saves for the others.
+func (f *Fleet) FoldedSnapshot() Snapshot {
 	f.mu.RLock()
 	snap := Snapshot{Servers: make([]Server, 0, len(f.servers)), Stats: f.stats, StorageUp: f.storageUp.Load(),
 		Gateway: f.gateway, APIFailedMs: f.apiFailedMs.Load()}
@@ -213,14 +220,15 @@ func (f *Fleet) SetStorageUp(up bool) { f.storageUp.Store(up) }
 // 0 until a later poll succeeds.
 func (f *Fleet) PollFailed(t time.Time) { f.apiFailedMs.Store(t.UnixMilli()) }
 
-// replace swaps the whole fleet for one loaded from a shared snapshot, with
-// the counters and the Gateway view that belong to it. The counters of what
-// this exporter alone saw (invalid bodies, store failures) are kept, and the
-// shared ones, as shown, never go back.
-func (f *Fleet) replace(servers map[Key]*Server, shared *sharedState) {
+// Replace swaps the whole fleet for one loaded from elsewhere (a replica
+// loads the others' snapshot): its servers, the counters folded with them
+// (Outcomes, Forgotten, DataLoss, LastReceivedMs) and its Gateway view. The
+// counters of what this exporter alone saw (invalid bodies, store failures)
+// are kept, and the folded ones, as shown, never go back.
+func (f *Fleet) Replace(servers map[Key]*Server, folded *Stats, view *GatewayView) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.servers, f.stopped, f.gateway = servers, 0, shared.Gateway
+	f.servers, f.stopped, f.gateway = servers, 0, view
 	for _, s := range servers {
 		f.stopped += boolInt(isStopped(s))
 	}
@@ -232,8 +240,8 @@ func (f *Fleet) replace(servers map[Key]*Server, shared *sharedState) {
 	shown := f.stats
 	shown.add(&f.offset)
 	invalid := f.stats.Outcomes[OutcomeInvalid]
-	f.stats.Outcomes, f.stats.Forgotten, f.stats.DataLoss = shared.Outcomes, shared.Forgotten, shared.DataLoss
+	f.stats.Outcomes, f.stats.Forgotten, f.stats.DataLoss = folded.Outcomes, folded.Forgotten, folded.DataLoss
 	f.stats.Outcomes[OutcomeInvalid] = invalid
-	f.stats.LastReceivedMs = max(f.stats.LastReceivedMs, shared.LastReceivedMs)
+	f.stats.LastReceivedMs = max(f.stats.LastReceivedMs, folded.LastReceivedMs)
 	f.offset.keepUp(&shown, &f.stats)
 }

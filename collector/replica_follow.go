@@ -86,11 +86,9 @@ func (r *replica) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	servers, shared, err := decodeSnapshot(snap.Data)
-	if err != nil {
+	if err := replaceFleet(r.w.fleet, snap.Data); err != nil {
 		return fmt.Errorf("snapshot through %s: %w", snap.Through, err)
 	}
-	r.w.fleet.replace(servers, shared)
 	r.moveTo(snap.Through)
 	r.base = snap.Through
 	r.folded.reset()

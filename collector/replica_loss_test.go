@@ -78,10 +78,10 @@ func countedLoss(r testReplica, loss storage.Loss) bool {
 func TestSharedCountersNeverGoBack(t *testing.T) {
 	f := NewFleet()
 	f.Count(&Stats{Outcomes: [numOutcomes]uint64{OutcomeApplied: 100, OutcomeInvalid: 3}})
-	var less sharedState
+	var less Stats
 	less.Outcomes[OutcomeApplied] = 60
 	less.Forgotten[ForgetDeleted] = 2
-	f.replace(map[Key]*Server{}, &less)
+	f.Replace(map[Key]*Server{}, &less, nil)
 	shown := f.Snapshot().Stats
 	if shown.Outcomes[OutcomeApplied] != 100 || shown.Outcomes[OutcomeInvalid] != 3 || shown.Forgotten[ForgetDeleted] != 2 {
 		t.Fatalf("after a fleet that counted less: %+v", shown)
@@ -90,7 +90,7 @@ func TestSharedCountersNeverGoBack(t *testing.T) {
 	if got := f.Snapshot().Stats.Outcomes[OutcomeApplied]; got != 105 {
 		t.Fatalf("applied %d after 5 more, want 105", got)
 	}
-	if got := f.sharedSnapshot().Stats.Outcomes[OutcomeApplied]; got != 65 {
+	if got := f.FoldedSnapshot().Stats.Outcomes[OutcomeApplied]; got != 65 {
 		t.Fatalf("shared applied %d, want 65 (what the log says)", got)
 	}
 }

@@ -50,7 +50,7 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 	for _, e := range entries {
 		recovered += boolInt(r.foldMissing(e))
 	}
-	snap := r.w.fleet.sharedSnapshot()
+	snap := r.w.fleet.FoldedSnapshot()
 	if loss != storage.LossNone {
 		snap.Stats.DataLoss[loss]++
 	}
@@ -84,12 +84,10 @@ func (r *replica) loadWhatRemains(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	servers, shared, err := decodeSnapshot(snap.Data)
-	if err != nil {
+	if err := replaceFleet(r.w.fleet, snap.Data); err != nil {
 		r.w.logger.Warn("The remaining snapshot cannot be read; rebuilding without it", "err", err)
 		return
 	}
-	r.w.fleet.replace(servers, shared)
 	r.base = snap.Through
 }
 

@@ -8,22 +8,23 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
+// The fleet counts losses by storage.Loss in an array of its own size;
+// the two must agree (a negative array length otherwise).
+var (
+	_ [NumLosses - storage.NumLosses]struct{}
+	_ [storage.NumLosses - NumLosses]struct{}
+)
+
 // snapshotData is a replica's fleet as saved in the shared store: the servers,
 // the counters and the Gateway view that every replica derives from the log
 // alike.
 type snapshotData struct {
-	Servers        []Server                  `json:"servers"`
-	Outcomes       [numOutcomes]uint64       `json:"outcomes"`
-	Forgotten      [numReasons]uint64        `json:"forgotten"`
-	DataLoss       [storage.NumLosses]uint64 `json:"data_loss"`
-	LastReceivedMs int64                     `json:"last_received_ms"`
-	Gateway        *GatewayView              `json:"gateway,omitempty"`
-}
-
-// sharedState is what a snapshot holds besides the servers.
-type sharedState struct {
-	Stats
-	Gateway *GatewayView
+	Servers        []Server            `json:"servers"`
+	Outcomes       [numOutcomes]uint64 `json:"outcomes"`
+	Forgotten      [numReasons]uint64  `json:"forgotten"`
+	DataLoss       [NumLosses]uint64   `json:"data_loss"`
+	LastReceivedMs int64               `json:"last_received_ms"`
+	Gateway        *GatewayView        `json:"gateway,omitempty"`
 }
 
 func encodeSnapshot(snap *Snapshot) ([]byte, error) {
@@ -34,33 +35,34 @@ func encodeSnapshot(snap *Snapshot) ([]byte, error) {
 	return json.Marshal(&d)
 }
 
-// decodeSnapshot reads a saved snapshot; no data is the empty fleet. A server
-// that cannot be read is an error, as in a local store.
-func decodeSnapshot(data []byte) (map[Key]*Server, *sharedState, error) {
+// replaceFleet replaces the fleet with a saved snapshot; no data is the
+// empty fleet. A server that cannot be read is an error, as in a local
+// store, and leaves the fleet as it was.
+func replaceFleet(f *Fleet, data []byte) error {
 	servers := make(map[Key]*Server)
-	shared := &sharedState{}
 	if len(data) == 0 {
-		return servers, shared, nil
+		f.Replace(servers, &Stats{}, nil)
+		return nil
 	}
 	var d snapshotData
 	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, nil, fmt.Errorf("not a fleet snapshot: %w", err)
+		return fmt.Errorf("not a fleet snapshot: %w", err)
 	}
 	for i := range d.Servers {
 		s := &d.Servers[i]
 		if s.Info.ID == "" || s.Origin == "" {
-			return nil, nil, fmt.Errorf("server %d of the snapshot has no origin or id", i)
+			return fmt.Errorf("server %d of the snapshot has no origin or id", i)
 		}
 		servers[s.Key()] = s
 	}
 	if d.Gateway != nil {
 		if err := d.Gateway.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("snapshot's Gateway view: %w", err)
+			return fmt.Errorf("snapshot's Gateway view: %w", err)
 		}
 	}
-	shared.Outcomes, shared.Forgotten, shared.DataLoss, shared.LastReceivedMs = d.Outcomes, d.Forgotten, d.DataLoss, d.LastReceivedMs
-	shared.Gateway = d.Gateway
-	return servers, shared, nil
+	folded := Stats{Outcomes: d.Outcomes, Forgotten: d.Forgotten, DataLoss: d.DataLoss, LastReceivedMs: d.LastReceivedMs}
+	f.Replace(servers, &folded, d.Gateway)
+	return nil
 }
 
 // maybeSave saves a snapshot of the fleet as of the position just folded, if
@@ -75,7 +77,7 @@ func (r *replica) maybeSave(ctx context.Context) {
 	if !r.claim(ctx, "snapshot", snapshotInterval) {
 		return
 	}
-	snap, through := r.w.fleet.sharedSnapshot(), r.position
+	snap, through := r.w.fleet.FoldedSnapshot(), r.position
 	r.saving.Store(true)
 	r.saves.Add(1)
 	go func() {
