@@ -125,7 +125,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.groupCores, prometheus.GaugeValue, float64(t.cores),
 			g.origin, g.region, g.deployment)
 	}
-	for o := range numOutcomes {
+	for o := range NumOutcomes {
 		ch <- prometheus.MustNewConstMetric(c.outcomes, prometheus.CounterValue,
 			float64(snap.Stats.Outcomes[o]), Outcome(o).String())
 	}
@@ -134,7 +134,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.storageUp, prometheus.GaugeValue, boolFloat(snap.StorageUp))
 	ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(len(snap.Servers)))
 	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(snap.Stats.Limit))
-	for r := range numReasons {
+	for r := range NumForgetReasons {
 		ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue,
 			float64(snap.Stats.Forgotten[r]), ForgetReason(r).String())
 	}

@@ -1,10 +1,6 @@
 package collector
 
-import (
-	"fmt"
-	"strings"
-	"time"
-)
+import "time"
 
 // command is the work of one request, as data: the events of a webhook, a
 // server to forget, a sweep at a given time, or what the Gateway's REST API
@@ -68,45 +64,4 @@ func (fd *folder) commands(group []*request) []*command {
 		fd.cmds = append(fd.cmds, &r.cmd)
 	}
 	return fd.cmds
-}
-
-// Result tells what became of the work of one request.
-type Result struct {
-	// Outcomes counts the request's events by outcome.
-	Outcomes [numOutcomes]int
-	// Pending counts events that are stored but whose outcome this exporter
-	// could not see in time (a replica that had not folded them yet).
-	Pending int
-	// Forgotten counts the servers the request forgot.
-	Forgotten int
-}
-
-// Total is the number of events the request held.
-func (r Result) Total() int {
-	n := r.Pending
-	for _, c := range r.Outcomes {
-		n += c
-	}
-	return n
-}
-
-// AllApplied reports whether every event of the request is known to have
-// changed the fleet (and there was at least one).
-func (r Result) AllApplied() bool {
-	return r.Pending == 0 && r.Outcomes[OutcomeApplied] > 0 && r.Outcomes[OutcomeApplied] == r.Total()
-}
-
-// String lists the non-zero outcomes, e.g. "applied=2 duplicate=1", and
-// "pending=N" for events stored whose outcome is not known yet.
-func (r Result) String() string {
-	var parts []string
-	for i, n := range r.Outcomes {
-		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%s=%d", Outcome(i), n))
-		}
-	}
-	if r.Pending > 0 {
-		parts = append(parts, fmt.Sprintf("pending=%d", r.Pending))
-	}
-	return strings.Join(parts, " ")
 }

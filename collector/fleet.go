@@ -46,13 +46,13 @@ type Fleet struct {
 // beside the servers so that a snapshot shows both as of the same instant.
 type Stats struct {
 	// Outcomes counts received events by outcome.
-	Outcomes [numOutcomes]uint64
+	Outcomes [NumOutcomes]uint64
 	// LastReceivedMs is the exporter's clock when the last event came in.
 	LastReceivedMs int64
 	// StorageErrors counts commits the store refused.
 	StorageErrors uint64
 	// Forgotten counts servers forgotten, by reason.
-	Forgotten [numReasons]uint64
+	Forgotten [NumForgetReasons]uint64
 	// DataLoss counts the losses of a shared log that replicas rebuilt it
 	// from, by what was lost (a storage.Loss).
 	DataLoss [NumLosses]uint64

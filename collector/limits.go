@@ -29,14 +29,16 @@ const (
 	ForgetStale
 	ForgetEvicted
 	ForgetDeleted
-	numReasons
+	// NumForgetReasons is the number of reasons: the size of arrays indexed
+	// by ForgetReason.
+	NumForgetReasons
 )
 
-var reasonNames = [numReasons]string{"retention", "stale", "evicted", "deleted"}
+var reasonNames = [NumForgetReasons]string{"retention", "stale", "evicted", "deleted"}
 
 // String returns the reason as exported in the reason label.
 func (r ForgetReason) String() string {
-	if r < numReasons {
+	if r < NumForgetReasons {
 		return reasonNames[r]
 	}
 	return "unknown"

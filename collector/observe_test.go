@@ -72,7 +72,7 @@ func TestObservationsReconcileTheFleet(t *testing.T) {
 	if _, ok := snap.Gateway.Listed("just-started"); ok {
 		t.Error("the view still lists a server the last poll did not")
 	}
-	if snap.Stats.Outcomes != ([numOutcomes]uint64{OutcomeApplied: 3}) {
+	if snap.Stats.Outcomes != ([NumOutcomes]uint64{OutcomeApplied: 3}) {
 		t.Errorf("observations counted as events: %v", snap.Stats.Outcomes)
 	}
 }

@@ -77,7 +77,7 @@ func countedLoss(r testReplica, loss storage.Loss) bool {
 // showing counters that only grow, while saving the shared ones.
 func TestSharedCountersNeverGoBack(t *testing.T) {
 	f := NewFleet()
-	f.Count(&Stats{Outcomes: [numOutcomes]uint64{OutcomeApplied: 100, OutcomeInvalid: 3}})
+	f.Count(&Stats{Outcomes: [NumOutcomes]uint64{OutcomeApplied: 100, OutcomeInvalid: 3}})
 	var less Stats
 	less.Outcomes[OutcomeApplied] = 60
 	less.Forgotten[ForgetDeleted] = 2
@@ -86,7 +86,7 @@ func TestSharedCountersNeverGoBack(t *testing.T) {
 	if shown.Outcomes[OutcomeApplied] != 100 || shown.Outcomes[OutcomeInvalid] != 3 || shown.Forgotten[ForgetDeleted] != 2 {
 		t.Fatalf("after a fleet that counted less: %+v", shown)
 	}
-	f.Count(&Stats{Outcomes: [numOutcomes]uint64{OutcomeApplied: 5}})
+	f.Count(&Stats{Outcomes: [NumOutcomes]uint64{OutcomeApplied: 5}})
 	if got := f.Snapshot().Stats.Outcomes[OutcomeApplied]; got != 105 {
 		t.Fatalf("applied %d after 5 more, want 105", got)
 	}

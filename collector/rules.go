@@ -1,38 +1,5 @@
 package collector
 
-// Outcome is what the fleet did with one received event.
-type Outcome uint8
-
-// Outcomes, as exported in liveswitch_exporter_events_total{outcome}.
-const (
-	OutcomeApplied Outcome = iota
-	// OutcomeDuplicate: the same event (server, type, timestamp) was applied
-	// already; LiveSwitch retried a delivery.
-	OutcomeDuplicate
-	// OutcomeOutOfOrder: an event older than the newest one applied to its
-	// server, delivered late.
-	OutcomeOutOfOrder
-	// OutcomeIgnored: well-formed, but not about a tracked server's state.
-	OutcomeIgnored
-	// OutcomeRefused: a new server while the fleet is full and no server is
-	// stopped (see Limits.MaxServers); the server is not tracked.
-	OutcomeRefused
-	// OutcomeInvalid: rejected as malformed; counted by the ingest path, never
-	// returned by Step.
-	OutcomeInvalid
-	numOutcomes
-)
-
-var outcomeNames = [numOutcomes]string{"applied", "duplicate", "out_of_order", "ignored", "refused", "invalid"}
-
-// String returns the outcome as exported in the outcome label.
-func (o Outcome) String() string {
-	if o < numOutcomes {
-		return outcomeNames[o]
-	}
-	return "unknown"
-}
-
 // Step is the one rule by which an event changes a server. prev is the
 // server's current record, nil if the fleet does not know it. Step never
 // modifies prev: it returns the record that replaces it (prev itself when

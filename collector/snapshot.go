@@ -19,12 +19,12 @@ var (
 // the counters and the Gateway view that every replica derives from the log
 // alike.
 type snapshotData struct {
-	Servers        []Server            `json:"servers"`
-	Outcomes       [numOutcomes]uint64 `json:"outcomes"`
-	Forgotten      [numReasons]uint64  `json:"forgotten"`
-	DataLoss       [NumLosses]uint64   `json:"data_loss"`
-	LastReceivedMs int64               `json:"last_received_ms"`
-	Gateway        *GatewayView        `json:"gateway,omitempty"`
+	Servers        []Server                 `json:"servers"`
+	Outcomes       [NumOutcomes]uint64      `json:"outcomes"`
+	Forgotten      [NumForgetReasons]uint64 `json:"forgotten"`
+	DataLoss       [NumLosses]uint64        `json:"data_loss"`
+	LastReceivedMs int64                    `json:"last_received_ms"`
+	Gateway        *GatewayView             `json:"gateway,omitempty"`
 }
 
 func encodeSnapshot(snap *Snapshot) ([]byte, error) {
