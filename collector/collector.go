@@ -102,7 +102,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.fleet.Snapshot()
 	if c.also != nil {
 		extra := c.also.Stats()
-		snap.Stats.add(&extra)
+		snap.Stats.Add(&extra)
 	}
 	groups := make(map[groupKey]*groupTotals)
 	buf := make([]string, 0, len(serverLabels)+5)
@@ -118,7 +118,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		t.add(s)
 	}
 	for g, t := range groups {
-		for st := range numStates {
+		for st := range NumStates {
 			ch <- prometheus.MustNewConstMetric(c.servers, prometheus.GaugeValue, float64(t.byState[st]),
 				g.origin, g.region, g.deployment, State(st).String())
 		}
@@ -155,7 +155,7 @@ func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server, buf []
 		ch <- prometheus.MustNewConstMetric(d, t, v, append(labels[:n], extra...)...)
 	}
 	emit(c.up, prometheus.GaugeValue, boolFloat(s.Up()))
-	for st := range numStates {
+	for st := range NumStates {
 		emit(c.state, prometheus.GaugeValue, boolFloat(s.State == State(st)), State(st).String())
 	}
 	emit(c.cores, prometheus.GaugeValue, float64(s.Info.CoreCount))
@@ -172,7 +172,7 @@ func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server, buf []
 type groupKey struct{ origin, region, deployment string }
 
 type groupTotals struct {
-	byState [numStates]int
+	byState [NumStates]int
 	cores   int
 }
 

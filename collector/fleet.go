@@ -60,8 +60,9 @@ type Stats struct {
 	Limit int
 }
 
-// add accumulates the counters of d into s.
-func (s *Stats) add(d *Stats) {
+// Add accumulates the counters of d into s, and keeps the later of the two
+// last-received times. Limit is not a counter and stays as it is.
+func (s *Stats) Add(d *Stats) {
 	for i, n := range d.Outcomes {
 		s.Outcomes[i] += n
 	}
@@ -125,7 +126,7 @@ func (f *Fleet) Len() int {
 // shows (never going back).
 func (f *Fleet) Snapshot() Snapshot {
 	snap := f.FoldedSnapshot()
-	snap.Stats.add(&f.offset)
+	snap.Stats.Add(&f.offset)
 	return snap
 }
 
@@ -169,7 +170,7 @@ func (f *Fleet) Publish(st *Staging) {
 		h.Add(store(e.ev))
 	}
 	f.put(st.changes)
-	f.stats.add(&st.stats)
+	f.stats.Add(&st.stats)
 }
 
 // put replaces the records of changes (nil: forget the server).
@@ -201,7 +202,7 @@ func (f *Fleet) Restore(servers map[Key]*Server, view *GatewayView) {
 func (f *Fleet) Count(delta *Stats) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.stats.add(delta)
+	f.stats.Add(delta)
 }
 
 // SetLimit records the configured maximum of tracked servers, for the
@@ -238,7 +239,7 @@ func (f *Fleet) Replace(servers map[Key]*Server, folded *Stats, view *GatewayVie
 		}
 	}
 	shown := f.stats
-	shown.add(&f.offset)
+	shown.Add(&f.offset)
 	invalid := f.stats.Outcomes[OutcomeInvalid]
 	f.stats.Outcomes, f.stats.Forgotten, f.stats.DataLoss = folded.Outcomes, folded.Forgotten, folded.DataLoss
 	f.stats.Outcomes[OutcomeInvalid] = invalid

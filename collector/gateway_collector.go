@@ -116,7 +116,7 @@ func (g *gatewayDescs) collect(ch chan<- prometheus.Metric, snap *Snapshot) {
 	}
 	ch <- prometheus.MustNewConstMetric(g.up, prometheus.GaugeValue, boolFloat(apiUp(v, snap.APIFailedMs, g.now())))
 	ch <- prometheus.MustNewConstMetric(g.lastSuccess, prometheus.GaugeValue, float64(view.PollMs)/1000)
-	for c := range numChanges {
+	for c := range NumChanges {
 		ch <- prometheus.MustNewConstMetric(g.change, prometheus.CounterValue, float64(view.Reconciled[c]), Change(c).String())
 	}
 	if v == nil {
@@ -145,7 +145,7 @@ func apiUp(v *GatewayView, failedMs int64, now time.Time) bool {
 func (g *gatewayDescs) collectListed(ch chan<- prometheus.Metric, snap *Snapshot) {
 	for i := range snap.Servers {
 		s := &snap.Servers[i]
-		if s.Origin != mediaServerOrigin {
+		if s.Origin != MediaServerOrigin {
 			continue
 		}
 		_, listed := snap.Gateway.Listed(s.Info.ID)
@@ -161,13 +161,13 @@ func (g *gatewayDescs) collectMediaServers(ch chan<- prometheus.Metric, snap *Sn
 	for i := range snap.Gateway.MediaServers {
 		m := &snap.Gateway.MediaServers[i]
 		region, deployment := m.Region, m.DeploymentID
-		if s := findServer(snap.Servers, Key{Origin: mediaServerOrigin, ID: m.ID}); s != nil {
+		if s := findServer(snap.Servers, Key{Origin: MediaServerOrigin, ID: m.ID}); s != nil {
 			region, deployment = s.Info.Region, s.Info.DeploymentID
 		}
 		for j, gauge := range mediaServerGauges {
 			if v, ok := gauge.get(m); ok {
 				ch <- prometheus.MustNewConstMetric(g.mediaServer[j], prometheus.GaugeValue, v,
-					mediaServerOrigin, m.ID, region, deployment)
+					MediaServerOrigin, m.ID, region, deployment)
 			}
 		}
 	}

@@ -19,7 +19,7 @@ type GatewayView struct {
 	MediaServers []MediaServerFacts `json:"media_servers,omitempty"`
 	Applications []ApplicationFacts `json:"applications,omitempty"`
 	// Reconciled counts the changes reconciliation made, by Change.
-	Reconciled [numChanges]uint64 `json:"reconciled"`
+	Reconciled [NumChanges]uint64 `json:"reconciled"`
 }
 
 func newGatewayView(o *Observation, prev *GatewayView) *GatewayView {

@@ -12,21 +12,24 @@ const (
 	// as running, unregistered or stopped for more than two intervals; it
 	// missed its registered webhook and becomes registered.
 	ChangeRegistered
-	numChanges
+	// NumChanges is the number of changes: the size of arrays indexed by
+	// Change.
+	NumChanges
 )
 
-var changeNames = [numChanges]string{"created", "registered"}
+var changeNames = [NumChanges]string{"created", "registered"}
 
 // String returns the change as exported in the change label.
 func (c Change) String() string {
-	if c < numChanges {
+	if c < NumChanges {
 		return changeNames[c]
 	}
 	return "unknown"
 }
 
-// mediaServerOrigin is the origin of the servers the Gateway's API lists.
-const mediaServerOrigin = "mediaserver"
+// MediaServerOrigin is the origin of media servers, the servers the
+// Gateway's API lists.
+const MediaServerOrigin = "mediaserver"
 
 // Reconcile is the rule by which the Gateway listing a media server changes
 // it, as Step is for events: prev is the fleet's record (nil if unknown), m
@@ -43,7 +46,7 @@ func Reconcile(prev *Server, m *MediaServerFacts, o *Observation) (next *Server,
 	switch {
 	case prev == nil:
 		return &Server{
-			Origin: mediaServerOrigin, Info: m.info(), State: StateRegistered,
+			Origin: MediaServerOrigin, Info: m.info(), State: StateRegistered,
 			LastEventMs: o.AtMs, LastActionMs: o.AtMs, LastAction: ActionRegistered,
 		}, ChangeCreated, true
 	case prev.State != StateRegistered && o.AtMs-prev.SinceMs() > 2*o.IntervalMs:
@@ -63,7 +66,7 @@ func (st *Staging) Observe(o *Observation) {
 	view := newGatewayView(o, st.view())
 	for i := range view.MediaServers {
 		m := &view.MediaServers[i]
-		k := Key{Origin: mediaServerOrigin, ID: m.ID}
+		k := Key{Origin: MediaServerOrigin, ID: m.ID}
 		prev := st.get(k)
 		next, change, ok := Reconcile(prev, m, o)
 		if !ok || (prev == nil && st.full() && !st.evict()) {
@@ -86,7 +89,7 @@ func (st *Staging) view() *GatewayView {
 // listedByGateway reports whether the Gateway's last successful poll listed
 // the server k: such a server is alive, whatever its webhooks say.
 func (st *Staging) listedByGateway(k Key) bool {
-	if k.Origin != mediaServerOrigin {
+	if k.Origin != MediaServerOrigin {
 		return false
 	}
 	_, ok := st.view().Listed(k.ID)

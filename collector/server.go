@@ -10,14 +10,16 @@ const (
 	StateRegistered
 	StateUnregistered
 	StateStopped
-	numStates
+	// NumStates is the number of states: the size of arrays indexed by
+	// State.
+	NumStates
 )
 
-var stateNames = [numStates]string{"running", "registered", "unregistered", "stopped"}
+var stateNames = [NumStates]string{"running", "registered", "unregistered", "stopped"}
 
 // String returns the state as exported in the state label.
 func (s State) String() string {
-	if s < numStates {
+	if s < NumStates {
 		return stateNames[s]
 	}
 	return "unknown"
@@ -82,7 +84,7 @@ func (s *Server) Up() bool { return s.State != StateStopped }
 // States lists every state, in their order; views iterate it so that a new
 // state shows everywhere.
 func States() []State {
-	out := make([]State, numStates)
+	out := make([]State, NumStates)
 	for i := range out {
 		out[i] = State(i)
 	}
