@@ -14,24 +14,24 @@ import "sync"
 // first waiting request rather than committing the groups behind it: its
 // own webhook is answered without waiting for theirs.
 type combiner struct {
-	commit func(group []*request)
+	commit func(group []*Request)
 
 	mu      sync.Mutex
-	waiting []*request
+	waiting []*Request
 	busy    bool // a request is committing
 	closed  bool
 	idle    sync.Cond // signalled when busy ends
-	group   []*request
+	group   []*Request
 }
 
-func (c *combiner) init(commit func([]*request)) {
+func (c *combiner) init(commit func([]*Request)) {
 	c.commit = commit
 	c.idle.L = &c.mu
 }
 
 // submit queues r and returns its answer, committing groups itself when
 // no other request does. It reports false when the writer is closed.
-func (c *combiner) submit(r *request) (outcomeOrErr, bool) {
+func (c *combiner) submit(r *Request) (outcomeOrErr, bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -44,7 +44,7 @@ func decodeEntry(data []byte) (logEntry, error) {
 	e.Nonce = r.str()
 	n := r.count()
 	if n > 0 {
-		e.Commands = make([]*command, 0, n)
+		e.Commands = make([]*Command, 0, n)
 	}
 	for range n {
 		if r.err != nil {
@@ -70,7 +70,7 @@ func (w *entryWriter) uvarint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v)
 func (w *entryWriter) varint(v int64)   { w.buf = binary.AppendVarint(w.buf, v) }
 func (w *entryWriter) str(s string)     { w.uvarint(uint64(len(s))); w.buf = append(w.buf, s...) }
 
-func (w *entryWriter) command(c *command) error {
+func (w *entryWriter) command(c *Command) error {
 	var flags byte
 	if c.Forget != nil {
 		flags |= hasForget
@@ -181,8 +181,8 @@ func (r *entryReader) byte() byte {
 	return b
 }
 
-func (r *entryReader) command() *command {
-	c := &command{}
+func (r *entryReader) command() *Command {
+	c := &Command{}
 	flags := r.byte()
 	c.ReceivedMs, c.SweepMs = r.varint(), r.varint()
 	if flags&hasForget != 0 {

@@ -9,7 +9,7 @@ import (
 
 func testEntry() *logEntry {
 	used := 0.42
-	return &logEntry{Nonce: "abc/7", Commands: []*command{
+	return &logEntry{Nonce: "abc/7", Commands: []*Command{
 		{ReceivedMs: 1700000000123, Events: []Event{
 			{Timestamp: 1700000000000, Type: "mediaserver.registered", Kind: KindLifecycle, Action: ActionRegistered,
 				Origin: "mediaserver", Server: Info{ID: "ms-1", Version: "1.2", MachineName: "m", CoreCount: 8,

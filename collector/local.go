@@ -13,13 +13,17 @@ import (
 // folded here and its changed records committed to the store (if any) before
 // they are published.
 type local struct {
-	w     *Writer
-	store storage.Store // nil: in memory only
-	// folder serves the request committing (one at a time).
-	folder folder
+	fleet    *Fleet
+	store    storage.Store // nil: in memory only
+	folder   *Folder       // serves the request committing (one at a time)
+	failures *Failures
 }
 
-func (l *local) restore(ctx context.Context) error {
+func newLocal(fleet *Fleet, store storage.Store, opts WriterOptions) *local {
+	return &local{fleet: fleet, store: store, folder: NewFolder(fleet, opts), failures: NewFailures(fleet, opts)}
+}
+
+func (l *local) Restore(ctx context.Context) error {
 	if l.store == nil {
 		return nil
 	}
@@ -40,20 +44,20 @@ func (l *local) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.w.fleet.Restore(servers, view)
+	l.fleet.Restore(servers, view)
 	return nil
 }
 
-func (l *local) commit(group []*request) {
-	st, results := l.folder.fold(l.w.fleet, l.w.opts.Limits, l.folder.commands(group))
+func (l *local) Commit(group []*Request) {
+	st, results := l.folder.stage(l.folder.commands(group))
 	if err := l.persist(st); err != nil {
-		answerAll(group, Result{}, l.w.storageFailed(err, len(group)))
+		l.failures.Refuse(err, group...)
 		return
 	}
-	l.w.fleet.SetStorageUp(true)
-	l.w.publish(st)
+	l.fleet.SetStorageUp(true)
+	l.folder.publish(st)
 	for i, r := range group {
-		r.answer(results[i], nil)
+		r.Answer(results[i], nil)
 	}
 }
 
@@ -80,14 +84,18 @@ func (l *local) persist(st *Staging) error {
 	return l.store.Commit(context.Background(), b)
 }
 
-// claim: an exporter alone does every duty itself.
-func (*local) claim(context.Context, string, time.Duration) bool { return true }
+// Claim: an exporter alone does every duty itself.
+func (*local) Claim(context.Context, string, time.Duration) bool { return true }
 
-// healthy: a local store is retried by the next webhook, and taking the
+// Healthy: a local store is retried by the next webhook, and taking the
 // exporter out of a load balancer would stop the webhooks that retry it.
-func (*local) healthy() bool { return true }
+func (*local) Healthy() bool { return true }
 
-func (*local) close() {}
+func (*local) Close() {}
+
+// recordKey names a server's record in the store. Origins never hold a '/',
+// so the key is unambiguous whatever the id holds.
+func recordKey(k Key) string { return k.Origin + "/" + k.ID }
 
 // gatewayRecordKey names the view's record in a Store. Server records are
 // named "<origin>/<id>" with origins of [a-z0-9_], so a key starting with

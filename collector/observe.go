@@ -14,7 +14,7 @@ func (w *Writer) Observe(ctx context.Context, obs *Observation) error {
 	if err := obs.Validate(); err != nil {
 		return fmt.Errorf("invalid observation: %w", err)
 	}
-	_, err := w.submit(ctx, command{Observation: obs})
+	_, err := w.submit(ctx, Command{Observation: obs})
 	return err
 }
 
@@ -22,7 +22,7 @@ func (w *Writer) Observe(ctx context.Context, obs *Observation) error {
 // polling the Gateway: alone it always should; replicas sharing a log take
 // turns, so that one of them does it for all.
 func (w *Writer) Claim(ctx context.Context, duty string, ttl time.Duration) bool {
-	return w.backend.claim(ctx, duty, ttl)
+	return w.backend.Claim(ctx, duty, ttl)
 }
 
 // PollFailed records that this exporter's poll of the Gateway's API failed

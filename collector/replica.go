@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -61,10 +62,10 @@ type ReplicaOptions struct {
 // folds it, to answer the requests.
 type logEntry struct {
 	Nonce    string     `json:"n"`
-	Commands []*command `json:"c"`
+	Commands []*Command `json:"c"`
 }
 
-// replica is the backend of an exporter that shares its fleet with others
+// replica is the Backend of an exporter that shares its fleet with others
 // through a storage.Log. Groups are appended to the log, not applied; every
 // replica, this one included, follows the log and folds each entry with the
 // same rules in the same order, so all of them hold the same fleet and
@@ -72,14 +73,17 @@ type logEntry struct {
 // every probeInterval; when part of it was lost, one replica rebuilds it
 // from the fleet it holds and what remains.
 type replica struct {
-	w    *Writer
-	log  storage.Log
-	opts ReplicaOptions
-	name string
-	seq  uint64 // owned by the request committing (see combiner)
+	fleet    *Fleet
+	log      storage.Log
+	opts     ReplicaOptions
+	now      func() time.Time // the exporter's clock
+	logger   *slog.Logger
+	failures *Failures
+	name     string
+	seq      uint64 // owned by the request committing (see combiner)
 
 	mu      sync.Mutex
-	pending map[string][]*request
+	pending map[string][]*Request
 
 	health health
 	alarm  chan struct{} // the monitor asks the follower to look at the log
@@ -88,7 +92,7 @@ type replica struct {
 	saves  sync.WaitGroup
 
 	// owned by the follower goroutine
-	folder   folder
+	folder   *Folder
 	position string
 	base     string    // the snapshot loaded last: entries it covers were folded
 	folded   *nonceSet // entries folded since, by nonce
@@ -107,12 +111,12 @@ func NewReplica(fleet *Fleet, log storage.Log, opts WriterOptions, ropts Replica
 	if ropts.Timeout <= 0 {
 		ropts.Timeout = DefaultReplicaTimeout
 	}
-	w := newWriter(fleet, &opts)
-	r := &replica{w: w, log: log, opts: ropts, name: randomName(), pending: make(map[string][]*request),
-		alarm: make(chan struct{}, 1), folded: newNonceSet(foldedNonces)}
-	r.health.init(w)
-	w.backend = r
-	return w
+	opts = opts.WithDefaults()
+	r := &replica{fleet: fleet, log: log, opts: ropts, now: opts.Now, logger: opts.Logger,
+		failures: NewFailures(fleet, opts), name: randomName(), pending: make(map[string][]*Request),
+		alarm: make(chan struct{}, 1), folder: NewFolder(fleet, opts), folded: newNonceSet(foldedNonces)}
+	r.health.init(fleet, opts.Logger)
+	return NewWriterWith(fleet, r, opts)
 }
 
 func randomName() string {
@@ -121,9 +125,9 @@ func randomName() string {
 	return hex.EncodeToString(b)
 }
 
-// commit appends the group; the follower answers its requests when it folds
+// Commit appends the group; the follower answers its requests when it folds
 // the entry, or the deadline does if that takes too long.
-func (r *replica) commit(group []*request) {
+func (r *replica) Commit(group []*Request) {
 	// The group outlives the call (it is answered when folded): a copy,
 	// since the writer reuses its slice.
 	group, deadline := r.expire(slices.Clone(group))
@@ -135,7 +139,7 @@ func (r *replica) commit(group []*request) {
 	r.mu.Lock()
 	r.pending[nonce] = group
 	r.mu.Unlock()
-	data, err := encodeEntry(&logEntry{Nonce: nonce, Commands: commands(group)})
+	data, err := encodeEntry(&logEntry{Nonce: nonce, Commands: Commands(group)})
 	if err == nil {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err = r.log.Append(ctx, data, deadline.Add(-appendMargin(r.opts.Timeout)))
@@ -157,14 +161,14 @@ func appendMargin(timeout time.Duration) time.Duration {
 
 // expire answers 503 to the requests whose time ran out while they waited
 // for the writer, and returns the others with the earliest deadline.
-func (r *replica) expire(group []*request) ([]*request, time.Time) {
+func (r *replica) expire(group []*Request) ([]*Request, time.Time) {
 	now := time.Now()
 	live := group[:0]
 	var deadline time.Time
 	for _, req := range group {
-		d := req.received.Add(r.opts.Timeout)
+		d := req.Received().Add(r.opts.Timeout)
 		if !d.After(now.Add(appendMargin(r.opts.Timeout))) {
-			req.answer(Result{}, r.w.storageFailed(storage.ErrDeadline, 1))
+			r.failures.Refuse(storage.ErrDeadline, req)
 			continue
 		}
 		if deadline.IsZero() || d.Before(deadline) {
@@ -184,11 +188,11 @@ func (r *replica) failed(nonce string, err error) {
 	if errors.Is(err, storage.ErrNotReplicated) {
 		// The entry is in the log and will be folded; the sender retries,
 		// and its retry is a duplicate. Its requests are answered 503 now.
-		r.w.logger.Debug("Append not replicated in time", "err", err)
+		r.logger.Debug("Append not replicated in time", "err", err)
 	}
 	r.health.appendFailed(err)
 	if group := r.take(nonce); group != nil {
-		answerAll(group, Result{}, r.w.storageFailed(err, len(group)))
+		r.failures.Refuse(err, group...)
 	}
 }
 
@@ -199,16 +203,16 @@ func (r *replica) answerPending(nonce string) {
 	if group == nil {
 		return
 	}
-	r.w.logger.Warn("Events stored but not folded here in time; answered as pending",
+	r.logger.Warn("Events stored but not folded here in time; answered as pending",
 		"requests", len(group), "waited", r.opts.Timeout)
 	for _, req := range group {
-		req.answer(Result{Pending: len(req.cmd.Events)}, nil)
+		req.Answer(Result{Pending: len(req.Command().Events)}, nil)
 	}
 }
 
 // take removes and returns the pending group of nonce: whoever takes it
 // answers it, exactly once.
-func (r *replica) take(nonce string) []*request {
+func (r *replica) take(nonce string) []*Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	group := r.pending[nonce]
@@ -216,23 +220,17 @@ func (r *replica) take(nonce string) []*request {
 	return group
 }
 
-func answerAll(group []*request, res Result, err error) {
-	for _, req := range group {
-		req.answer(res, err)
-	}
-}
-
-func (r *replica) claim(ctx context.Context, duty string, ttl time.Duration) bool {
+func (r *replica) Claim(ctx context.Context, duty string, ttl time.Duration) bool {
 	won, err := r.log.Claim(ctx, duty, ttl)
 	if err != nil {
-		r.w.logger.Debug("Claiming a duty failed", "duty", duty, "err", err)
+		r.logger.Debug("Claiming a duty failed", "duty", duty, "err", err)
 	}
 	return won
 }
 
-func (r *replica) healthy() bool { return r.health.ok() }
+func (r *replica) Healthy() bool { return r.health.ok() }
 
-func (r *replica) close() {
+func (r *replica) Close() {
 	if r.cancel != nil {
 		r.cancel()
 		<-r.done
@@ -241,7 +239,9 @@ func (r *replica) close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for nonce, group := range r.pending {
-		answerAll(group, Result{}, ErrClosed)
+		for _, req := range group {
+			req.Answer(Result{}, ErrClosed)
+		}
 		delete(r.pending, nonce)
 	}
 }

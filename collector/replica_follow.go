@@ -10,10 +10,10 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
-// restore loads the fleet, retrying while the store is unreachable (and
+// Restore loads the fleet, retrying while the store is unreachable (and
 // rebuilding the log when it is broken), then follows the log and watches
 // the store.
-func (r *replica) restore(ctx context.Context) error {
+func (r *replica) Restore(ctx context.Context) error {
 	started := time.Now()
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, maxBackoff) {
 		err := r.start(ctx, time.Since(started) >= startupDefer)
@@ -24,7 +24,7 @@ func (r *replica) restore(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if !errors.Is(err, errWaitForRebuild) {
-			r.w.logger.Warn("Loading the fleet from the shared store failed; retrying",
+			r.logger.Warn("Loading the fleet from the shared store failed; retrying",
 				"err", r.log.Explain(ctx, err), "retry_in", backoff)
 		}
 		if !sleep(ctx, backoff) {
@@ -86,7 +86,7 @@ func (r *replica) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := replaceFleet(r.w.fleet, snap.Data); err != nil {
+	if err := replaceFleet(r.fleet, snap.Data); err != nil {
 		return fmt.Errorf("snapshot through %s: %w", snap.Through, err)
 	}
 	r.moveTo(snap.Through)
@@ -132,16 +132,15 @@ func (r *replica) apply(e storage.Entry) {
 	ent, err := decodeEntry(e.Data)
 	if err != nil {
 		// Every replica skips it alike, so they still agree.
-		r.w.logger.Error("Skipping an unreadable entry of the shared log", "position", e.Position, "err", err)
+		r.logger.Error("Skipping an unreadable entry of the shared log", "position", e.Position, "err", err)
 		return
 	}
 	r.folded.add(ent.Nonce)
-	st, results := r.folder.fold(r.w.fleet, r.w.opts.Limits, ent.Commands)
-	r.w.publish(st)
+	results := r.folder.Apply(ent.Commands)
 	if group := r.take(ent.Nonce); group != nil {
 		for i, req := range group {
 			if i < len(results) {
-				req.answer(results[i], nil)
+				req.Answer(results[i], nil)
 			}
 		}
 	}
@@ -186,7 +185,7 @@ func (r *replica) follow(ctx context.Context) {
 // trimmed what this replica had not read; when the log itself lost entries
 // the reload finds the gap again, and the log is rebuilt.
 func (r *replica) recover(ctx context.Context, gap error) error {
-	r.w.logger.Info("The shared log moved past this replica; reloading the fleet", "err", gap)
+	r.logger.Info("The shared log moved past this replica; reloading the fleet", "err", gap)
 	err := r.load(ctx)
 	if !errors.Is(err, storage.ErrGap) {
 		return err
@@ -207,7 +206,7 @@ func (r *replica) inspect(ctx context.Context) error {
 	case st.Loss != storage.LossNone:
 		return r.rebuild(ctx, st.Loss, st.Detail)
 	case !st.Current:
-		r.w.logger.Info("The shared log was rebuilt by another replica; reloading the fleet", "epoch", st.Epoch)
+		r.logger.Info("The shared log was rebuilt by another replica; reloading the fleet", "epoch", st.Epoch)
 		return r.load(ctx)
 	case st.Lost:
 		return r.rebuild(ctx, storage.LossLog, st.Detail)

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -14,7 +15,8 @@ import (
 // liveswitch_exporter_storage_up: it is ready while the store answers
 // probes, follows the log, keeps the log's keys (no eviction) and has room.
 type health struct {
-	w *Writer
+	fleet  *Fleet
+	logger *slog.Logger
 
 	mu        sync.Mutex
 	lastProbe time.Time // last probe the store answered
@@ -24,7 +26,9 @@ type health struct {
 	reason    string    // why not ready, as last logged
 }
 
-func (h *health) init(w *Writer) { h.w, h.following = w, true }
+func (h *health) init(fleet *Fleet, logger *slog.Logger) {
+	h.fleet, h.logger, h.following = fleet, logger, true
+}
 
 // ok reports whether the replica is ready.
 func (h *health) ok() bool {
@@ -55,13 +59,13 @@ func (h *health) update(change func()) {
 	defer h.mu.Unlock()
 	change()
 	why := h.whyNot()
-	h.w.fleet.SetStorageUp(why == "")
+	h.fleet.SetStorageUp(why == "")
 	switch {
 	case why == h.reason:
 	case why == "":
-		h.w.logger.Info("Shared store usable again; replica ready", "servers", h.w.fleet.Len())
+		h.logger.Info("Shared store usable again; replica ready", "servers", h.fleet.Len())
 	default:
-		h.w.logger.Error("Replica not ready; webhooks are answered 503 until this is resolved", "reason", why)
+		h.logger.Error("Replica not ready; webhooks are answered 503 until this is resolved", "reason", why)
 	}
 	h.reason = why
 }
@@ -131,7 +135,7 @@ func (r *replica) checkMemory(ctx context.Context) error {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return err
 		}
-		r.w.logger.Debug("Reading the store's memory policy failed", "err", err)
+		r.logger.Debug("Reading the store's memory policy failed", "err", err)
 		return nil
 	}
 	r.health.memory(m)

@@ -50,7 +50,7 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 	for _, e := range entries {
 		recovered += boolInt(r.foldMissing(e))
 	}
-	snap := r.w.fleet.FoldedSnapshot()
+	snap := r.fleet.FoldedSnapshot()
 	if loss != storage.LossNone {
 		snap.Stats.DataLoss[loss]++
 	}
@@ -66,13 +66,13 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 	r.base = pos
 	r.folded.reset()
 	if loss == storage.LossNone {
-		r.w.logger.Info("Created the shared log", "servers", len(snap.Servers))
+		r.logger.Info("Created the shared log", "servers", len(snap.Servers))
 		return nil
 	}
 	var delta Stats
 	delta.DataLoss[loss] = 1
-	r.w.fleet.Count(&delta)
-	r.w.logger.Error("The shared store lost data; rebuilt the log from this replica's fleet and what remained",
+	r.fleet.Count(&delta)
+	r.logger.Error("The shared store lost data; rebuilt the log from this replica's fleet and what remained",
 		"cause", loss.String(), "lost", detail, "servers", len(snap.Servers), "entries_recovered", recovered)
 	return nil
 }
@@ -84,8 +84,8 @@ func (r *replica) loadWhatRemains(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	if err := replaceFleet(r.w.fleet, snap.Data); err != nil {
-		r.w.logger.Warn("The remaining snapshot cannot be read; rebuilding without it", "err", err)
+	if err := replaceFleet(r.fleet, snap.Data); err != nil {
+		r.logger.Warn("The remaining snapshot cannot be read; rebuilding without it", "err", err)
 		return
 	}
 	r.base = snap.Through

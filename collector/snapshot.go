@@ -69,15 +69,15 @@ func replaceFleet(f *Fleet, data []byte) error {
 // one is due and no other replica claimed the duty. It runs in the follower,
 // where the fleet and the position agree; the writing happens aside.
 func (r *replica) maybeSave(ctx context.Context) {
-	now := r.w.opts.Now()
+	now := r.now()
 	if r.saving.Load() || now.Sub(r.lastSave) < snapshotInterval {
 		return
 	}
 	r.lastSave = now
-	if !r.claim(ctx, "snapshot", snapshotInterval) {
+	if !r.Claim(ctx, "snapshot", snapshotInterval) {
 		return
 	}
-	snap, through := r.w.fleet.FoldedSnapshot(), r.position
+	snap, through := r.fleet.FoldedSnapshot(), r.position
 	r.saving.Store(true)
 	r.saves.Add(1)
 	go func() {
@@ -88,9 +88,9 @@ func (r *replica) maybeSave(ctx context.Context) {
 			err = r.log.SaveSnapshot(ctx, through, data)
 		}
 		if err != nil && ctx.Err() == nil {
-			r.w.logger.Warn("Saving a fleet snapshot failed; the log grows until the next one", "err", err)
+			r.logger.Warn("Saving a fleet snapshot failed; the log grows until the next one", "err", err)
 			return
 		}
-		r.w.logger.Debug("Fleet snapshot saved", "through", through, "servers", len(snap.Servers), "bytes", len(data))
+		r.logger.Debug("Fleet snapshot saved", "through", through, "servers", len(snap.Servers), "bytes", len(data))
 	}()
 }
