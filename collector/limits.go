@@ -56,10 +56,10 @@ func (l Limits) expired(s *Server, now time.Time) (ForgetReason, bool) {
 	return 0, false
 }
 
-// sweepInterval is how often expiry is checked: often enough that a server
-// outlives its limit by a small fraction of it, never busier than once a
-// second.
-func (l Limits) sweepInterval() time.Duration {
+// SweepInterval is how often expiry is to be checked (0: never, no limit
+// expires): often enough that a server outlives its limit by a small
+// fraction of it, never busier than once a second.
+func (l Limits) SweepInterval() time.Duration {
 	shortest := time.Duration(0)
 	for _, d := range []time.Duration{l.Retention, l.StaleAfter} {
 		if d > 0 && (shortest == 0 || d < shortest) {

@@ -48,7 +48,9 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 	}
 	recovered := 0
 	for _, e := range entries {
-		recovered += boolInt(r.foldMissing(e))
+		if r.foldMissing(e) {
+			recovered++
+		}
 	}
 	snap := r.fleet.FoldedSnapshot()
 	if loss != storage.LossNone {

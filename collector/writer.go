@@ -126,7 +126,7 @@ func (w *Writer) Sweep(ctx context.Context) (int, error) {
 // RunSweeper calls Sweep at the interval the limits call for until ctx ends.
 // Replicas sharing a store take turns: one sweep per interval sweeps for all.
 func (w *Writer) RunSweeper(ctx context.Context) {
-	interval := w.opts.Limits.sweepInterval()
+	interval := w.opts.Limits.SweepInterval()
 	if interval == 0 {
 		return
 	}
