@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 func readApplicationFixture(t testing.TB, name string) []byte {
@@ -43,7 +45,7 @@ func TestDecodeApplicationFixtures(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			got, err := DecodeApplications(readApplicationFixture(t, tc.file), DefaultDecodeOptions, testNow)
+			got, err := DecodeApplications(readApplicationFixture(t, tc.file), DefaultDecodeOptions, fixture.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +77,7 @@ func TestDecodeApplicationsTolerates(t *testing.T) {
 			ApplicationEvent{Timestamp: 1700000000000, Type: "client.stats", ApplicationID: "a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := DecodeApplications([]byte(tc.body), DefaultDecodeOptions, testNow)
+			got, err := DecodeApplications([]byte(tc.body), DefaultDecodeOptions, fixture.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +92,7 @@ func TestDecodeApplicationsRejects(t *testing.T) {
 	app := func(typ, object string) string {
 		return `{"timestamp":1700000000000,"type":"` + typ + `",` + object + `}`
 	}
-	server := eventJSON(1700000000000, "mediaserver", "started", `{"id":"m1"}`)
+	server := fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m1"}`)
 	for _, tc := range []struct {
 		name, body string
 		index      int
@@ -113,7 +115,7 @@ func TestDecodeApplicationsRejects(t *testing.T) {
 		{"truncated", `[{"timestamp":1700000000000,"type":"client.left"`, -1, "malformed JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := DecodeApplications([]byte(tc.body), DefaultDecodeOptions, testNow)
+			_, err := DecodeApplications([]byte(tc.body), DefaultDecodeOptions, fixture.Now)
 			var invalid *InvalidError
 			if !errors.As(err, &invalid) {
 				t.Fatalf("got %v, want an *InvalidError", err)
@@ -129,15 +131,15 @@ func TestDecodeApplicationsRejects(t *testing.T) {
 // event, valid or not, are the fleet's decoder's to judge.
 func TestDecodeApplicationsLeavesServerBodies(t *testing.T) {
 	for _, body := range []string{
-		eventJSON(1700000000000, "mediaserver", "started", `{"id":"m1"}`),
-		eventJSON(1700000000000, "gateway", "started", `{"id":"g1","machineName":"client.example.com"}`),
-		"[" + eventJSON(1700000000000, "gateway", "stats", `{"id":"g1","note":"connection.stats"}`) + "]",
+		fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m1"}`),
+		fixture.EventJSON(1700000000000, "gateway", "started", `{"id":"g1","machineName":"client.example.com"}`),
+		"[" + fixture.EventJSON(1700000000000, "gateway", "stats", `{"id":"g1","note":"connection.stats"}`) + "]",
 		`{"timestamp":1700000000000,"type":"mediaserver.started","mediaserver":{"id":"client.1"}`, // truncated
 		`{"type":"\u0063lient.registered"}`,
 		`{"note":"channel.x"}`,
 		"",
 	} {
-		if _, err := DecodeApplications([]byte(body), DefaultDecodeOptions, testNow); !errors.Is(err, ErrNotApplications) {
+		if _, err := DecodeApplications([]byte(body), DefaultDecodeOptions, fixture.Now); !errors.Is(err, ErrNotApplications) {
 			t.Errorf("%s: got %v, want ErrNotApplications", body, err)
 		}
 	}
@@ -154,7 +156,7 @@ func TestDecodeApplicationsSharesTheBodyBounds(t *testing.T) {
 		{"empty batch of an application", `[]` + ` "client."`, "malformed JSON"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := DecodeApplications([]byte(tc.body), DefaultDecodeOptions, testNow)
+			_, err := DecodeApplications([]byte(tc.body), DefaultDecodeOptions, fixture.Now)
 			var invalid *InvalidError
 			if !errors.As(err, &invalid) || !strings.Contains(invalid.Reason, tc.reason) {
 				t.Fatalf("got %v, want an *InvalidError containing %q", err, tc.reason)
@@ -173,7 +175,7 @@ func FuzzDecodeApplications(f *testing.F) {
 	}
 	f.Add([]byte(`[{"timestamp":1700000000000,"type":"client.left"},{"timestamp":1700000000000,"type":"gateway.started"}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, err := DecodeApplications(body, DefaultDecodeOptions, testNow)
+		events, err := DecodeApplications(body, DefaultDecodeOptions, fixture.Now)
 		var invalid *InvalidError
 		switch {
 		case errors.Is(err, ErrNotApplications):
@@ -207,7 +209,7 @@ func BenchmarkServerBodyRouting(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := DecodeApplications(body, DefaultDecodeOptions, testNow); !errors.Is(err, ErrNotApplications) {
+		if _, err := DecodeApplications(body, DefaultDecodeOptions, fixture.Now); !errors.Is(err, ErrNotApplications) {
 			b.Fatal(err)
 		}
 	}
@@ -219,7 +221,7 @@ func BenchmarkDecodeApplications(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := DecodeApplications(body, DefaultDecodeOptions, testNow); err != nil {
+		if _, err := DecodeApplications(body, DefaultDecodeOptions, fixture.Now); err != nil {
 			b.Fatal(err)
 		}
 	}

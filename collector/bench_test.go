@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 // benchFleet builds a fleet of n servers spread over origins, deployments and
@@ -19,7 +21,7 @@ import (
 func benchFleet(b testing.TB, n int) (*Fleet, *Writer) {
 	b.Helper()
 	fleet := NewFleet()
-	w := NewWriter(fleet, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: func() time.Time { return testNow }})
+	w := NewWriter(fleet, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
 	origins := []string{"mediaserver", "mediaserver", "mediaserver", "gateway", "sipconnector", "recordingmuxer"}
 	actions := []string{"registered", "registered", "running", "unregistered", "stopped"}
 	for i := range n {
@@ -28,7 +30,7 @@ func benchFleet(b testing.TB, n int) (*Fleet, *Writer) {
 		if action == "running" {
 			action = "started"
 		}
-		body := eventJSON(testNow.UnixMilli()-int64(n-i), origin, action, fmt.Sprintf(
+		body := fixture.EventJSON(fixture.Now.UnixMilli()-int64(n-i), origin, action, fmt.Sprintf(
 			`{"id":"%08x-4b3e-b2a5-42761849ae19","version":"1.24.2.0","machineName":"%s-%05d","coreCount":16,`+
 				`"operatingSystem":"linux","operatingSystemVersion":"6.1.0-28-amd64","architecture":"x64",`+
 				`"deploymentId":"deployment-%d","region":"region-%d"}`, i, origin, i, i%3, i%7))
@@ -48,7 +50,7 @@ func fillHistories(b *testing.B, w *Writer, n int) {
 	for i := range n {
 		var batch []string
 		for k := range HistoryLen {
-			batch = append(batch, eventJSON(testNow.UnixMilli()+int64(k+1), origins[i%len(origins)], actions[k%len(actions)],
+			batch = append(batch, fixture.EventJSON(fixture.Now.UnixMilli()+int64(k+1), origins[i%len(origins)], actions[k%len(actions)],
 				fmt.Sprintf(`{"id":"%08x-4b3e-b2a5-42761849ae19"}`, i)))
 		}
 		if _, err := w.Ingest(context.Background(), []byte("["+strings.Join(batch, ",")+"]")); err != nil {
@@ -58,7 +60,7 @@ func fillHistories(b *testing.B, w *Writer, n int) {
 }
 
 // realisticEvent is a server event as LiveSwitch sends them.
-var realisticEvent = []byte(eventJSON(1700000000000, "mediaserver", "registered", `{"iceServerUris":["stun:stun.example.com:3478"],`+
+var realisticEvent = []byte(fixture.EventJSON(1700000000000, "mediaserver", "registered", `{"iceServerUris":["stun:stun.example.com:3478"],`+
 	`"region":"us-east","id":"dc5e5677-5b0d-4b3e-b2a5-42761849ae19","version":"1.24.2.0","machineName":"ms-1",`+
 	`"coreCount":12,"operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64",`+
 	`"networkInterfaces":[{"name":"eth0","addresses":["10.0.0.4"]}],"deploymentId":"prod"}`))
@@ -69,7 +71,7 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := Decode(body, DefaultDecodeOptions, testNow); err != nil {
+		if _, err := Decode(body, DefaultDecodeOptions, fixture.Now); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -90,7 +92,7 @@ func BenchmarkApply(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		ev := &events[i%len(events)]
-		ev.Timestamp = testNow.UnixMilli() + int64(i)
+		ev.Timestamp = fixture.Now.UnixMilli() + int64(i)
 		ev.Action = Action(i % int(NumActions))
 		st.Reset(fleet, Limits{MaxServers: 20000})
 		st.Apply(ev)
@@ -197,7 +199,7 @@ func BenchmarkDecodeManyMembers(b *testing.B) {
 	body := manyMembers(100000, "")
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := Decode(body, DecodeOptions{}, testNow); err != nil {
+		if _, err := Decode(body, DecodeOptions{}, fixture.Now); err != nil {
 			b.Fatal(err)
 		}
 	}

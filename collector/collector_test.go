@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -21,22 +23,9 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata")
 func newTestWriter(t *testing.T) (*Fleet, *Writer) {
 	t.Helper()
 	fleet := NewFleet()
-	w := NewWriter(fleet, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: func() time.Time { return testNow }})
+	w := NewWriter(fleet, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
 	t.Cleanup(w.Close)
 	return fleet, w
-}
-
-func ingest(t *testing.T, w *Writer, bodies ...string) []Result {
-	t.Helper()
-	results := make([]Result, len(bodies))
-	for i, b := range bodies {
-		res, err := w.Ingest(context.Background(), []byte(b))
-		if err != nil {
-			t.Fatalf("body %d: %v", i, err)
-		}
-		results[i] = res
-	}
-	return results
 }
 
 func TestCollectorGolden(t *testing.T) {
@@ -45,16 +34,16 @@ func TestCollectorGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ingest(t, w, string(batch),
-		eventJSON(1700000000000, "gateway", "started", `{"id":"gw-1","version":"1.24.2.0","machineName":"gw-a","coreCount":4,"deploymentId":"prod","operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64"}`),
-		eventJSON(1700000000500, "mediaserver", "started", `{"id":"ms-2","machineName":"ms-b","coreCount":16,"deploymentId":"prod","region":"us-east"}`),
-		eventJSON(1700000003000, "mediaserver", "unregistered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
-		eventJSON(1700000004000, "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
-		eventJSON(1700000004000, "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
-		eventJSON(1700000001000, "sipconnector", "started", `{"id":"sip-1","coreCount":2,"deploymentId":"prod","region":"eu-west"}`),
-		eventJSON(1700000002000, "sipconnector", "stopped", `{"id":"sip-1","coreCount":2,"deploymentId":"prod","region":"eu-west"}`),
-		eventJSON(1700000001500, "sipconnector", "registered", `{"id":"sip-1"}`),
-		eventJSON(1700000005000, "gateway", "stats", `{"id":"gw-1"}`),
+	fixture.Ingest(t, w, string(batch),
+		fixture.EventJSON(1700000000000, "gateway", "started", `{"id":"gw-1","version":"1.24.2.0","machineName":"gw-a","coreCount":4,"deploymentId":"prod","operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64"}`),
+		fixture.EventJSON(1700000000500, "mediaserver", "started", `{"id":"ms-2","machineName":"ms-b","coreCount":16,"deploymentId":"prod","region":"us-east"}`),
+		fixture.EventJSON(1700000003000, "mediaserver", "unregistered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
+		fixture.EventJSON(1700000004000, "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
+		fixture.EventJSON(1700000004000, "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
+		fixture.EventJSON(1700000001000, "sipconnector", "started", `{"id":"sip-1","coreCount":2,"deploymentId":"prod","region":"eu-west"}`),
+		fixture.EventJSON(1700000002000, "sipconnector", "stopped", `{"id":"sip-1","coreCount":2,"deploymentId":"prod","region":"eu-west"}`),
+		fixture.EventJSON(1700000001500, "sipconnector", "registered", `{"id":"sip-1"}`),
+		fixture.EventJSON(1700000005000, "gateway", "stats", `{"id":"gw-1"}`),
 	)
 	ingestInvalid(t, w, `{"nonsense":true}`)
 	golden := filepath.Join("testdata", "metrics.golden")
@@ -87,8 +76,8 @@ func ingestInvalid(t *testing.T, w *Writer, body string) {
 
 func TestIngestResults(t *testing.T) {
 	_, w := newTestWriter(t)
-	started := eventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
-	res := ingest(t, w, started, started, "["+started+","+eventJSON(1700000001000, "mediaserver", "stopped", `{"id":"m"}`)+"]")
+	started := fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
+	res := fixture.Ingest(t, w, started, started, "["+started+","+fixture.EventJSON(1700000001000, "mediaserver", "stopped", `{"id":"m"}`)+"]")
 	if !res[0].AllApplied() || res[0].Total() != 1 {
 		t.Errorf("first delivery: %s", res[0])
 	}
@@ -103,7 +92,7 @@ func TestIngestResults(t *testing.T) {
 // TestRejectedBatchChangesNothing: one bad event rejects the whole batch.
 func TestRejectedBatchChangesNothing(t *testing.T) {
 	fleet, w := newTestWriter(t)
-	good := eventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
+	good := fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
 	ingestInvalid(t, w, "["+good+`,{"timestamp":1}]`)
 	snap := fleet.Snapshot()
 	if len(snap.Servers) != 0 || snap.Stats.Outcomes[OutcomeApplied] != 0 || snap.Stats.Outcomes[OutcomeInvalid] != 2 {

@@ -8,25 +8,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
-// testNow is the exporter clock of the tests: shortly after the fixtures.
-var testNow = time.UnixMilli(1700000000000).Add(time.Minute)
-
-var knownOrigins = []string{"gateway", "mediaserver", "sipconnector", "recordingmonitor", "recordingmover", "recordingmuxer"}
-
-func eventJSON(ts int64, origin, action, object string) string {
-	return fmt.Sprintf(`{"timestamp":%d,"origin":%q,"type":"%s.%s",%q:%s}`, ts, origin, origin, action, origin, object)
-}
-
 func TestDecodeEveryOriginAndAction(t *testing.T) {
-	for _, origin := range append(knownOrigins, "newcomponent_2") {
+	for _, origin := range append(fixture.Origins, "newcomponent_2") {
 		for a := range NumActions {
 			action := Action(a)
 			t.Run(origin+"."+action.String(), func(t *testing.T) {
-				body := eventJSON(1700000000000, origin, action.String(),
+				body := fixture.EventJSON(1700000000000, origin, action.String(),
 					`{"id":"s1","version":"1.2.3","coreCount":4,"region":"eu","deploymentId":"d1"}`)
-				evs, err := Decode([]byte(body), DefaultDecodeOptions, testNow)
+				evs, err := Decode([]byte(body), DefaultDecodeOptions, fixture.Now)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -115,7 +108,7 @@ func TestDecodeTolerance(t *testing.T) {
 			Event{Timestamp: 1700000000000, Type: "gateway.updated", Origin: "gateway", Kind: KindIgnored}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			evs, err := Decode([]byte(tc.body), DefaultDecodeOptions, testNow)
+			evs, err := Decode([]byte(tc.body), DefaultDecodeOptions, fixture.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +137,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"timestamp just before 10^12 ms", `{"timestamp":999999999999,"origin":"gateway","type":"gateway.started","gateway":{"id":"g"}}`, "looks like seconds"},
 		{"negative timestamp", `{"timestamp":-5,"origin":"gateway","type":"gateway.started","gateway":{"id":"g"}}`, "not after the Unix epoch"},
 		{"fractional timestamp", `{"timestamp":1.5,"origin":"gateway","type":"gateway.started","gateway":{"id":"g"}}`, "whole number"},
-		{"six minutes ahead", eventJSON(testNow.Add(6*time.Minute).UnixMilli(), "gateway", "started", `{"id":"g"}`), "more than 5m0s ahead"},
+		{"six minutes ahead", fixture.EventJSON(fixture.Now.Add(6*time.Minute).UnixMilli(), "gateway", "started", `{"id":"g"}`), "more than 5m0s ahead"},
 		{"far-future timestamp", `{"timestamp":32503680000000,"origin":"gateway","type":"gateway.started","gateway":{"id":"g"}}`, "ahead of the exporter's clock"},
 		{"timestamp as object", `{"timestamp":{},"origin":"gateway","type":"gateway.started","gateway":{"id":"g"}}`, "whole number"},
 		{"missing type", `{"timestamp":1700000000000,"origin":"gateway","gateway":{"id":"g"}}`, `missing "type"`},
@@ -153,7 +146,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"origin disagrees with type", `{"timestamp":1700000000000,"origin":"mediaserver","type":"gateway.started","gateway":{"id":"g"}}`, "does not match"},
 		{"object key disagrees", `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","mediaserver":{"id":"g"}}`, `missing the "gateway" object`},
 		{"origin with bad characters", `{"timestamp":1700000000000,"type":"gate-way.started","gate-way":{"id":"g"}}`, "not a valid origin"},
-		{"origin too long", eventJSON(1700000000000, strings.Repeat("a", 33), "started", `{"id":"g"}`), "not a valid origin"},
+		{"origin too long", fixture.EventJSON(1700000000000, strings.Repeat("a", 33), "started", `{"id":"g"}`), "not a valid origin"},
 		{"missing id", `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","gateway":{"machineName":"m"}}`, `missing "id"`},
 		{"empty id", `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","gateway":{"id":""}}`, `missing "id"`},
 		{"null object", `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","gateway":null}`, "null"},
@@ -165,12 +158,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"version an object", `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","gateway":{"id":"g","version":{}}}`, "version"},
 		{"id with newline", `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","gateway":{"id":"g\n}"}}`, "control characters"},
 		{"region with NUL", `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","gateway":{"id":"g","region":"a\u0000"}}`, "control characters"},
-		{"id too long", eventJSON(1700000000000, "gateway", "started", `{"id":"`+strings.Repeat("x", 257)+`"}`), "longer than"},
+		{"id too long", fixture.EventJSON(1700000000000, "gateway", "started", `{"id":"`+strings.Repeat("x", 257)+`"}`), "longer than"},
 		{"members differing in case", `{"timestamp":1700000000000,"Timestamp":1700000000001,"type":"gateway.started","gateway":{"id":"g"}}`, "twice"},
 		{"one bad event in a batch", `[` + ok + `,{"timestamp":1700000000000,"type":"gateway.started"}]`, "event 1:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			evs, err := Decode([]byte(tc.body), DefaultDecodeOptions, testNow)
+			evs, err := Decode([]byte(tc.body), DefaultDecodeOptions, fixture.Now)
 			var invalid *InvalidError
 			if !errors.As(err, &invalid) {
 				t.Fatalf("got %v, %v; want an InvalidError", evs, err)
@@ -186,12 +179,12 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestDecodeBatchLimit(t *testing.T) {
-	ev := eventJSON(1700000000000, "gateway", "started", `{"id":"g"}`)
+	ev := fixture.EventJSON(1700000000000, "gateway", "started", `{"id":"g"}`)
 	body := "[" + strings.TrimSuffix(strings.Repeat(ev+",", 3), ",") + "]"
-	if _, err := Decode([]byte(body), DecodeOptions{MaxEvents: 3}, testNow); err != nil {
+	if _, err := Decode([]byte(body), DecodeOptions{MaxEvents: 3}, fixture.Now); err != nil {
 		t.Fatalf("3 events within a limit of 3: %v", err)
 	}
-	_, err := Decode([]byte(body), DecodeOptions{MaxEvents: 2}, testNow)
+	_, err := Decode([]byte(body), DecodeOptions{MaxEvents: 2}, fixture.Now)
 	var invalid *InvalidError
 	if !errors.As(err, &invalid) || invalid.Events != 3 || !strings.Contains(err.Error(), "exceeds") {
 		t.Fatalf("3 events over a limit of 2: got %v", err)
@@ -218,7 +211,7 @@ func TestDecodeManyMembers(t *testing.T) {
 		{5, "", true}, {5, `,"M3":2`, false}, // compared one by one
 		{5000, "", true}, {5000, `,"M4999":2`, false}, {5000, `,"TYPE":"x"`, false}, // through the map
 	} {
-		_, err := Decode(manyMembers(tc.n, tc.extra), DecodeOptions{}, testNow)
+		_, err := Decode(manyMembers(tc.n, tc.extra), DecodeOptions{}, fixture.Now)
 		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "given twice")) {
 			t.Errorf("%d members + %q: %v", tc.n, tc.extra, err)
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 // FuzzDecode: whatever the body, Decode never panics, rejects with a
@@ -23,14 +25,14 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	for _, s := range []string{
-		eventJSON(1700000000000, "mediaserver", "unregistered", `{"id":"m","version":1.5,"coreCount":"4"}`),
+		fixture.EventJSON(1700000000000, "mediaserver", "unregistered", `{"id":"m","version":1.5,"coreCount":"4"}`),
 		`{"timestamp":1700000000000,"type":"gateway.stats"}`,
 		`[{"timestamp":1,"type":"client.left"}]`, `[[[[]]]]`, `{"a":"\u0000"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, err := Decode(body, DefaultDecodeOptions, testNow)
+		events, err := Decode(body, DefaultDecodeOptions, fixture.Now)
 		if err != nil {
 			var invalid *InvalidError
 			if !errors.As(err, &invalid) || strings.ContainsAny(err.Error(), "\n\r") || !utf8.ValidString(err.Error()) {
@@ -44,7 +46,7 @@ func FuzzDecode(f *testing.F) {
 		for _, ev := range events {
 			checkEvent(t, ev)
 		}
-		again, err := Decode(body, DefaultDecodeOptions, testNow)
+		again, err := Decode(body, DefaultDecodeOptions, fixture.Now)
 		if err != nil || !reflect.DeepEqual(again, events) {
 			t.Fatalf("decoding twice differs: %v", err)
 		}
@@ -56,7 +58,7 @@ func checkEvent(t *testing.T, ev Event) {
 	if !validOrigin(ev.Origin) {
 		t.Fatalf("origin %q escaped validation", ev.Origin)
 	}
-	if ev.Timestamp <= 0 || ev.Timestamp > testNow.Add(DefaultDecodeOptions.MaxFutureSkew).UnixMilli() {
+	if ev.Timestamp <= 0 || ev.Timestamp > fixture.Now.Add(DefaultDecodeOptions.MaxFutureSkew).UnixMilli() {
 		t.Fatalf("timestamp %d escaped validation", ev.Timestamp)
 	}
 	if ev.Kind == KindLifecycle && ev.Server.ID == "" {

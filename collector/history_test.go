@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 func TestHistoryKeepsTheLastEventsNewestFirst(t *testing.T) {
@@ -11,12 +13,12 @@ func TestHistoryKeepsTheLastEventsNewestFirst(t *testing.T) {
 	actions := []string{"started", "registered", "unregistered", "registered", "stopped"}
 	const n = HistoryLen + 7
 	for i := range n {
-		ingest(t, w, eventJSON(at(time.Duration(i)*time.Second), "mediaserver", actions[i%len(actions)], `{"id":"ms-1"}`))
+		fixture.Ingest(t, w, fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", actions[i%len(actions)], `{"id":"ms-1"}`))
 		clock.Advance(time.Minute)
 	}
 	// A heartbeat and a late delivery change no history.
-	ingest(t, w, eventJSON(at(n*time.Second), "mediaserver", "stats", `{"id":"ms-1"}`))
-	ingest(t, w, eventJSON(at(0), "mediaserver", "started", `{"id":"ms-1"}`))
+	fixture.Ingest(t, w, fixture.EventJSON(fixture.At(n*time.Second), "mediaserver", "stats", `{"id":"ms-1"}`))
+	fixture.Ingest(t, w, fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"ms-1"}`))
 
 	s, events, ok := fleet.Server(Key{"mediaserver", "ms-1"})
 	if !ok || s.Info.ID != "ms-1" {
@@ -27,8 +29,8 @@ func TestHistoryKeepsTheLastEventsNewestFirst(t *testing.T) {
 	}
 	for i, e := range events {
 		k := n - 1 - i // newest first
-		want := AppliedEvent{Action: mustAction(t, actions[k%len(actions)]), EventMs: at(time.Duration(k) * time.Second),
-			ReceivedMs: testNow.Add(time.Duration(k) * time.Minute).UnixMilli()}
+		want := AppliedEvent{Action: mustAction(t, actions[k%len(actions)]), EventMs: fixture.At(time.Duration(k) * time.Second),
+			ReceivedMs: fixture.Now.Add(time.Duration(k) * time.Minute).UnixMilli()}
 		if e != want {
 			t.Fatalf("event %d is %+v, want %+v", i, e, want)
 		}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -41,7 +42,7 @@ func BenchmarkIngestParallel(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := n.Add(1)
-					body := eventJSON(testNow.UnixMilli(), "mediaserver", "registered", fmt.Sprintf(
+					body := fixture.EventJSON(fixture.Now.UnixMilli(), "mediaserver", "registered", fmt.Sprintf(
 						`{"id":"ms-%d","version":"1.24.2.0","machineName":"ms-%d","coreCount":16,"region":"us-east","deploymentId":"prod"}`, i, i))
 					if _, err := w.Ingest(context.Background(), []byte(body)); err != nil {
 						b.Fatal(err)

@@ -9,50 +9,29 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
-// fakeClock is the exporter's clock under the test's control.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newLimitedWriter(t *testing.T, store storage.Store, limits Limits) (*Fleet, *Writer, *fakeClock) {
+func newLimitedWriter(t *testing.T, store storage.Store, limits Limits) (*Fleet, *Writer, *fixture.Clock) {
 	t.Helper()
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	fleet := NewFleet()
 	w := NewWriter(fleet, store, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now})
 	t.Cleanup(w.Close)
 	return fleet, w, clock
 }
 
-// at returns the event time d after the test clock's start.
-func at(d time.Duration) int64 { return testNow.Add(d).UnixMilli() }
-
 func TestRetentionAndStaleness(t *testing.T) {
 	fleet, w, clock := newLimitedWriter(t, nil, Limits{Retention: time.Hour, StaleAfter: 3 * time.Hour})
-	ingest(t, w,
-		eventJSON(at(0), "mediaserver", "started", `{"id":"stops"}`),
-		eventJSON(at(time.Minute), "mediaserver", "stopped", `{"id":"stops"}`),
-		eventJSON(at(0), "gateway", "started", `{"id":"quiet"}`),
-		eventJSON(at(0), "mediaserver", "registered", `{"id":"chatty"}`),
+	fixture.Ingest(t, w,
+		fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"stops"}`),
+		fixture.EventJSON(fixture.At(time.Minute), "mediaserver", "stopped", `{"id":"stops"}`),
+		fixture.EventJSON(fixture.At(0), "gateway", "started", `{"id":"quiet"}`),
+		fixture.EventJSON(fixture.At(0), "mediaserver", "registered", `{"id":"chatty"}`),
 	)
 	for _, step := range []struct {
 		advance   time.Duration
@@ -67,14 +46,14 @@ func TestRetentionAndStaleness(t *testing.T) {
 	} {
 		clock.Advance(step.advance)
 		if step.heartbeat {
-			ingest(t, w, eventJSON(clock.Now().UnixMilli(), "mediaserver", "stats", `{"id":"chatty"}`))
+			fixture.Ingest(t, w, fixture.EventJSON(clock.Now().UnixMilli(), "mediaserver", "stats", `{"id":"chatty"}`))
 		}
 		n, err := w.Sweep(context.Background())
 		if err != nil || n != step.forgotten {
-			t.Fatalf("at +%s: forgot %d (%v), want %d", clock.Now().Sub(testNow), n, err, step.forgotten)
+			t.Fatalf("at +%s: forgot %d (%v), want %d", clock.Now().Sub(fixture.Now), n, err, step.forgotten)
 		}
 		if got := ids(fleet); !reflect.DeepEqual(got, step.left) {
-			t.Fatalf("at +%s: tracking %v, want %v", clock.Now().Sub(testNow), got, step.left)
+			t.Fatalf("at +%s: tracking %v, want %v", clock.Now().Sub(fixture.Now), got, step.left)
 		}
 	}
 	stats := fleet.Snapshot().Stats
@@ -93,10 +72,10 @@ func ids(f *Fleet) []string {
 
 func TestMaxServersEvictsLongestStopped(t *testing.T) {
 	fleet, w, _ := newLimitedWriter(t, nil, Limits{MaxServers: 3})
-	ingest(t, w,
-		eventJSON(at(2), "mediaserver", "stopped", `{"id":"b"}`),
-		eventJSON(at(1), "mediaserver", "stopped", `{"id":"a"}`),
-		eventJSON(at(3), "mediaserver", "started", `{"id":"c"}`),
+	fixture.Ingest(t, w,
+		fixture.EventJSON(fixture.At(2), "mediaserver", "stopped", `{"id":"b"}`),
+		fixture.EventJSON(fixture.At(1), "mediaserver", "stopped", `{"id":"a"}`),
+		fixture.EventJSON(fixture.At(3), "mediaserver", "started", `{"id":"c"}`),
 	)
 	for _, step := range []struct {
 		id      string
@@ -107,7 +86,7 @@ func TestMaxServersEvictsLongestStopped(t *testing.T) {
 		{"e", OutcomeApplied, []string{"c", "d", "e"}},
 		{"f", OutcomeRefused, []string{"c", "d", "e"}}, // nothing stopped
 	} {
-		res := ingest(t, w, eventJSON(at(10), "mediaserver", "started", fmt.Sprintf(`{"id":%q}`, step.id)))[0]
+		res := fixture.Ingest(t, w, fixture.EventJSON(fixture.At(10), "mediaserver", "started", fmt.Sprintf(`{"id":%q}`, step.id)))[0]
 		if res.Outcomes[step.outcome] != 1 {
 			t.Fatalf("%s: %s, want %s", step.id, res, step.outcome)
 		}
@@ -116,7 +95,7 @@ func TestMaxServersEvictsLongestStopped(t *testing.T) {
 		}
 	}
 	// An event for a tracked server is never refused.
-	if res := ingest(t, w, eventJSON(at(11), "mediaserver", "registered", `{"id":"c"}`))[0]; !res.AllApplied() {
+	if res := fixture.Ingest(t, w, fixture.EventJSON(fixture.At(11), "mediaserver", "registered", `{"id":"c"}`))[0]; !res.AllApplied() {
 		t.Fatalf("tracked server: %s", res)
 	}
 	stats := fleet.Snapshot().Stats
@@ -146,10 +125,10 @@ func TestFloodOfDistinctIDs(t *testing.T) {
 			if i%2 == 0 {
 				action = "stopped" // half of them evictable
 			}
-			events[i] = eventJSON(at(time.Duration(b*perBody+i)), "mediaserver", action,
+			events[i] = fixture.EventJSON(fixture.At(time.Duration(b*perBody+i)), "mediaserver", action,
 				fmt.Sprintf(`{"id":"flood-%d-%d","machineName":"%s"}`, b, i, strings.Repeat("m", 64)))
 		}
-		ingest(t, w, "["+strings.Join(events, ",")+"]")
+		fixture.Ingest(t, w, "["+strings.Join(events, ",")+"]")
 	}
 	var after runtime.MemStats
 	runtime.GC()
@@ -176,7 +155,7 @@ func TestFloodOfDistinctIDs(t *testing.T) {
 
 func TestForget(t *testing.T) {
 	fleet, w, _ := newLimitedWriter(t, nil, Limits{})
-	ingest(t, w, eventJSON(at(0), "gateway", "started", `{"id":"g"}`))
+	fixture.Ingest(t, w, fixture.EventJSON(fixture.At(0), "gateway", "started", `{"id":"g"}`))
 	for _, want := range []bool{true, false} {
 		found, err := w.Forget(context.Background(), Key{Origin: "gateway", ID: "g"})
 		if err != nil || found != want || fleet.Len() != 0 {
@@ -196,13 +175,13 @@ func TestRestoreFromStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	fleet, w, _ := newLimitedWriter(t, store, Limits{})
-	ingest(t, w,
-		eventJSON(at(0), "mediaserver", "started", `{"id":"m","region":"eu","coreCount":8}`),
-		eventJSON(at(1), "mediaserver", "registered", `{"id":"m"}`),
-		eventJSON(at(2), "mediaserver", "unregistered", `{"id":"m"}`),
-		eventJSON(at(3), "mediaserver", "registered", `{"id":"m"}`),
-		eventJSON(at(0), "gateway", "started", `{"id":"g/1"}`),
-		eventJSON(at(1), "gateway", "started", `{"id":"gone"}`),
+	fixture.Ingest(t, w,
+		fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"m","region":"eu","coreCount":8}`),
+		fixture.EventJSON(fixture.At(1), "mediaserver", "registered", `{"id":"m"}`),
+		fixture.EventJSON(fixture.At(2), "mediaserver", "unregistered", `{"id":"m"}`),
+		fixture.EventJSON(fixture.At(3), "mediaserver", "registered", `{"id":"m"}`),
+		fixture.EventJSON(fixture.At(0), "gateway", "started", `{"id":"g/1"}`),
+		fixture.EventJSON(fixture.At(1), "gateway", "started", `{"id":"gone"}`),
 	)
 	if _, err := w.Forget(context.Background(), Key{Origin: "gateway", ID: "gone"}); err != nil {
 		t.Fatal(err)
@@ -241,10 +220,10 @@ func TestStorageFailureChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	fleet, w, _ := newLimitedWriter(t, store, Limits{})
-	ingest(t, w, eventJSON(at(0), "mediaserver", "registered", `{"id":"m"}`))
+	fixture.Ingest(t, w, fixture.EventJSON(fixture.At(0), "mediaserver", "registered", `{"id":"m"}`))
 	before := fleet.Snapshot().Servers
 	store.Close() // every later commit fails
-	_, err = w.Ingest(context.Background(), []byte(eventJSON(at(1), "mediaserver", "unregistered", `{"id":"m"}`)))
+	_, err = w.Ingest(context.Background(), []byte(fixture.EventJSON(fixture.At(1), "mediaserver", "unregistered", `{"id":"m"}`)))
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("got %v, want ErrStorage", err)
 	}
@@ -264,13 +243,13 @@ func TestStorageErrorsLoggedOncePerInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	w := NewWriter(NewFleet(), store, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer w.Close()
 	store.Close() // every commit fails from now on
 	for i := range 100 {
-		_, err := w.Ingest(context.Background(), []byte(eventJSON(at(time.Duration(i)), "mediaserver", "started", `{"id":"m"}`)))
+		_, err := w.Ingest(context.Background(), []byte(fixture.EventJSON(fixture.At(time.Duration(i)), "mediaserver", "started", `{"id":"m"}`)))
 		var stored *StorageError
 		if !errors.As(err, &stored) || strings.Contains(stored.Hint, dir) || !strings.Contains(stored.Hint, "retry later") {
 			t.Fatalf("request %d: %v", i, err)

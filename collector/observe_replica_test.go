@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
@@ -15,13 +16,13 @@ import (
 // trimmed gets the view from the snapshot.
 func TestReplicasFoldObservationsAlike(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	a, b := startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock)
 	for i := range 20 {
 		id := fmt.Sprintf(`{"id":"ms-%d","region":"eu"}`, i%5)
-		ingest(t, b.w, eventJSON(at(time.Duration(i)*time.Second), "mediaserver", []string{"started", "unregistered"}[i%2], id))
+		fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", []string{"started", "unregistered"}[i%2], id))
 		if i%4 == 0 {
-			o := observationAt(time.Duration(i)*time.Minute, MediaServerFacts{ID: "ms-0", UsedCapacity: ptr(float64(i) / 20)},
+			o := observationAt(time.Duration(i)*time.Minute, MediaServerFacts{ID: "ms-0", UsedCapacity: fixture.Ptr(float64(i) / 20)},
 				MediaServerFacts{ID: fmt.Sprintf("api-only-%d", i)})
 			observe(t, a.w, o)
 		}

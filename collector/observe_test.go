@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -34,15 +35,15 @@ func state(t *testing.T, f *Fleet, id string) State {
 // observations change the fleet" through the writer.
 func TestObservationsReconcileTheFleet(t *testing.T) {
 	fleet, w, _ := newLimitedWriter(t, nil, Limits{})
-	ingest(t, w,
-		eventJSON(at(0), "mediaserver", "started", `{"id":"missed-registered","region":"eu"}`),
-		eventJSON(at(0), "mediaserver", "registered", `{"id":"gone"}`),
-		eventJSON(at(0), "mediaserver", "started", `{"id":"just-started"}`),
+	fixture.Ingest(t, w,
+		fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"missed-registered","region":"eu"}`),
+		fixture.EventJSON(fixture.At(0), "mediaserver", "registered", `{"id":"gone"}`),
+		fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"just-started"}`),
 	)
 	listed := func(ids ...string) []MediaServerFacts {
 		var out []MediaServerFacts
 		for _, id := range ids {
-			out = append(out, MediaServerFacts{ID: id, Region: "eu", UsedCapacity: ptr(0.25)})
+			out = append(out, MediaServerFacts{ID: id, Region: "eu", UsedCapacity: fixture.Ptr(0.25)})
 		}
 		return out
 	}
@@ -160,24 +161,24 @@ func TestCorruptGatewayRecordRefused(t *testing.T) {
 // gatewayFixture is one poll's observation: a media server the webhooks
 // never told of, one with every fact unknown, and two applications.
 func gatewayFixture() *Observation {
-	return &Observation{AtMs: at(0), IntervalMs: 15000,
+	return &Observation{AtMs: fixture.At(0), IntervalMs: 15000,
 		MediaServers: []MediaServerFacts{
-			{ID: "ms-2", Region: "eu-west", DeploymentID: "prod", Version: "1.24.2", CoreCount: 8, UsedCapacity: ptr(1.05),
-				Available: ptr(false), Active: ptr(true), Draining: ptr(false), OverCapacity: ptr(true)},
+			{ID: "ms-2", Region: "eu-west", DeploymentID: "prod", Version: "1.24.2", CoreCount: 8, UsedCapacity: fixture.Ptr(1.05),
+				Available: fixture.Ptr(false), Active: fixture.Ptr(true), Draining: fixture.Ptr(false), OverCapacity: fixture.Ptr(true)},
 			{ID: "ms-1"},
 		},
 		Applications: []ApplicationFacts{
-			{ID: "app-b", Channels: ptr(int64(2))},
-			{ID: "app-a", Channels: ptr(int64(4)), Clients: ptr(int64(9)), Connections: ptr(int64(12)), Users: ptr(int64(8)), Devices: ptr(int64(9))},
+			{ID: "app-b", Channels: fixture.Ptr(int64(2))},
+			{ID: "app-a", Channels: fixture.Ptr(int64(4)), Clients: fixture.Ptr(int64(9)), Connections: fixture.Ptr(int64(12)), Users: fixture.Ptr(int64(8)), Devices: fixture.Ptr(int64(9))},
 		}}
 }
 
 func TestGatewayCollectorGolden(t *testing.T) {
 	fleet, w, clock := newLimitedWriter(t, nil, Limits{})
-	ingest(t, w,
-		eventJSON(at(-time.Hour), "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
-		eventJSON(at(-time.Hour), "mediaserver", "registered", `{"id":"ms-unlisted","region":"us-east","deploymentId":"prod"}`),
-		eventJSON(at(-time.Hour), "gateway", "started", `{"id":"gw-1"}`),
+	fixture.Ingest(t, w,
+		fixture.EventJSON(fixture.At(-time.Hour), "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
+		fixture.EventJSON(fixture.At(-time.Hour), "mediaserver", "registered", `{"id":"ms-unlisted","region":"us-east","deploymentId":"prod"}`),
+		fixture.EventJSON(fixture.At(-time.Hour), "gateway", "started", `{"id":"gw-1"}`),
 	)
 	observe(t, w, gatewayFixture())
 	c := NewCollector(fleet, WithGatewayAPI(clock.Now))

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 // TestCountAlso: events handled outside the fleet join the fleet's in
@@ -14,14 +16,14 @@ import (
 // counted there.
 func TestCountAlso(t *testing.T) {
 	fleet, w := newTestWriter(t)
-	ingest(t, w, eventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`))
+	fixture.Ingest(t, w, fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`))
 	ingestInvalid(t, w, `{"timestamp":1}`)
 	var also OutcomeCounter
 	var res Result
 	res.Outcomes[OutcomeApplied], res.Outcomes[OutcomeIgnored], res.Outcomes[OutcomeRefused] = 3, 1, 2
-	also.AddResult(res, testNow.Add(time.Second))
-	also.Add(OutcomeInvalid, 2, testNow)
-	also.Add(OutcomeRefused, 0, testNow.Add(time.Hour)) // nothing counted, time unchanged
+	also.AddResult(res, fixture.Now.Add(time.Second))
+	also.Add(OutcomeInvalid, 2, fixture.Now)
+	also.Add(OutcomeRefused, 0, fixture.Now.Add(time.Hour)) // nothing counted, time unchanged
 	want := `
 # HELP liveswitch_exporter_events_total Events received on the webhook, by what the exporter did with them.
 # TYPE liveswitch_exporter_events_total counter

@@ -3,21 +3,21 @@ package collector
 import (
 	"testing"
 	"time"
-)
 
-func ptr[T any](v T) *T { return &v }
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
+)
 
 // observationAt is an observation at d after the test clock's start, with a
 // 15 s interval, listing the given media servers.
 func observationAt(d time.Duration, servers ...MediaServerFacts) *Observation {
-	return &Observation{AtMs: at(d), IntervalMs: (15 * time.Second).Milliseconds(), MediaServers: servers}
+	return &Observation{AtMs: fixture.At(d), IntervalMs: (15 * time.Second).Milliseconds(), MediaServers: servers}
 }
 
 func TestReconcile(t *testing.T) {
-	listed := MediaServerFacts{ID: "m", Region: "eu", DeploymentID: "d", Version: "1.24", CoreCount: 8, UsedCapacity: ptr(0.5)}
+	listed := MediaServerFacts{ID: "m", Region: "eu", DeploymentID: "d", Version: "1.24", CoreCount: 8, UsedCapacity: fixture.Ptr(0.5)}
 	held := func(state State, since time.Duration) *Server {
 		return &Server{Origin: "mediaserver", Info: Info{ID: "m", MachineName: "ms-a"}, State: state,
-			LastActionMs: at(since), LastAction: ActionStarted, LastEventMs: at(since), Events: [NumActions]uint64{1}, Flaps: 2}
+			LastActionMs: fixture.At(since), LastAction: ActionStarted, LastEventMs: fixture.At(since), Events: [NumActions]uint64{1}, Flaps: 2}
 	}
 	poll := 10 * time.Minute
 	for _, tc := range []struct {
@@ -70,9 +70,9 @@ func TestReconcile(t *testing.T) {
 
 func TestObservationValidate(t *testing.T) {
 	ok := func() *Observation {
-		return &Observation{AtMs: at(0), IntervalMs: 1000,
-			MediaServers: []MediaServerFacts{{ID: "a", UsedCapacity: ptr(1.2)}, {ID: "b"}},
-			Applications: []ApplicationFacts{{ID: "app", Channels: ptr(int64(3))}}}
+		return &Observation{AtMs: fixture.At(0), IntervalMs: 1000,
+			MediaServers: []MediaServerFacts{{ID: "a", UsedCapacity: fixture.Ptr(1.2)}, {ID: "b"}},
+			Applications: []ApplicationFacts{{ID: "app", Channels: fixture.Ptr(int64(3))}}}
 	}
 	if err := ok().Validate(); err != nil {
 		t.Fatalf("a valid observation: %v", err)
@@ -85,12 +85,12 @@ func TestObservationValidate(t *testing.T) {
 		"control character":      func(o *Observation) { o.MediaServers[0].ID = "a\nb" },
 		"id too long":            func(o *Observation) { o.MediaServers[0].ID = string(make([]byte, 300)) },
 		"region with a NUL":      func(o *Observation) { o.MediaServers[0].Region = "eu\x00" },
-		"negative capacity":      func(o *Observation) { o.MediaServers[0].UsedCapacity = ptr(-0.1) },
-		"absurd capacity":        func(o *Observation) { o.MediaServers[0].UsedCapacity = ptr(1e9) },
+		"negative capacity":      func(o *Observation) { o.MediaServers[0].UsedCapacity = fixture.Ptr(-0.1) },
+		"absurd capacity":        func(o *Observation) { o.MediaServers[0].UsedCapacity = fixture.Ptr(1e9) },
 		"negative cores":         func(o *Observation) { o.MediaServers[0].CoreCount = -1 },
 		"application id twice":   func(o *Observation) { o.Applications = append(o.Applications, ApplicationFacts{ID: "app"}) },
 		"application id empty":   func(o *Observation) { o.Applications[0].ID = "" },
-		"negative channel count": func(o *Observation) { o.Applications[0].Channels = ptr(int64(-1)) },
+		"negative channel count": func(o *Observation) { o.Applications[0].Channels = fixture.Ptr(int64(-1)) },
 	} {
 		o := ok()
 		spoil(o)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -37,11 +38,11 @@ func TestReplicasHealAfterKeysAreLost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testenv.StartRedis(t)
-			clock := &fakeClock{now: testNow}
+			clock := fixture.NewClock()
 			a, b := startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock)
 			for i := range 30 {
 				w := []testReplica{a, b}[i%2].w
-				ingest(t, w, eventJSON(at(time.Duration(i)*time.Second), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i)))
+				fixture.Ingest(t, w, fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i)))
 				if i == 20 {
 					clock.Advance(snapshotInterval) // the next fold saves a snapshot
 				}
@@ -51,7 +52,7 @@ func TestReplicasHealAfterKeysAreLost(t *testing.T) {
 			testenv.WaitFor(t, 20*time.Second, "the loss counted and both replicas ready", func() bool {
 				return a.w.Healthy() && b.w.Healthy() && countedLoss(a, tc.loss) && countedLoss(b, tc.loss)
 			})
-			ingest(t, b.w, eventJSON(at(time.Minute), "mediaserver", "stopped", `{"id":"ms-0"}`))
+			fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(time.Minute), "mediaserver", "stopped", `{"id":"ms-0"}`))
 			c := startReplica(t, srv, DefaultLimits, clock)
 			got := converged(t, a, b, c)
 			if len(got.Servers) != 30 || got.Stats.Outcomes[OutcomeApplied] != 31 {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -21,7 +22,7 @@ type testReplica struct {
 	w     *Writer
 }
 
-func startReplica(t *testing.T, srv *testenv.Redis, limits Limits, clock *fakeClock) testReplica {
+func startReplica(t *testing.T, srv *testenv.Redis, limits Limits, clock *fixture.Clock) testReplica {
 	t.Helper()
 	log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "test:", Owner: t.Name()})
 	if err != nil {
@@ -72,7 +73,7 @@ func converged(t *testing.T, replicas ...testReplica) Snapshot {
 // replicas must end identical, with each duplicate applied exactly once.
 func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	replicas := []testReplica{
 		startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock),
 	}
@@ -86,7 +87,7 @@ func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(s), 7))
 			for i, a := range actions {
-				body := eventJSON(at(time.Duration(i)*time.Second), "mediaserver", a,
+				body := fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", a,
 					fmt.Sprintf(`{"id":"ms-%d","region":"r%d","coreCount":%d}`, s, s%3, s%4+1))
 				twice := i == 2 && s%2 == 0 // delivered to two replicas at once
 				var pair sync.WaitGroup
@@ -117,13 +118,13 @@ func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 
 func TestReplicasForgetOnce(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	limits := Limits{Retention: time.Hour}
 	a, b := startReplica(t, srv, limits, clock), startReplica(t, srv, limits, clock)
-	ingest(t, a.w,
-		eventJSON(at(0), "mediaserver", "stopped", `{"id":"old"}`),
-		eventJSON(at(0), "mediaserver", "started", `{"id":"retire"}`),
-		eventJSON(at(0), "gateway", "started", `{"id":"gw"}`),
+	fixture.Ingest(t, a.w,
+		fixture.EventJSON(fixture.At(0), "mediaserver", "stopped", `{"id":"old"}`),
+		fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"retire"}`),
+		fixture.EventJSON(fixture.At(0), "gateway", "started", `{"id":"gw"}`),
 	)
 	if found, err := b.w.Forget(context.Background(), Key{"mediaserver", "retire"}); err != nil || !found {
 		t.Fatalf("forget through another replica: %v, %v", found, err)
@@ -147,10 +148,10 @@ func TestReplicasForgetOnce(t *testing.T) {
 // were saved and the log trimmed holds what the others hold.
 func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	a := startReplica(t, srv, DefaultLimits, clock)
 	for i := range 50 {
-		ingest(t, a.w, eventJSON(at(time.Duration(i)*time.Second), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i%7)))
+		fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i%7)))
 		if i == 30 {
 			clock.Advance(snapshotInterval) // a snapshot is due after the next fold
 		}
@@ -183,11 +184,11 @@ func waitForTrim(t *testing.T, srv *testenv.Redis) {
 // healthy again by itself and nothing acknowledged is lost.
 func TestReplicaSurvivesRedisOutage(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	a := startReplica(t, srv, DefaultLimits, clock)
-	ingest(t, a.w, eventJSON(at(0), "mediaserver", "registered", `{"id":"ms-1"}`))
+	fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(0), "mediaserver", "registered", `{"id":"ms-1"}`))
 	srv.Kill()
-	_, err := a.w.Ingest(context.Background(), []byte(eventJSON(at(time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`)))
+	_, err := a.w.Ingest(context.Background(), []byte(fixture.EventJSON(fixture.At(time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`)))
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("ingest with Redis down: %v, want ErrStorage", err)
 	}
@@ -197,7 +198,7 @@ func TestReplicaSurvivesRedisOutage(t *testing.T) {
 	}
 	srv.Start()
 	testenv.WaitFor(t, 30*time.Second, "healthy again", a.w.Healthy)
-	ingest(t, a.w, eventJSON(at(2*time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`))
+	fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(2*time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`))
 	b := startReplica(t, srv, DefaultLimits, clock)
 	got := converged(t, a, b)
 	if len(got.Servers) != 1 || got.Servers[0].State != StateStopped || got.Stats.StorageErrors != 0 {
@@ -209,7 +210,7 @@ func TestReplicaSurvivesRedisOutage(t *testing.T) {
 // event another replica shows it (the issue's bound: 1 s).
 func BenchmarkReplicaLag(b *testing.B) {
 	srv := testenv.StartRedis(b)
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	replicas := make([]testReplica, 2)
 	for i := range replicas {
 		log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "bench:", Owner: "bench"})
@@ -227,7 +228,7 @@ func BenchmarkReplicaLag(b *testing.B) {
 	var worst, total time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		body := eventJSON(at(time.Duration(i)*time.Millisecond), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i))
+		body := fixture.EventJSON(fixture.At(time.Duration(i)*time.Millisecond), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i))
 		if _, err := replicas[0].w.Ingest(context.Background(), []byte(body)); err != nil {
 			b.Fatal(err)
 		}
@@ -246,20 +247,20 @@ func BenchmarkReplicaLag(b *testing.B) {
 // the fold, so every replica evicts the same server and counts it once.
 func TestReplicasShareTheLimit(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	clock := &fakeClock{now: testNow}
+	clock := fixture.NewClock()
 	limits := Limits{MaxServers: 3}
 	a, b := startReplica(t, srv, limits, clock), startReplica(t, srv, limits, clock)
-	ingest(t, a.w,
-		eventJSON(at(0), "mediaserver", "stopped", `{"id":"old"}`),
-		eventJSON(at(time.Second), "mediaserver", "stopped", `{"id":"newer"}`),
-		eventJSON(at(0), "gateway", "started", `{"id":"gw"}`),
+	fixture.Ingest(t, a.w,
+		fixture.EventJSON(fixture.At(0), "mediaserver", "stopped", `{"id":"old"}`),
+		fixture.EventJSON(fixture.At(time.Second), "mediaserver", "stopped", `{"id":"newer"}`),
+		fixture.EventJSON(fixture.At(0), "gateway", "started", `{"id":"gw"}`),
 	)
-	ingest(t, b.w, eventJSON(at(2*time.Second), "mediaserver", "registered", `{"id":"ms-1"}`)) // evicts old
-	res := ingest(t, a.w, eventJSON(at(3*time.Second), "mediaserver", "registered", `{"id":"ms-2"}`))
+	fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(2*time.Second), "mediaserver", "registered", `{"id":"ms-1"}`)) // evicts old
+	res := fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(3*time.Second), "mediaserver", "registered", `{"id":"ms-2"}`))
 	if res[0].Outcomes[OutcomeApplied] != 1 { // evicts newer
 		t.Fatalf("ms-2: %v", res[0])
 	}
-	res = ingest(t, b.w, eventJSON(at(4*time.Second), "mediaserver", "registered", `{"id":"ms-3"}`))
+	res = fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(4*time.Second), "mediaserver", "registered", `{"id":"ms-3"}`))
 	if res[0].Outcomes[OutcomeRefused] != 1 { // nothing stopped is left to evict
 		t.Fatalf("ms-3: %v, want refused", res[0])
 	}

@@ -3,6 +3,8 @@ package collector
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 func lifecycleEvent(origin, id string, a Action, ts int64) Event {
@@ -37,7 +39,7 @@ func TestStepEveryOriginAndAction(t *testing.T) {
 	if len(cases) != int(NumActions) {
 		t.Fatalf("%d cases for %d actions: give every action its expected state", len(cases), NumActions)
 	}
-	for _, origin := range knownOrigins {
+	for _, origin := range fixture.Origins {
 		for _, tc := range cases {
 			t.Run(origin+"."+tc.action.String(), func(t *testing.T) {
 				s, outcomes := fold(lifecycleEvent(origin, "x", tc.action, 1000))
