@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
@@ -21,7 +22,7 @@ import (
 func benchFleet(b testing.TB, n int) (*Fleet, *Writer) {
 	b.Helper()
 	fleet := NewFleet()
-	w := NewWriter(fleet, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
+	w := NewWriter(fleet, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
 	origins := []string{"mediaserver", "mediaserver", "mediaserver", "gateway", "sipconnector", "recordingmuxer"}
 	actions := []string{"registered", "registered", "running", "unregistered", "stopped"}
 	for i := range n {
@@ -60,22 +61,8 @@ func fillHistories(b *testing.B, w *Writer, n int) {
 }
 
 // realisticEvent is a server event as LiveSwitch sends them.
-var realisticEvent = []byte(fixture.EventJSON(1700000000000, "mediaserver", "registered", `{"iceServerUris":["stun:stun.example.com:3478"],`+
-	`"region":"us-east","id":"dc5e5677-5b0d-4b3e-b2a5-42761849ae19","version":"1.24.2.0","machineName":"ms-1",`+
-	`"coreCount":12,"operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64",`+
-	`"networkInterfaces":[{"name":"eth0","addresses":["10.0.0.4"]}],"deploymentId":"prod"}`))
 
 // BenchmarkDecode measures decoding one realistic event.
-func BenchmarkDecode(b *testing.B) {
-	body := realisticEvent
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := Decode(body, DefaultDecodeOptions, fixture.Now); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
 
 // BenchmarkApply measures applying one decoded event to a fleet of 10,000
 // servers: the rule, the staging and the publication, without the store.
@@ -83,9 +70,9 @@ func BenchmarkApply(b *testing.B) {
 	fleet, w := benchFleet(b, 10000)
 	defer w.Close()
 	snap := fleet.Snapshot()
-	events := make([]Event, len(snap.Servers))
+	events := make([]event.Event, len(snap.Servers))
 	for i, s := range snap.Servers {
-		events[i] = Event{Kind: KindLifecycle, Origin: s.Origin, Server: s.Info}
+		events[i] = event.Event{Kind: event.KindLifecycle, Origin: s.Origin, Server: s.Info}
 	}
 	b.ReportAllocs()
 	var st Staging // reused group after group, as the writer's folder does
@@ -93,7 +80,7 @@ func BenchmarkApply(b *testing.B) {
 	for b.Loop() {
 		ev := &events[i%len(events)]
 		ev.Timestamp = fixture.Now.UnixMilli() + int64(i)
-		ev.Action = Action(i % int(NumActions))
+		ev.Action = event.Action(i % int(event.NumActions))
 		st.Reset(fleet, Limits{MaxServers: 20000})
 		st.Apply(ev)
 		fleet.Publish(&st)
@@ -195,12 +182,3 @@ func fleetMemory(b *testing.B, fullHistory bool) {
 // BenchmarkDecodeManyMembers decodes a hostile 1 MiB event of 100,000
 // made-up members: its cost must grow linearly with the body (it was
 // quadratic once, 26 s for this body).
-func BenchmarkDecodeManyMembers(b *testing.B) {
-	body := manyMembers(100000, "")
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := Decode(body, DecodeOptions{}, fixture.Now); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -3,6 +3,7 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -163,8 +164,8 @@ func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server, buf []
 		s.Info.OperatingSystemVersion, s.Info.Architecture)
 	emit(c.lastEvent, prometheus.GaugeValue, float64(s.LastEventMs)/1000)
 	emit(c.stateChange, prometheus.GaugeValue, float64(s.SinceMs())/1000)
-	for a := range NumActions {
-		emit(c.events, prometheus.CounterValue, float64(s.Events[a]), Action(a).String())
+	for a := range event.NumActions {
+		emit(c.events, prometheus.CounterValue, float64(s.Events[a]), event.Action(a).String())
 	}
 	emit(c.flaps, prometheus.CounterValue, float64(s.Flaps))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
@@ -23,7 +24,7 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata")
 func newTestWriter(t *testing.T) (*Fleet, *Writer) {
 	t.Helper()
 	fleet := NewFleet()
-	w := NewWriter(fleet, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
+	w := NewWriter(fleet, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
 	t.Cleanup(w.Close)
 	return fleet, w
 }
@@ -68,7 +69,7 @@ func TestCollectorGolden(t *testing.T) {
 
 func ingestInvalid(t *testing.T, w *Writer, body string) {
 	t.Helper()
-	var invalid *InvalidError
+	var invalid *event.InvalidError
 	if _, err := w.Ingest(context.Background(), []byte(body)); !errors.As(err, &invalid) {
 		t.Fatalf("%s: got %v, want InvalidError", body, err)
 	}

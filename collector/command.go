@@ -1,6 +1,10 @@
 package collector
 
-import "time"
+import (
+	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+)
 
 // Command is the work of one request, as data: the events of a webhook, a
 // server to forget, a sweep at a given time, or what the Gateway's REST API
@@ -10,10 +14,10 @@ import "time"
 // entries of a shared log written by earlier versions, which replicas still
 // read: the names of its members do not change.
 type Command struct {
-	Events     []Event `json:"e,omitempty"`
-	Forget     *Key    `json:"f,omitempty"`
-	SweepMs    int64   `json:"s,omitempty"`
-	ReceivedMs int64   `json:"r,omitempty"`
+	Events     []event.Event `json:"e,omitempty"`
+	Forget     *Key          `json:"f,omitempty"`
+	SweepMs    int64         `json:"s,omitempty"`
+	ReceivedMs int64         `json:"r,omitempty"`
 	// Observation is a successful poll of the Gateway's REST API.
 	Observation *Observation `json:"g,omitempty"`
 }

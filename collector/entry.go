@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"unsafe"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 )
 
 // A log entry is written in a compact binary form, the first byte naming
@@ -100,7 +102,7 @@ func (w *entryWriter) command(c *Command) error {
 	return nil
 }
 
-func (w *entryWriter) event(ev *Event) {
+func (w *entryWriter) event(ev *event.Event) {
 	w.varint(ev.Timestamp)
 	w.buf = append(w.buf, byte(ev.Kind), byte(ev.Action))
 	w.str(ev.Type)
@@ -112,7 +114,7 @@ func (w *entryWriter) event(ev *Event) {
 }
 
 // infoStrings lists the string fields of an Info, in the entry's order.
-func infoStrings(i *Info) [8]*string {
+func infoStrings(i *event.Info) [8]*string {
 	return [8]*string{&i.ID, &i.Version, &i.MachineName, &i.OperatingSystem, &i.OperatingSystemVersion,
 		&i.Architecture, &i.DeploymentID, &i.Region}
 }
@@ -195,7 +197,7 @@ func (r *entryReader) command() *Command {
 		}
 	}
 	if n := r.count(); n > 0 {
-		c.Events = make([]Event, n)
+		c.Events = make([]event.Event, n)
 	}
 	for i := range c.Events {
 		r.event(&c.Events[i])
@@ -203,15 +205,15 @@ func (r *entryReader) command() *Command {
 	return c
 }
 
-func (r *entryReader) event(ev *Event) {
+func (r *entryReader) event(ev *event.Event) {
 	ev.Timestamp = r.varint()
-	ev.Kind, ev.Action = Kind(r.byte()), Action(r.byte())
-	if ev.Kind > KindIgnored || ev.Action >= NumActions {
+	ev.Kind, ev.Action = event.Kind(r.byte()), event.Action(r.byte())
+	if ev.Kind > event.KindIgnored || ev.Action >= event.NumActions {
 		r.fail(fmt.Errorf("event of kind %d, action %d", ev.Kind, ev.Action))
 	}
-	ev.Type = Intern(r.bytes())
-	ev.Origin = Intern(r.bytes())
-	if cores := r.uvarint(); cores <= MaxCoreCount {
+	ev.Type = event.Intern(r.bytes())
+	ev.Origin = event.Intern(r.bytes())
+	if cores := r.uvarint(); cores <= event.MaxCoreCount {
 		ev.Server.CoreCount = int(cores)
 	} else {
 		r.fail(errors.New("core count out of range"))

@@ -5,17 +5,19 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 )
 
 func testEntry() *logEntry {
 	used := 0.42
 	return &logEntry{Nonce: "abc/7", Commands: []*Command{
-		{ReceivedMs: 1700000000123, Events: []Event{
-			{Timestamp: 1700000000000, Type: "mediaserver.registered", Kind: KindLifecycle, Action: ActionRegistered,
-				Origin: "mediaserver", Server: Info{ID: "ms-1", Version: "1.2", MachineName: "m", CoreCount: 8,
+		{ReceivedMs: 1700000000123, Events: []event.Event{
+			{Timestamp: 1700000000000, Type: "mediaserver.registered", Kind: event.KindLifecycle, Action: event.ActionRegistered,
+				Origin: "mediaserver", Server: event.Info{ID: "ms-1", Version: "1.2", MachineName: "m", CoreCount: 8,
 					OperatingSystem: "linux", OperatingSystemVersion: "6.1", Architecture: "x64", DeploymentID: "d", Region: "é"}},
-			{Timestamp: 1700000000001, Type: "gateway.stats", Kind: KindHeartbeat, Origin: "gateway"},
-			{Timestamp: 1700000000002, Type: "newthing.started", Kind: KindLifecycle, Origin: "newthing", Server: Info{ID: "n"}},
+			{Timestamp: 1700000000001, Type: "gateway.stats", Kind: event.KindHeartbeat, Origin: "gateway"},
+			{Timestamp: 1700000000002, Type: "newthing.started", Kind: event.KindLifecycle, Origin: "newthing", Server: event.Info{ID: "n"}},
 		}},
 		{Forget: &Key{Origin: "gateway", ID: "g/1"}},
 		{SweepMs: 1700000009999},

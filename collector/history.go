@@ -3,6 +3,7 @@ package collector
 import (
 	"math"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
 )
 
@@ -13,7 +14,7 @@ const HistoryLen = 20
 
 // AppliedEvent is one lifecycle event as the fleet applied it.
 type AppliedEvent struct {
-	Action Action
+	Action event.Action
 	// EventMs is when LiveSwitch stamped the event.
 	EventMs int64
 	// ReceivedMs is the exporter's clock when the webhook came in.
@@ -29,7 +30,7 @@ type history = ring.Buffer[storedEvent]
 type storedEvent struct {
 	eventMs       int64
 	receivedDelta int32
-	action        Action
+	action        event.Action
 }
 
 func store(e AppliedEvent) storedEvent {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
@@ -43,10 +44,12 @@ func TestHistoryKeepsTheLastEventsNewestFirst(t *testing.T) {
 	}
 }
 
-func mustAction(t *testing.T, s string) Action {
-	a, ok := parseAction(s)
-	if !ok {
-		t.Fatalf("no action %q", s)
+func mustAction(t *testing.T, s string) event.Action {
+	for a := range event.NumActions {
+		if a.String() == s {
+			return a
+		}
 	}
-	return a
+	t.Fatalf("no action %q", s)
+	return 0
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -23,7 +24,7 @@ func benchWriter(b *testing.B, durable bool) *Writer {
 		b.Cleanup(func() { s.Close() })
 		store = s
 	}
-	w := NewWriter(NewFleet(), store, WriterOptions{Decode: DefaultDecodeOptions})
+	w := NewWriter(NewFleet(), store, WriterOptions{Decode: event.DefaultDecodeOptions})
 	b.Cleanup(w.Close)
 	return w
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -20,7 +21,7 @@ func newLimitedWriter(t *testing.T, store storage.Store, limits Limits) (*Fleet,
 	t.Helper()
 	clock := fixture.NewClock()
 	fleet := NewFleet()
-	w := NewWriter(fleet, store, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now})
+	w := NewWriter(fleet, store, WriterOptions{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now})
 	t.Cleanup(w.Close)
 	return fleet, w, clock
 }
@@ -244,7 +245,7 @@ func TestStorageErrorsLoggedOncePerInterval(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	clock := fixture.NewClock()
-	w := NewWriter(NewFleet(), store, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now,
+	w := NewWriter(NewFleet(), store, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer w.Close()
 	store.Close() // every commit fails from now on

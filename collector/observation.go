@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 )
 
 // Observation is what the LiveSwitch Gateway's REST API said at one poll:
@@ -56,8 +58,8 @@ type ApplicationFacts struct {
 const maxUsedCapacity = 100
 
 // info is what the facts tell about the server, in the fleet's terms.
-func (m *MediaServerFacts) info() Info {
-	return Info{ID: m.ID, Region: m.Region, DeploymentID: m.DeploymentID, Version: m.Version, CoreCount: m.CoreCount}
+func (m *MediaServerFacts) info() event.Info {
+	return event.Info{ID: m.ID, Region: m.Region, DeploymentID: m.DeploymentID, Version: m.Version, CoreCount: m.CoreCount}
 }
 
 // Validate checks that every id and fact may become a label or a sample
@@ -100,8 +102,8 @@ func (m *MediaServerFacts) validate(seen map[string]bool) error {
 	if err := m.info().Validate(); err != nil {
 		return err
 	}
-	if m.CoreCount < 0 || m.CoreCount > MaxCoreCount {
-		return fmt.Errorf(`"coreCount" is not from 0 to %d`, MaxCoreCount)
+	if m.CoreCount < 0 || m.CoreCount > event.MaxCoreCount {
+		return fmt.Errorf(`"coreCount" is not from 0 to %d`, event.MaxCoreCount)
 	}
 	if c := m.UsedCapacity; c != nil && (math.IsNaN(*c) || *c < 0 || *c > maxUsedCapacity) {
 		return fmt.Errorf(`"usedCapacity" is not from 0 to %d`, maxUsedCapacity)
@@ -113,7 +115,7 @@ func (a *ApplicationFacts) validate(seen map[string]bool) error {
 	if err := validateID(a.ID, seen); err != nil {
 		return err
 	}
-	if err := (Info{ID: a.ID}).Validate(); err != nil {
+	if err := (event.Info{ID: a.ID}).Validate(); err != nil {
 		return err
 	}
 	for _, n := range []*int64{a.Channels, a.Clients, a.Connections, a.Users, a.Devices} {

@@ -1,5 +1,7 @@
 package collector
 
+import "github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+
 // Change is what reconciliation with the Gateway's list did to a server.
 type Change uint8
 
@@ -47,13 +49,13 @@ func Reconcile(prev *Server, m *MediaServerFacts, o *Observation) (next *Server,
 	case prev == nil:
 		return &Server{
 			Origin: MediaServerOrigin, Info: m.info(), State: StateRegistered,
-			LastEventMs: o.AtMs, LastActionMs: o.AtMs, LastAction: ActionRegistered,
+			LastEventMs: o.AtMs, LastActionMs: o.AtMs, LastAction: event.ActionRegistered,
 		}, ChangeCreated, true
 	case prev.State != StateRegistered && o.AtMs-prev.SinceMs() > 2*o.IntervalMs:
 		s := *prev
 		s.State = StateRegistered
 		s.Info = mergeInfo(s.Info, m.info())
-		s.LastAction, s.LastActionMs = ActionRegistered, o.AtMs
+		s.LastAction, s.LastActionMs = event.ActionRegistered, o.AtMs
 		s.LastEventMs = max(s.LastEventMs, o.AtMs)
 		return &s, ChangeRegistered, true
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
@@ -16,8 +17,8 @@ func observationAt(d time.Duration, servers ...MediaServerFacts) *Observation {
 func TestReconcile(t *testing.T) {
 	listed := MediaServerFacts{ID: "m", Region: "eu", DeploymentID: "d", Version: "1.24", CoreCount: 8, UsedCapacity: fixture.Ptr(0.5)}
 	held := func(state State, since time.Duration) *Server {
-		return &Server{Origin: "mediaserver", Info: Info{ID: "m", MachineName: "ms-a"}, State: state,
-			LastActionMs: fixture.At(since), LastAction: ActionStarted, LastEventMs: fixture.At(since), Events: [NumActions]uint64{1}, Flaps: 2}
+		return &Server{Origin: "mediaserver", Info: event.Info{ID: "m", MachineName: "ms-a"}, State: state,
+			LastActionMs: fixture.At(since), LastAction: event.ActionStarted, LastEventMs: fixture.At(since), Events: [event.NumActions]uint64{1}, Flaps: 2}
 	}
 	poll := 10 * time.Minute
 	for _, tc := range []struct {
@@ -55,7 +56,7 @@ func TestReconcile(t *testing.T) {
 				}
 				return
 			}
-			if next.SinceMs() != o.AtMs || next.LastAction != ActionRegistered || next.LastEventMs != o.AtMs {
+			if next.SinceMs() != o.AtMs || next.LastAction != event.ActionRegistered || next.LastEventMs != o.AtMs {
 				t.Fatalf("not stamped with the poll time: %+v", next)
 			}
 			if next.Info.Region != "eu" || next.Info.DeploymentID != "d" || next.Info.CoreCount != 8 || next.Info.Version != "1.24" {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -29,7 +30,7 @@ func startReplica(t *testing.T, srv *testenv.Redis, limits Limits, clock *fixtur
 		t.Fatal(err)
 	}
 	fleet := NewFleet()
-	w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
+	w := NewReplica(fleet, log, WriterOptions{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
 	t.Cleanup(func() { w.Close(); _ = log.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -78,7 +79,7 @@ func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 		startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock),
 	}
 	reference := NewFleet()
-	ref := NewWriter(reference, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now})
+	ref := NewWriter(reference, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now})
 	defer ref.Close()
 
 	actions := []string{"started", "registered", "unregistered", "registered", "stopped", "started"}
@@ -218,7 +219,7 @@ func BenchmarkReplicaLag(b *testing.B) {
 			b.Fatal(err)
 		}
 		fleet := NewFleet()
-		w := NewReplica(fleet, log, WriterOptions{Decode: DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
+		w := NewReplica(fleet, log, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
 		defer w.Close()
 		if err := w.Restore(context.Background()); err != nil {
 			b.Fatal(err)

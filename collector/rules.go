@@ -1,5 +1,7 @@
 package collector
 
+import "github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+
 // Step is the one rule by which an event changes a server. prev is the
 // server's current record, nil if the fleet does not know it. Step never
 // modifies prev: it returns the record that replaces it (prev itself when
@@ -8,18 +10,18 @@ package collector
 // Events of one server are ordered by (timestamp, lifecycle order of the
 // action), so the state after a set of events does not depend on the order in
 // which they were delivered.
-func Step(prev *Server, ev *Event) (*Server, Outcome) {
+func Step(prev *Server, ev *event.Event) (*Server, Outcome) {
 	switch ev.Kind {
-	case KindHeartbeat:
+	case event.KindHeartbeat:
 		return heartbeat(prev, ev)
-	case KindLifecycle:
+	case event.KindLifecycle:
 		return lifecycle(prev, ev)
 	default:
 		return prev, OutcomeIgnored
 	}
 }
 
-func heartbeat(prev *Server, ev *Event) (*Server, Outcome) {
+func heartbeat(prev *Server, ev *event.Event) (*Server, Outcome) {
 	if prev == nil || ev.Timestamp <= prev.LastEventMs {
 		return prev, OutcomeIgnored
 	}
@@ -28,7 +30,7 @@ func heartbeat(prev *Server, ev *Event) (*Server, Outcome) {
 	return &next, OutcomeApplied
 }
 
-func lifecycle(prev *Server, ev *Event) (*Server, Outcome) {
+func lifecycle(prev *Server, ev *event.Event) (*Server, Outcome) {
 	var next Server
 	if prev != nil {
 		switch {
@@ -40,9 +42,9 @@ func lifecycle(prev *Server, ev *Event) (*Server, Outcome) {
 		}
 		next = *prev
 	} else {
-		next = Server{Origin: ev.Origin, Info: Info{ID: ev.Server.ID}}
+		next = Server{Origin: ev.Origin, Info: event.Info{ID: ev.Server.ID}}
 	}
-	if prev != nil && prev.State == StateUnregistered && ev.Action == ActionRegistered {
+	if prev != nil && prev.State == StateUnregistered && ev.Action == event.ActionRegistered {
 		next.Flaps++
 	}
 	next.State = stateAfter[ev.Action]

@@ -4,16 +4,17 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
-func lifecycleEvent(origin, id string, a Action, ts int64) Event {
-	return Event{Timestamp: ts, Type: origin + "." + a.String(), Kind: KindLifecycle, Action: a, Origin: origin,
-		Server: Info{ID: id, Region: "eu", DeploymentID: "d1", CoreCount: 8}}
+func lifecycleEvent(origin, id string, a event.Action, ts int64) event.Event {
+	return event.Event{Timestamp: ts, Type: origin + "." + a.String(), Kind: event.KindLifecycle, Action: a, Origin: origin,
+		Server: event.Info{ID: id, Region: "eu", DeploymentID: "d1", CoreCount: 8}}
 }
 
 // fold applies events in order to a fresh server record.
-func fold(events ...Event) (*Server, []Outcome) {
+func fold(events ...event.Event) (*Server, []Outcome) {
 	var s *Server
 	outcomes := make([]Outcome, len(events))
 	for i := range events {
@@ -28,16 +29,16 @@ func fold(events ...Event) (*Server, []Outcome) {
 // matching state"), not read from the implementation's table.
 func TestStepEveryOriginAndAction(t *testing.T) {
 	cases := []struct {
-		action Action
+		action event.Action
 		state  State
 	}{
-		{ActionStarted, StateRunning},
-		{ActionRegistered, StateRegistered},
-		{ActionUnregistered, StateUnregistered},
-		{ActionStopped, StateStopped},
+		{event.ActionStarted, StateRunning},
+		{event.ActionRegistered, StateRegistered},
+		{event.ActionUnregistered, StateUnregistered},
+		{event.ActionStopped, StateStopped},
 	}
-	if len(cases) != int(NumActions) {
-		t.Fatalf("%d cases for %d actions: give every action its expected state", len(cases), NumActions)
+	if len(cases) != int(event.NumActions) {
+		t.Fatalf("%d cases for %d actions: give every action its expected state", len(cases), event.NumActions)
 	}
 	for _, origin := range fixture.Origins {
 		for _, tc := range cases {
@@ -46,7 +47,7 @@ func TestStepEveryOriginAndAction(t *testing.T) {
 				if outcomes[0] != OutcomeApplied {
 					t.Fatalf("outcome %s", outcomes[0])
 				}
-				want := Server{Origin: origin, Info: Info{ID: "x", Region: "eu", DeploymentID: "d1", CoreCount: 8},
+				want := Server{Origin: origin, Info: event.Info{ID: "x", Region: "eu", DeploymentID: "d1", CoreCount: 8},
 					State: tc.state, LastEventMs: 1000, LastActionMs: 1000, LastAction: tc.action}
 				want.Events[tc.action] = 1
 				if *s != want {
@@ -59,13 +60,13 @@ func TestStepEveryOriginAndAction(t *testing.T) {
 
 func TestStepSequences(t *testing.T) {
 	const (
-		st = ActionStarted
-		rg = ActionRegistered
-		ur = ActionUnregistered
-		sp = ActionStopped
+		st = event.ActionStarted
+		rg = event.ActionRegistered
+		ur = event.ActionUnregistered
+		sp = event.ActionStopped
 	)
 	type step struct {
-		a  Action
+		a  event.Action
 		ts int64
 	}
 	for _, tc := range []struct {
@@ -92,7 +93,7 @@ func TestStepSequences(t *testing.T) {
 		{"re-registration re-enters the state", []step{{rg, 2}, {rg, 9}}, []Outcome{OutcomeApplied, OutcomeApplied}, StateRegistered, 9, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			events := make([]Event, len(tc.steps))
+			events := make([]event.Event, len(tc.steps))
 			for i, s := range tc.steps {
 				events[i] = lifecycleEvent("mediaserver", "m", s.a, s.ts)
 			}
@@ -111,14 +112,14 @@ func TestStepSequences(t *testing.T) {
 }
 
 func TestStepHeartbeat(t *testing.T) {
-	hb := func(ts int64) Event {
-		return Event{Timestamp: ts, Type: "mediaserver.stats", Kind: KindHeartbeat, Origin: "mediaserver", Server: Info{ID: "m"}}
+	hb := func(ts int64) event.Event {
+		return event.Event{Timestamp: ts, Type: "mediaserver.stats", Kind: event.KindHeartbeat, Origin: "mediaserver", Server: event.Info{ID: "m"}}
 	}
 	if s, o := fold(hb(5)); s != nil || o[0] != OutcomeIgnored {
 		t.Fatalf("heartbeat of an unknown server: %+v %s", s, o[0])
 	}
-	s, outcomes := fold(lifecycleEvent("mediaserver", "m", ActionRegistered, 5), hb(9), hb(7),
-		lifecycleEvent("mediaserver", "m", ActionUnregistered, 8))
+	s, outcomes := fold(lifecycleEvent("mediaserver", "m", event.ActionRegistered, 5), hb(9), hb(7),
+		lifecycleEvent("mediaserver", "m", event.ActionUnregistered, 8))
 	want := []Outcome{OutcomeApplied, OutcomeApplied, OutcomeIgnored, OutcomeApplied}
 	for i := range want {
 		if outcomes[i] != want[i] {
@@ -127,15 +128,15 @@ func TestStepHeartbeat(t *testing.T) {
 	}
 	// A heartbeat refreshes the last event time but does not order lifecycle
 	// events: the unregistration stamped 8 still applies after a stats at 9.
-	if s.State != StateUnregistered || s.LastEventMs != 9 || s.SinceMs() != 8 || s.Events[ActionRegistered] != 1 {
+	if s.State != StateUnregistered || s.LastEventMs != 9 || s.SinceMs() != 8 || s.Events[event.ActionRegistered] != 1 {
 		t.Fatalf("got %+v", *s)
 	}
 }
 
 func TestStepDoesNotModifyPrevious(t *testing.T) {
-	prev, _ := fold(lifecycleEvent("gateway", "g", ActionStarted, 1))
+	prev, _ := fold(lifecycleEvent("gateway", "g", event.ActionStarted, 1))
 	before := *prev
-	ev := lifecycleEvent("gateway", "g", ActionStopped, 2)
+	ev := lifecycleEvent("gateway", "g", event.ActionStopped, 2)
 	next, _ := Step(prev, &ev)
 	if *prev != before || next == prev {
 		t.Fatal("Step changed the record it was given")
@@ -145,12 +146,12 @@ func TestStepDoesNotModifyPrevious(t *testing.T) {
 // TestStepOrderIndependence delivers the same events in many random orders:
 // the final state must always be that of the newest event.
 func TestStepOrderIndependence(t *testing.T) {
-	events := []Event{
-		lifecycleEvent("mediaserver", "m", ActionStarted, 10),
-		lifecycleEvent("mediaserver", "m", ActionRegistered, 20),
-		lifecycleEvent("mediaserver", "m", ActionUnregistered, 30),
-		lifecycleEvent("mediaserver", "m", ActionStopped, 30),
-		lifecycleEvent("mediaserver", "m", ActionStarted, 40),
+	events := []event.Event{
+		lifecycleEvent("mediaserver", "m", event.ActionStarted, 10),
+		lifecycleEvent("mediaserver", "m", event.ActionRegistered, 20),
+		lifecycleEvent("mediaserver", "m", event.ActionUnregistered, 30),
+		lifecycleEvent("mediaserver", "m", event.ActionStopped, 30),
+		lifecycleEvent("mediaserver", "m", event.ActionStarted, 40),
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 200; i++ {

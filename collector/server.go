@@ -1,5 +1,7 @@
 package collector
 
+import "github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+
 // State is where a server process stands in its lifecycle.
 type State uint8
 
@@ -36,20 +38,20 @@ func ParseState(s string) (State, bool) {
 }
 
 // stateAfter is the state each lifecycle action leads to.
-var stateAfter = [NumActions]State{
-	ActionStarted:      StateRunning,
-	ActionRegistered:   StateRegistered,
-	ActionUnregistered: StateUnregistered,
-	ActionStopped:      StateStopped,
+var stateAfter = [event.NumActions]State{
+	event.ActionStarted:      StateRunning,
+	event.ActionRegistered:   StateRegistered,
+	event.ActionUnregistered: StateUnregistered,
+	event.ActionStopped:      StateStopped,
 }
 
 // Server is everything the exporter keeps about one server process. It is a
 // value: the fleet never changes a Server in place but replaces it, so a
 // snapshot taken for a scrape stays consistent while events keep arriving.
 type Server struct {
-	Origin string `json:"origin"`
-	Info   Info   `json:"info"`
-	State  State  `json:"state"`
+	Origin string     `json:"origin"`
+	Info   event.Info `json:"info"`
+	State  State      `json:"state"`
 	// LastEventMs is the event time of the newest applied event, heartbeats
 	// included.
 	LastEventMs int64 `json:"last_event_ms"`
@@ -57,10 +59,10 @@ type Server struct {
 	// event; they alone decide whether a later delivery is in order. Every
 	// lifecycle event (re-)enters its state, so LastActionMs is also when the
 	// current state was entered; that keeps it independent of delivery order.
-	LastActionMs int64  `json:"last_action_ms"`
-	LastAction   Action `json:"last_action"`
+	LastActionMs int64        `json:"last_action_ms"`
+	LastAction   event.Action `json:"last_action"`
 	// Events counts applied lifecycle events by action.
-	Events [NumActions]uint64 `json:"events"`
+	Events [event.NumActions]uint64 `json:"events"`
 	// Flaps counts re-registrations without a stop in between.
 	Flaps uint64 `json:"flaps"`
 }
@@ -94,7 +96,7 @@ func States() []State {
 // mergeInfo returns i updated with every field that newer carries: LiveSwitch's
 // payloads differ by event kind (region only with registrations, say), and a
 // sparse event must not blank what an earlier one told.
-func mergeInfo(i, newer Info) Info {
+func mergeInfo(i, newer event.Info) event.Info {
 	set := func(dst *string, src string) {
 		// An equal string is not taken: the record keeps the one it has,
 		// rather than the event's (and the memory the event's hold).

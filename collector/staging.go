@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 )
 
 // Staging holds the changes of one group of commands on top of the
@@ -71,14 +73,14 @@ func (st *Staging) Received(ms int64) {
 
 // Apply stages one event by Step, within the limits, and returns its
 // outcome.
-func (st *Staging) Apply(ev *Event) Outcome {
+func (st *Staging) Apply(ev *event.Event) Outcome {
 	outcome := st.apply(ev)
 	st.stats.Outcomes[outcome]++
 	return outcome
 }
 
-func (st *Staging) apply(ev *Event) Outcome {
-	if ev.Kind == KindIgnored || ev.Server.ID == "" {
+func (st *Staging) apply(ev *event.Event) Outcome {
+	if ev.Kind == event.KindIgnored || ev.Server.ID == "" {
 		return OutcomeIgnored
 	}
 	k := Key{Origin: ev.Origin, ID: ev.Server.ID}
@@ -91,7 +93,7 @@ func (st *Staging) apply(ev *Event) Outcome {
 		return OutcomeRefused
 	}
 	st.set(k, prev, next)
-	if ev.Kind == KindLifecycle {
+	if ev.Kind == event.KindLifecycle {
 		st.applied = append(st.applied, applied{k, AppliedEvent{ev.Action, ev.Timestamp, st.receivedMs}})
 	}
 	return outcome

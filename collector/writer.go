@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -22,7 +23,7 @@ const limitLogInterval = time.Minute
 
 // WriterOptions configure a Writer.
 type WriterOptions struct {
-	Decode DecodeOptions
+	Decode event.DecodeOptions
 	Limits Limits
 	// Now is the exporter's clock; tests inject a fake one.
 	Now    func() time.Time
@@ -96,9 +97,9 @@ func (w *Writer) Healthy() bool { return w.backend.Healthy() }
 // event once they are all durable.
 func (w *Writer) Ingest(ctx context.Context, body []byte) (Result, error) {
 	now := w.opts.Now()
-	events, err := Decode(body, w.opts.Decode, now)
+	events, err := event.Decode(body, w.opts.Decode, now)
 	if err != nil {
-		var invalid *InvalidError
+		var invalid *event.InvalidError
 		if errors.As(err, &invalid) {
 			delta := Stats{LastReceivedMs: now.UnixMilli()}
 			delta.Outcomes[OutcomeInvalid] = uint64(invalid.Events)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
@@ -218,7 +219,7 @@ func loadRules(t *testing.T, file string) ruleFile {
 func exporterMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	fleet := collector.NewFleet()
-	w := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
+	w := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
 	defer w.Close()
 	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
 	for range 300 {
@@ -253,7 +254,7 @@ func exporterMetrics(t *testing.T) map[string]bool {
 // applications, so that their series exist.
 func simulatedApplications(t *testing.T) *applications.Tracker {
 	t.Helper()
-	apps := applications.New(applications.Options{Decode: collector.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 1000})
+	apps := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 1000})
 	gen := simulate.NewAppGenerator(simulate.AppConfig{Seed: 1, IDs: []string{"app-1", "app-2"}}, nil)
 	for range 2000 {
 		if _, err := apps.Ingest(gen.Next().Body, nil); err != nil {

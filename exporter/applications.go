@@ -9,13 +9,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
 // ApplicationIngester counts the events of application webhooks
 // (collector/applications.Tracker is the implementation). It returns
-// collector.ErrNotApplications for a body that holds none, and calls
+// event.ErrNotApplications for a body that holds none, and calls
 // verify with the applications a body names before it counts anything.
 type ApplicationIngester interface {
 	Ingest(body []byte, verify func(applicationIDs []string) error) (collector.Result, error)
@@ -76,7 +77,7 @@ func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleet Ingester) 
 		verify = func(apps []string) error { return a.verify(r, body, signature, apps) }
 	}
 	res, err := a.in.Ingest(body, verify)
-	if errors.Is(err, collector.ErrNotApplications) {
+	if errors.Is(err, event.ErrNotApplications) {
 		return fleet.Ingest(r.Context(), body)
 	}
 	return res, err

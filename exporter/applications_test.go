@@ -13,6 +13,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
@@ -28,7 +29,7 @@ type appServer struct {
 // not empty (applicationId: secret lines of YAML).
 func newAppServer(t *testing.T, secrets string, mutate func(*Config)) *appServer {
 	t.Helper()
-	tracker := applications.New(applications.Options{Decode: collector.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 100})
+	tracker := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 100})
 	var file *appsig.File
 	if secrets != "" {
 		path := filepath.Join(t.TempDir(), "secrets.yml")
@@ -157,7 +158,7 @@ func (s *appServer) refusals(t *testing.T, reason string) int {
 func TestApplicationWebhooksBesideTheFleet(t *testing.T) {
 	srv := newAppServer(t, "app-a: secret-of-a\n", func(c *Config) { c.Guard.Token = "tok" })
 	now := time.Now().UnixMilli()
-	server := event(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d"}`)
+	server := serverEvent(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d"}`)
 	app := appBody(now, "app-a")
 	mixed := "[" + server + "," + strings.TrimPrefix(app, "[")
 	signed := func(b string) http.Header {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 )
 
 // FuzzWebhook drives the whole webhook handler, request to fleet: no panic,
@@ -27,23 +28,23 @@ import (
 func FuzzWebhook(f *testing.F) {
 	now := time.Now().UnixMilli()
 	for _, s := range []string{
-		event(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`),
-		event(now+1, "mediaserver.registered", `{"id":"m1","region":"eu"}`),
-		"[" + event(now+2, "gateway.started", `{"id":"g"}`) + "," + event(now+3, "gateway.stats", `{"id":"g"}`) + "]",
-		event(now, "newcomponent.started", `{"id":"n","version":2}`),
+		serverEvent(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`),
+		serverEvent(now+1, "mediaserver.registered", `{"id":"m1","region":"eu"}`),
+		"[" + serverEvent(now+2, "gateway.started", `{"id":"g"}`) + "," + serverEvent(now+3, "gateway.stats", `{"id":"g"}`) + "]",
+		serverEvent(now, "newcomponent.started", `{"id":"n","version":2}`),
 		`{"timestamp":1,"type":"client.joined"}`, `{`, `[]`,
 		`[{"timestamp":` + strconv.FormatInt(now, 10) + `,"origin":"client","type":"channel.client.joined","client":{"applicationId":"a"}}]`,
 	} {
 		f.Add([]byte(s), "")
 	}
-	f.Add([]byte(event(now, "gateway.stopped", `{"id":"g"}`)), "gzip")
+	f.Add([]byte(serverEvent(now, "gateway.stopped", `{"id":"g"}`)), "gzip")
 
 	fleet := collector.NewFleet()
 	writer := collector.NewWriter(fleet, nil, collector.WriterOptions{
-		Decode: collector.DefaultDecodeOptions, Limits: collector.Limits{MaxServers: 50},
+		Decode: event.DefaultDecodeOptions, Limits: collector.Limits{MaxServers: 50},
 	})
 	f.Cleanup(writer.Close)
-	apps := applications.New(applications.Options{Decode: collector.DefaultDecodeOptions, MaxApplications: 20, MaxPending: 100})
+	apps := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 20, MaxPending: 100})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(collector.NewCollector(fleet).CountAlso(apps.Outcomes()), apps)
 	ready := &atomic.Bool{}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 )
 
@@ -109,7 +110,7 @@ func answer(w http.ResponseWriter, r *http.Request, res collector.Result, err er
 // answerError replies to a webhook that was not taken. A 503 names what
 // happened and what to do, never a file or an address.
 func answerError(w http.ResponseWriter, r *http.Request, err error, logger *slog.Logger) {
-	var invalid *collector.InvalidError
+	var invalid *event.InvalidError
 	var stored *collector.StorageError
 	var unsigned *appsig.Error
 	switch {

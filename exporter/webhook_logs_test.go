@@ -34,7 +34,7 @@ func TestAbortedRequestLoggedAsWhatHappened(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+WebhookPath,
-		strings.NewReader(event(t0, "mediaserver.registered", `{"id":"m"}`)))
+		strings.NewReader(serverEvent(t0, "mediaserver.registered", `{"id":"m"}`)))
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Fatal("the request was answered although its client gave up")
 	}
@@ -63,7 +63,7 @@ func TestFailingStoreAnswersWithoutLogFlood(t *testing.T) {
 	srv := newTestServerFull(t, store, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 	store.Close()
 	for i := range 50 {
-		code, body := srv.do(t, http.MethodPost, WebhookPath, event(t0+int64(i), "mediaserver.started", `{"id":"m"}`))
+		code, body := srv.do(t, http.MethodPost, WebhookPath, serverEvent(t0+int64(i), "mediaserver.started", `{"id":"m"}`))
 		if code != http.StatusServiceUnavailable || strings.Contains(body, dir) || !strings.Contains(body, "retry later") {
 			t.Fatalf("request %d: %d %q", i, code, body)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
 )
 
@@ -21,9 +22,9 @@ func TestGatewayServesItsFleet(t *testing.T) {
 	gen := NewGenerator(DefaultFleetConfig, nil)
 	registered := map[string]bool{}
 	for range 300 {
-		evs, err := collector.Decode(gen.Next().Body, collector.DefaultDecodeOptions, time.Now().Add(time.Hour))
-		if err == nil && evs[0].Origin == "mediaserver" && evs[0].Kind == collector.KindLifecycle {
-			registered[evs[0].Server.ID] = evs[0].Action == collector.ActionRegistered
+		evs, err := event.Decode(gen.Next().Body, event.DefaultDecodeOptions, time.Now().Add(time.Hour))
+		if err == nil && evs[0].Origin == "mediaserver" && evs[0].Kind == event.KindLifecycle {
+			registered[evs[0].Server.ID] = evs[0].Action == event.ActionRegistered
 		}
 	}
 	for _, pascal := range []bool{false, true} {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
@@ -29,7 +30,7 @@ import (
 func referenceExposition(t *testing.T, bodies [][]byte) string {
 	t.Helper()
 	fleet := collector.NewFleet()
-	w := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
+	w := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
 	defer w.Close()
 	for _, b := range bodies {
 		if _, err := w.Ingest(context.Background(), b); err != nil {

@@ -4,7 +4,7 @@
 // take to set up.
 //
 // Its entry point is Tracker.Ingest: it decodes a body (with the fleet's
-// decoder, collector.DecodeApplications), lets the caller verify the
+// decoder, event.DecodeApplications), lets the caller verify the
 // applications the body names (the HTTP layer checks LiveSwitch's
 // signature there, before anything is counted), then counts every event.
 //

@@ -9,12 +9,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
 // Options configure a Tracker.
 type Options struct {
-	Decode collector.DecodeOptions
+	Decode event.DecodeOptions
 	// MaxApplications caps the applications counted; events of further
 	// applications are refused (counted in
 	// liveswitch_exporter_events_total{outcome="refused"} only). 0 means
@@ -81,17 +82,17 @@ func (t *Tracker) Outcomes() *collector.OutcomeCounter { return t.outcomes }
 
 // Ingest takes the body of a webhook, and is the package's entry point.
 //
-// It returns collector.ErrNotApplications, having counted nothing, for a
+// It returns event.ErrNotApplications, having counted nothing, for a
 // body without application events: the fleet's. A malformed body, or one
-// mixing server and application events, is a *collector.InvalidError,
+// mixing server and application events, is a *event.InvalidError,
 // counted as invalid. Then verify, when not nil, is given the applications
 // the events name, in order, "" standing for events that name none; an
 // error of verify is returned as is, and nothing is counted. Otherwise
 // every event is counted, and the result says how.
 func (t *Tracker) Ingest(body []byte, verify func(applicationIDs []string) error) (collector.Result, error) {
 	now := t.opts.Now()
-	events, err := collector.DecodeApplications(body, t.opts.Decode, now)
-	var invalid *collector.InvalidError
+	events, err := event.DecodeApplications(body, t.opts.Decode, now)
+	var invalid *event.InvalidError
 	switch {
 	case errors.As(err, &invalid):
 		t.outcomes.Add(collector.OutcomeInvalid, invalid.Events, now)
@@ -110,7 +111,7 @@ func (t *Tracker) Ingest(body []byte, verify func(applicationIDs []string) error
 }
 
 // applicationIDs lists the distinct applications events name, in order.
-func applicationIDs(events []collector.ApplicationEvent) []string {
+func applicationIDs(events []event.ApplicationEvent) []string {
 	var ids []string
 	seen := map[string]bool{}
 	for _, ev := range events {
@@ -124,7 +125,7 @@ func applicationIDs(events []collector.ApplicationEvent) []string {
 
 // apply counts the events of one body, all under one lock, so that the
 // two ends of a connection are paired whatever other bodies come at once.
-func (t *Tracker) apply(events []collector.ApplicationEvent, now time.Time) collector.Result {
+func (t *Tracker) apply(events []event.ApplicationEvent, now time.Time) collector.Result {
 	var res collector.Result
 	refused := 0
 	t.mu.Lock()
@@ -144,7 +145,7 @@ func (t *Tracker) apply(events []collector.ApplicationEvent, now time.Time) coll
 }
 
 // count counts one event and says what became of it.
-func (t *Tracker) count(ev *collector.ApplicationEvent, now time.Time) collector.Outcome {
+func (t *Tracker) count(ev *event.ApplicationEvent, now time.Time) collector.Outcome {
 	switch {
 	case !kinds[ev.Type] || ev.ApplicationID == "":
 		return collector.OutcomeIgnored
@@ -182,7 +183,7 @@ func (t *Tracker) admit(app string) bool {
 // pair moves a connection through the pending table: an initializing
 // enters it, a connected leaves it and is observed when it came after its
 // initializing, a failed or closed leaves it unobserved.
-func (t *Tracker) pair(ev *collector.ApplicationEvent, now time.Time) {
+func (t *Tracker) pair(ev *event.ApplicationEvent, now time.Time) {
 	k := t.pending.key(ev.ApplicationID, ev.ConnectionID)
 	switch ev.Type {
 	case initializing:

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -24,7 +25,7 @@ var testNow = t0.Add(time.Minute)
 func newTestTracker(t testing.TB, maxApps, maxPending int) (*Tracker, *time.Time) {
 	t.Helper()
 	now := testNow
-	return New(Options{Decode: collector.DefaultDecodeOptions, MaxApplications: maxApps, MaxPending: maxPending,
+	return New(Options{Decode: event.DefaultDecodeOptions, MaxApplications: maxApps, MaxPending: maxPending,
 		Now: func() time.Time { return now }}), &now
 }
 
@@ -220,10 +221,10 @@ func TestTrackerVerify(t *testing.T) {
 func TestTrackerLeavesServerBodiesAndCountsInvalidOnes(t *testing.T) {
 	tr, _ := newTestTracker(t, 10, 10)
 	server := `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","gateway":{"id":"g"}}`
-	if _, err := tr.Ingest([]byte(server), func([]string) error { t.Fatal("verify called for a server body"); return nil }); !errors.Is(err, collector.ErrNotApplications) {
+	if _, err := tr.Ingest([]byte(server), func([]string) error { t.Fatal("verify called for a server body"); return nil }); !errors.Is(err, event.ErrNotApplications) {
 		t.Fatalf("server body: %v", err)
 	}
-	var invalid *collector.InvalidError
+	var invalid *event.InvalidError
 	if _, err := tr.Ingest([]byte(batch(appEvent(0, "client.left", "a", "", ""), server)), nil); !errors.As(err, &invalid) {
 		t.Fatalf("mixed body: %v", err)
 	}

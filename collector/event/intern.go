@@ -1,4 +1,4 @@
-package collector
+package event
 
 // interned holds the server event types LiveSwitch sends, and their
 // origins, as constant strings: a decoded event takes these instead of
