@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
@@ -44,7 +45,7 @@ type Request struct {
 }
 
 type outcomeOrErr struct {
-	res Result
+	res fleet.Result
 	err error
 	// commit tells a waiting request to commit the groups that wait, its
 	// own included, instead of an answer.
@@ -60,7 +61,7 @@ func (r *Request) Received() time.Time { return r.received }
 
 // Answer gives the request its outcome: a result, or the error it failed
 // with (then nothing of it was applied).
-func (r *Request) Answer(res Result, err error) { r.result <- outcomeOrErr{res: res, err: err} }
+func (r *Request) Answer(res fleet.Result, err error) { r.result <- outcomeOrErr{res: res, err: err} }
 
 // requests are reused: a webhook allocates none.
 var requests = sync.Pool{New: func() any { return &Request{result: make(chan outcomeOrErr, 1)} }}
@@ -93,23 +94,23 @@ func Commands(group []*Request) []*Command {
 // one after the other (the request committing, a replica's follower) keeps
 // one. What it returns is valid until its next fold.
 type Folder struct {
-	fleet   *Fleet
+	fleet   *fleet.Fleet
 	opts    WriterOptions
-	st      Staging
-	results []Result
+	st      fleet.Staging
+	results []fleet.Result
 	cmds    []*Command
 	limits  limitLog
 }
 
 // NewFolder returns a Folder of fleet, under the limits of opts.
-func NewFolder(fleet *Fleet, opts WriterOptions) *Folder {
-	return &Folder{fleet: fleet, opts: opts.WithDefaults()}
+func NewFolder(f *fleet.Fleet, opts WriterOptions) *Folder {
+	return &Folder{fleet: f, opts: opts.WithDefaults()}
 }
 
 // Apply folds cmds, durable already, and publishes them at once: what a
 // backend does with each group once its store holds it. It returns the
 // result of each command.
-func (fd *Folder) Apply(cmds []*Command) []Result {
+func (fd *Folder) Apply(cmds []*Command) []fleet.Result {
 	st, results := fd.stage(cmds)
 	fd.publish(st)
 	return results
@@ -117,10 +118,10 @@ func (fd *Folder) Apply(cmds []*Command) []Result {
 
 // stage folds cmds without publishing them, for a backend that commits the
 // changes to its store first.
-func (fd *Folder) stage(cmds []*Command) (*Staging, []Result) {
+func (fd *Folder) stage(cmds []*Command) (*fleet.Staging, []fleet.Result) {
 	st := &fd.st
 	st.Reset(fd.fleet, fd.opts.Limits)
-	fd.results = append(fd.results[:0], make([]Result, len(cmds))...)
+	fd.results = append(fd.results[:0], make([]fleet.Result, len(cmds))...)
 	for i, c := range cmds {
 		fd.results[i] = c.apply(st)
 	}
@@ -137,7 +138,7 @@ func (fd *Folder) commands(group []*Request) []*Command {
 }
 
 // publish makes a folded group visible and reports what the limits did.
-func (fd *Folder) publish(st *Staging) {
+func (fd *Folder) publish(st *fleet.Staging) {
 	fd.fleet.Publish(st)
 	fd.logLimits(st.Stats())
 }
@@ -149,10 +150,10 @@ type limitLog struct {
 }
 
 // logLimits reports evictions and refusals, at most once a minute.
-func (fd *Folder) logLimits(delta *Stats) {
+func (fd *Folder) logLimits(delta *fleet.Stats) {
 	l := &fd.limits
-	l.evicted += delta.Forgotten[ForgetEvicted]
-	l.refused += delta.Outcomes[OutcomeRefused]
+	l.evicted += delta.Forgotten[fleet.ForgetEvicted]
+	l.refused += delta.Outcomes[fleet.OutcomeRefused]
 	if l.evicted+l.refused == 0 || fd.opts.Now().Sub(l.last) < limitLogInterval {
 		return
 	}
@@ -167,26 +168,26 @@ func (fd *Folder) logLimits(delta *Stats) {
 // webhooks fail, and each request gets a StorageError whose hint suits the
 // failure.
 type Failures struct {
-	fleet  *Fleet
+	fleet  *fleet.Fleet
 	logger *slog.Logger
 	log    *ratelog.Limiter
 }
 
 // NewFailures returns the Failures of fleet, logging with opts.Logger.
-func NewFailures(fleet *Fleet, opts WriterOptions) *Failures {
+func NewFailures(f *fleet.Fleet, opts WriterOptions) *Failures {
 	opts = opts.WithDefaults()
-	return &Failures{fleet: fleet, logger: opts.Logger, log: ratelog.New(errorLogInterval, opts.Now)}
+	return &Failures{fleet: f, logger: opts.Logger, log: ratelog.New(errorLogInterval, opts.Now)}
 }
 
 // Refuse counts and logs the store's failure err to take group, and
 // answers each of its requests with it: nothing of them was applied.
 func (f *Failures) Refuse(err error, group ...*Request) {
-	f.fleet.Count(&Stats{StorageErrors: 1})
+	f.fleet.Count(&fleet.Stats{StorageErrors: 1})
 	f.fleet.SetStorageUp(false)
 	f.log.Log(f.logger, slog.LevelError, "Storing fleet changes failed; nothing applied, webhooks answered 503",
 		"err", err, "requests", len(group))
 	answer := storageError(err)
 	for _, r := range group {
-		r.Answer(Result{}, answer)
+		r.Answer(fleet.Result{}, answer)
 	}
 }

@@ -15,22 +15,23 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
 // newTestWriter returns an in-memory fleet and its writer on the test clock.
-func newTestWriter(t *testing.T) (*Fleet, *Writer) {
+func newTestWriter(t *testing.T) (*fleet.Fleet, *Writer) {
 	t.Helper()
-	fleet := NewFleet()
-	w := NewWriter(fleet, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
+	f := fleet.New()
+	w := NewWriter(f, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
 	t.Cleanup(w.Close)
-	return fleet, w
+	return f, w
 }
 
 func TestCollectorGolden(t *testing.T) {
-	fleet, w := newTestWriter(t)
+	f, w := newTestWriter(t)
 	batch, err := os.ReadFile(filepath.Join("testdata", "batch.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +50,7 @@ func TestCollectorGolden(t *testing.T) {
 	ingestInvalid(t, w, `{"nonsense":true}`)
 	golden := filepath.Join("testdata", "metrics.golden")
 	if *update {
-		if err := os.WriteFile(golden, exposition(t, NewCollector(fleet)), 0o644); err != nil {
+		if err := os.WriteFile(golden, exposition(t, NewCollector(f)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,10 +59,10 @@ func TestCollectorGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer want.Close()
-	if err := testutil.CollectAndCompare(NewCollector(fleet), want); err != nil {
+	if err := testutil.CollectAndCompare(NewCollector(f), want); err != nil {
 		t.Fatal(err)
 	}
-	problems, err := testutil.CollectAndLint(NewCollector(fleet))
+	problems, err := testutil.CollectAndLint(NewCollector(f))
 	if err != nil || len(problems) > 0 {
 		t.Fatalf("lint: %v %v", err, problems)
 	}
@@ -82,7 +83,7 @@ func TestIngestResults(t *testing.T) {
 	if !res[0].AllApplied() || res[0].Total() != 1 {
 		t.Errorf("first delivery: %s", res[0])
 	}
-	if res[1].AllApplied() || res[1].Outcomes[OutcomeDuplicate] != 1 {
+	if res[1].AllApplied() || res[1].Outcomes[fleet.OutcomeDuplicate] != 1 {
 		t.Errorf("retry: %s", res[1])
 	}
 	if got := res[2].String(); got != "applied=1 duplicate=1" {
@@ -92,11 +93,11 @@ func TestIngestResults(t *testing.T) {
 
 // TestRejectedBatchChangesNothing: one bad event rejects the whole batch.
 func TestRejectedBatchChangesNothing(t *testing.T) {
-	fleet, w := newTestWriter(t)
+	f, w := newTestWriter(t)
 	good := fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
 	ingestInvalid(t, w, "["+good+`,{"timestamp":1}]`)
-	snap := fleet.Snapshot()
-	if len(snap.Servers) != 0 || snap.Stats.Outcomes[OutcomeApplied] != 0 || snap.Stats.Outcomes[OutcomeInvalid] != 2 {
+	snap := f.Snapshot()
+	if len(snap.Servers) != 0 || snap.Stats.Outcomes[fleet.OutcomeApplied] != 0 || snap.Stats.Outcomes[fleet.OutcomeInvalid] != 2 {
 		t.Fatalf("after a rejected batch: %+v", snap)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // Command is the work of one request, as data: the events of a webhook, a
@@ -15,16 +16,16 @@ import (
 // read: the names of its members do not change.
 type Command struct {
 	Events     []event.Event `json:"e,omitempty"`
-	Forget     *Key          `json:"f,omitempty"`
+	Forget     *fleet.Key    `json:"f,omitempty"`
 	SweepMs    int64         `json:"s,omitempty"`
 	ReceivedMs int64         `json:"r,omitempty"`
 	// Observation is a successful poll of the Gateway's REST API.
-	Observation *Observation `json:"g,omitempty"`
+	Observation *fleet.Observation `json:"g,omitempty"`
 }
 
 // apply stages the command's changes.
-func (c *Command) apply(st *Staging) Result {
-	var res Result
+func (c *Command) apply(st *fleet.Staging) fleet.Result {
+	var res fleet.Result
 	st.Received(c.ReceivedMs)
 	for i := range c.Events {
 		res.Outcomes[st.Apply(&c.Events[i])]++

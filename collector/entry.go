@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // A log entry is written in a compact binary form, the first byte naming
@@ -188,10 +189,10 @@ func (r *entryReader) command() *Command {
 	flags := r.byte()
 	c.ReceivedMs, c.SweepMs = r.varint(), r.varint()
 	if flags&hasForget != 0 {
-		c.Forget = &Key{Origin: r.str(), ID: r.str()}
+		c.Forget = &fleet.Key{Origin: r.str(), ID: r.str()}
 	}
 	if flags&hasObservation != 0 {
-		c.Observation = new(Observation)
+		c.Observation = new(fleet.Observation)
 		if err := json.Unmarshal(r.bytes(), c.Observation); err != nil && r.err == nil {
 			r.fail(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 func testEntry() *logEntry {
@@ -19,9 +20,9 @@ func testEntry() *logEntry {
 			{Timestamp: 1700000000001, Type: "gateway.stats", Kind: event.KindHeartbeat, Origin: "gateway"},
 			{Timestamp: 1700000000002, Type: "newthing.started", Kind: event.KindLifecycle, Origin: "newthing", Server: event.Info{ID: "n"}},
 		}},
-		{Forget: &Key{Origin: "gateway", ID: "g/1"}},
+		{Forget: &fleet.Key{Origin: "gateway", ID: "g/1"}},
 		{SweepMs: 1700000009999},
-		{Observation: &Observation{AtMs: 5, IntervalMs: 15000, MediaServers: []MediaServerFacts{{ID: "ms-1", UsedCapacity: &used}}}},
+		{Observation: &fleet.Observation{AtMs: 5, IntervalMs: 15000, MediaServers: []fleet.MediaServerFacts{{ID: "ms-1", UsedCapacity: &used}}}},
 	}}
 }
 

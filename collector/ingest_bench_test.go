@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -24,7 +25,7 @@ func benchWriter(b *testing.B, durable bool) *Writer {
 		b.Cleanup(func() { s.Close() })
 		store = s
 	}
-	w := NewWriter(NewFleet(), store, WriterOptions{Decode: event.DefaultDecodeOptions})
+	w := NewWriter(fleet.New(), store, WriterOptions{Decode: event.DefaultDecodeOptions})
 	b.Cleanup(w.Close)
 	return w
 }

@@ -13,21 +13,22 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
-func newLimitedWriter(t *testing.T, store storage.Store, limits Limits) (*Fleet, *Writer, *fixture.Clock) {
+func newLimitedWriter(t *testing.T, store storage.Store, limits fleet.Limits) (*fleet.Fleet, *Writer, *fixture.Clock) {
 	t.Helper()
 	clock := fixture.NewClock()
-	fleet := NewFleet()
-	w := NewWriter(fleet, store, WriterOptions{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now})
+	f := fleet.New()
+	w := NewWriter(f, store, WriterOptions{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now})
 	t.Cleanup(w.Close)
-	return fleet, w, clock
+	return f, w, clock
 }
 
 func TestRetentionAndStaleness(t *testing.T) {
-	fleet, w, clock := newLimitedWriter(t, nil, Limits{Retention: time.Hour, StaleAfter: 3 * time.Hour})
+	f, w, clock := newLimitedWriter(t, nil, fleet.Limits{Retention: time.Hour, StaleAfter: 3 * time.Hour})
 	fixture.Ingest(t, w,
 		fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"stops"}`),
 		fixture.EventJSON(fixture.At(time.Minute), "mediaserver", "stopped", `{"id":"stops"}`),
@@ -53,17 +54,17 @@ func TestRetentionAndStaleness(t *testing.T) {
 		if err != nil || n != step.forgotten {
 			t.Fatalf("at +%s: forgot %d (%v), want %d", clock.Now().Sub(fixture.Now), n, err, step.forgotten)
 		}
-		if got := ids(fleet); !reflect.DeepEqual(got, step.left) {
+		if got := ids(f); !reflect.DeepEqual(got, step.left) {
 			t.Fatalf("at +%s: tracking %v, want %v", clock.Now().Sub(fixture.Now), got, step.left)
 		}
 	}
-	stats := fleet.Snapshot().Stats
-	if stats.Forgotten[ForgetRetention] != 1 || stats.Forgotten[ForgetStale] != 1 {
+	stats := f.Snapshot().Stats
+	if stats.Forgotten[fleet.ForgetRetention] != 1 || stats.Forgotten[fleet.ForgetStale] != 1 {
 		t.Fatalf("forgotten counters: %v", stats.Forgotten)
 	}
 }
 
-func ids(f *Fleet) []string {
+func ids(f *fleet.Fleet) []string {
 	var out []string
 	for _, s := range f.Snapshot().Servers {
 		out = append(out, s.Info.ID)
@@ -72,7 +73,7 @@ func ids(f *Fleet) []string {
 }
 
 func TestMaxServersEvictsLongestStopped(t *testing.T) {
-	fleet, w, _ := newLimitedWriter(t, nil, Limits{MaxServers: 3})
+	f, w, _ := newLimitedWriter(t, nil, fleet.Limits{MaxServers: 3})
 	fixture.Ingest(t, w,
 		fixture.EventJSON(fixture.At(2), "mediaserver", "stopped", `{"id":"b"}`),
 		fixture.EventJSON(fixture.At(1), "mediaserver", "stopped", `{"id":"a"}`),
@@ -80,18 +81,18 @@ func TestMaxServersEvictsLongestStopped(t *testing.T) {
 	)
 	for _, step := range []struct {
 		id      string
-		outcome Outcome
+		outcome fleet.Outcome
 		left    []string
 	}{
-		{"d", OutcomeApplied, []string{"b", "c", "d"}}, // a stopped longest ago
-		{"e", OutcomeApplied, []string{"c", "d", "e"}},
-		{"f", OutcomeRefused, []string{"c", "d", "e"}}, // nothing stopped
+		{"d", fleet.OutcomeApplied, []string{"b", "c", "d"}}, // a stopped longest ago
+		{"e", fleet.OutcomeApplied, []string{"c", "d", "e"}},
+		{"f", fleet.OutcomeRefused, []string{"c", "d", "e"}}, // nothing stopped
 	} {
 		res := fixture.Ingest(t, w, fixture.EventJSON(fixture.At(10), "mediaserver", "started", fmt.Sprintf(`{"id":%q}`, step.id)))[0]
 		if res.Outcomes[step.outcome] != 1 {
 			t.Fatalf("%s: %s, want %s", step.id, res, step.outcome)
 		}
-		if got := ids(fleet); !reflect.DeepEqual(got, step.left) {
+		if got := ids(f); !reflect.DeepEqual(got, step.left) {
 			t.Fatalf("after %s: %v, want %v", step.id, got, step.left)
 		}
 	}
@@ -99,8 +100,8 @@ func TestMaxServersEvictsLongestStopped(t *testing.T) {
 	if res := fixture.Ingest(t, w, fixture.EventJSON(fixture.At(11), "mediaserver", "registered", `{"id":"c"}`))[0]; !res.AllApplied() {
 		t.Fatalf("tracked server: %s", res)
 	}
-	stats := fleet.Snapshot().Stats
-	if stats.Forgotten[ForgetEvicted] != 2 || stats.Outcomes[OutcomeRefused] != 1 || stats.Limit != 3 {
+	stats := f.Snapshot().Stats
+	if stats.Forgotten[fleet.ForgetEvicted] != 2 || stats.Outcomes[fleet.OutcomeRefused] != 1 || stats.Limit != 3 {
 		t.Fatalf("stats: %+v", stats)
 	}
 }
@@ -114,7 +115,7 @@ func TestFloodOfDistinctIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	fleet, w, _ := newLimitedWriter(t, store, Limits{MaxServers: 1000})
+	f, w, _ := newLimitedWriter(t, store, fleet.Limits{MaxServers: 1000})
 	var before runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -134,7 +135,7 @@ func TestFloodOfDistinctIDs(t *testing.T) {
 	var after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if n := fleet.Len(); n != 1000 {
+	if n := f.Len(); n != 1000 {
 		t.Fatalf("tracking %d servers, limit 1000", n)
 	}
 	stored := 0
@@ -144,8 +145,8 @@ func TestFloodOfDistinctIDs(t *testing.T) {
 	if stored != 1000 {
 		t.Fatalf("%d records stored, limit 1000", stored)
 	}
-	stats := fleet.Snapshot().Stats
-	if stats.Outcomes[OutcomeApplied]+stats.Outcomes[OutcomeRefused] != total || stats.Outcomes[OutcomeRefused] == 0 {
+	stats := f.Snapshot().Stats
+	if stats.Outcomes[fleet.OutcomeApplied]+stats.Outcomes[fleet.OutcomeRefused] != total || stats.Outcomes[fleet.OutcomeRefused] == 0 {
 		t.Fatalf("outcomes: %v", stats.Outcomes)
 	}
 	// 1,000 servers take well under 2 MiB; 100,000 would take tens of MiB.
@@ -155,15 +156,15 @@ func TestFloodOfDistinctIDs(t *testing.T) {
 }
 
 func TestForget(t *testing.T) {
-	fleet, w, _ := newLimitedWriter(t, nil, Limits{})
+	f, w, _ := newLimitedWriter(t, nil, fleet.Limits{})
 	fixture.Ingest(t, w, fixture.EventJSON(fixture.At(0), "gateway", "started", `{"id":"g"}`))
 	for _, want := range []bool{true, false} {
-		found, err := w.Forget(context.Background(), Key{Origin: "gateway", ID: "g"})
-		if err != nil || found != want || fleet.Len() != 0 {
-			t.Fatalf("forget: %v %v with %d left, want %v", found, err, fleet.Len(), want)
+		found, err := w.Forget(context.Background(), fleet.Key{Origin: "gateway", ID: "g"})
+		if err != nil || found != want || f.Len() != 0 {
+			t.Fatalf("forget: %v %v with %d left, want %v", found, err, f.Len(), want)
 		}
 	}
-	if n := fleet.Snapshot().Stats.Forgotten[ForgetDeleted]; n != 1 {
+	if n := f.Snapshot().Stats.Forgotten[fleet.ForgetDeleted]; n != 1 {
 		t.Fatalf("deleted counter: %d", n)
 	}
 }
@@ -175,7 +176,7 @@ func TestRestoreFromStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet, w, _ := newLimitedWriter(t, store, Limits{})
+	f, w, _ := newLimitedWriter(t, store, fleet.Limits{})
 	fixture.Ingest(t, w,
 		fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"m","region":"eu","coreCount":8}`),
 		fixture.EventJSON(fixture.At(1), "mediaserver", "registered", `{"id":"m"}`),
@@ -184,10 +185,10 @@ func TestRestoreFromStore(t *testing.T) {
 		fixture.EventJSON(fixture.At(0), "gateway", "started", `{"id":"g/1"}`),
 		fixture.EventJSON(fixture.At(1), "gateway", "started", `{"id":"gone"}`),
 	)
-	if _, err := w.Forget(context.Background(), Key{Origin: "gateway", ID: "gone"}); err != nil {
+	if _, err := w.Forget(context.Background(), fleet.Key{Origin: "gateway", ID: "gone"}); err != nil {
 		t.Fatal(err)
 	}
-	want := fleet.Snapshot().Servers
+	want := f.Snapshot().Servers
 	w.Close()
 	store.Close()
 	if got := reopen(t, dir).Snapshot().Servers; !reflect.DeepEqual(got, want) {
@@ -197,14 +198,14 @@ func TestRestoreFromStore(t *testing.T) {
 
 // reopen opens the store in dir again and restores a fleet from it, as an
 // exporter restarting would.
-func reopen(t *testing.T, dir string) *Fleet {
+func reopen(t *testing.T, dir string) *fleet.Fleet {
 	t.Helper()
 	store, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	restored := NewFleet()
+	restored := fleet.New()
 	w := NewWriter(restored, store, WriterOptions{})
 	t.Cleanup(w.Close)
 	if err := w.Restore(context.Background()); err != nil {
@@ -220,16 +221,16 @@ func TestStorageFailureChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet, w, _ := newLimitedWriter(t, store, Limits{})
+	f, w, _ := newLimitedWriter(t, store, fleet.Limits{})
 	fixture.Ingest(t, w, fixture.EventJSON(fixture.At(0), "mediaserver", "registered", `{"id":"m"}`))
-	before := fleet.Snapshot().Servers
+	before := f.Snapshot().Servers
 	store.Close() // every later commit fails
 	_, err = w.Ingest(context.Background(), []byte(fixture.EventJSON(fixture.At(1), "mediaserver", "unregistered", `{"id":"m"}`)))
 	if !errors.Is(err, ErrStorage) {
 		t.Fatalf("got %v, want ErrStorage", err)
 	}
-	snap := fleet.Snapshot()
-	if !reflect.DeepEqual(snap.Servers, before) || snap.Stats.StorageErrors != 1 || snap.Stats.Outcomes[OutcomeApplied] != 1 {
+	snap := f.Snapshot()
+	if !reflect.DeepEqual(snap.Servers, before) || snap.Stats.StorageErrors != 1 || snap.Stats.Outcomes[fleet.OutcomeApplied] != 1 {
 		t.Fatalf("after a failed commit: %+v", snap)
 	}
 }
@@ -245,7 +246,7 @@ func TestStorageErrorsLoggedOncePerInterval(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	clock := fixture.NewClock()
-	w := NewWriter(NewFleet(), store, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now,
+	w := NewWriter(fleet.New(), store, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer w.Close()
 	store.Close() // every commit fails from now on

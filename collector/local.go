@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -13,28 +14,28 @@ import (
 // folded here and its changed records committed to the store (if any) before
 // they are published.
 type local struct {
-	fleet    *Fleet
+	fleet    *fleet.Fleet
 	store    storage.Store // nil: in memory only
 	folder   *Folder       // serves the request committing (one at a time)
 	failures *Failures
 }
 
-func newLocal(fleet *Fleet, store storage.Store, opts WriterOptions) *local {
-	return &local{fleet: fleet, store: store, folder: NewFolder(fleet, opts), failures: NewFailures(fleet, opts)}
+func newLocal(f *fleet.Fleet, store storage.Store, opts WriterOptions) *local {
+	return &local{fleet: f, store: store, folder: NewFolder(f, opts), failures: NewFailures(f, opts)}
 }
 
 func (l *local) Restore(ctx context.Context) error {
 	if l.store == nil {
 		return nil
 	}
-	servers := make(map[Key]*Server)
-	var view *GatewayView
+	servers := make(map[fleet.Key]*fleet.Server)
+	var view *fleet.GatewayView
 	err := l.store.Load(ctx, func(key string, value []byte) (err error) {
 		if key == gatewayRecordKey {
 			view, err = decodeGatewayView(value)
 			return err
 		}
-		var s Server
+		var s fleet.Server
 		if err := json.Unmarshal(value, &s); err != nil || s.Info.ID == "" || recordKey(s.Key()) != key {
 			return fmt.Errorf("storage record %q is not a valid server record", key)
 		}
@@ -61,7 +62,7 @@ func (l *local) Commit(group []*Request) {
 	}
 }
 
-func (l *local) persist(st *Staging) error {
+func (l *local) persist(st *fleet.Staging) error {
 	changes := st.Changes()
 	if l.store == nil || (len(changes) == 0 && st.Gateway() == nil) {
 		return nil
@@ -95,7 +96,7 @@ func (*local) Close() {}
 
 // recordKey names a server's record in the store. Origins never hold a '/',
 // so the key is unambiguous whatever the id holds.
-func recordKey(k Key) string { return k.Origin + "/" + k.ID }
+func recordKey(k fleet.Key) string { return k.Origin + "/" + k.ID }
 
 // gatewayRecordKey names the view's record in a Store. Server records are
 // named "<origin>/<id>" with origins of [a-z0-9_], so a key starting with
@@ -105,8 +106,8 @@ const gatewayRecordKey = "#gateway"
 // decodeGatewayView reads the view stored under gatewayRecordKey; a view
 // that does not pass the observation's rules is an error, never skipped, as
 // a server record is.
-func decodeGatewayView(data []byte) (*GatewayView, error) {
-	var v GatewayView
+func decodeGatewayView(data []byte) (*fleet.GatewayView, error) {
+	var v fleet.GatewayView
 	err := json.Unmarshal(data, &v)
 	if err != nil {
 		err = fmt.Errorf("not a Gateway view: %w", err)
@@ -121,7 +122,7 @@ func decodeGatewayView(data []byte) (*GatewayView, error) {
 
 // putGateway adds the staged view, if the group changed it (view not nil),
 // to b: it is committed with the servers it changed, in one batch.
-func putGateway(b *storage.Batch, view *GatewayView) error {
+func putGateway(b *storage.Batch, view *fleet.GatewayView) error {
 	if view == nil {
 		return nil
 	}

@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // Observe applies what the Gateway's REST API said. Like Ingest, it returns
 // once the observation is durable and folded, or an error wrapping
 // ErrStorage with nothing applied. An observation that fails Validate is
 // refused before anything is written.
-func (w *Writer) Observe(ctx context.Context, obs *Observation) error {
+func (w *Writer) Observe(ctx context.Context, obs *fleet.Observation) error {
 	if err := obs.Validate(); err != nil {
 		return fmt.Errorf("invalid observation: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
@@ -17,13 +18,13 @@ import (
 func TestReplicasFoldObservationsAlike(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	clock := fixture.NewClock()
-	a, b := startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock)
+	a, b := startReplica(t, srv, fleet.DefaultLimits, clock), startReplica(t, srv, fleet.DefaultLimits, clock)
 	for i := range 20 {
 		id := fmt.Sprintf(`{"id":"ms-%d","region":"eu"}`, i%5)
 		fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", []string{"started", "unregistered"}[i%2], id))
 		if i%4 == 0 {
-			o := observationAt(time.Duration(i)*time.Minute, MediaServerFacts{ID: "ms-0", UsedCapacity: fixture.Ptr(float64(i) / 20)},
-				MediaServerFacts{ID: fmt.Sprintf("api-only-%d", i)})
+			o := observationAt(time.Duration(i)*time.Minute, fleet.MediaServerFacts{ID: "ms-0", UsedCapacity: fixture.Ptr(float64(i) / 20)},
+				fleet.MediaServerFacts{ID: fmt.Sprintf("api-only-%d", i)})
 			observe(t, a.w, o)
 		}
 		if i == 15 {
@@ -31,11 +32,11 @@ func TestReplicasFoldObservationsAlike(t *testing.T) {
 		}
 	}
 	got := converged(t, a, b)
-	if got.Gateway == nil || got.Gateway.Reconciled[ChangeCreated] != 5 || got.Gateway.Reconciled[ChangeRegistered] == 0 {
+	if got.Gateway == nil || got.Gateway.Reconciled[fleet.ChangeCreated] != 5 || got.Gateway.Reconciled[fleet.ChangeRegistered] == 0 {
 		t.Fatalf("view after the observations: %+v", got.Gateway)
 	}
 	waitForTrim(t, srv)
-	late := startReplica(t, srv, DefaultLimits, clock)
+	late := startReplica(t, srv, fleet.DefaultLimits, clock)
 	if again := converged(t, a, b, late); !reflect.DeepEqual(again, got) {
 		t.Fatalf("late replica holds\n%+v\nwant\n%+v", again, got)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -73,7 +74,7 @@ type logEntry struct {
 // every probeInterval; when part of it was lost, one replica rebuilds it
 // from the fleet it holds and what remains.
 type replica struct {
-	fleet    *Fleet
+	fleet    *fleet.Fleet
 	log      storage.Log
 	opts     ReplicaOptions
 	now      func() time.Time // the exporter's clock
@@ -107,16 +108,16 @@ type replica struct {
 // NewReplica starts the writer of a fleet shared with other replicas through
 // log. Call Restore before accepting events and Close at the end. Every
 // replica of one log must run with the same Limits, since each applies them.
-func NewReplica(fleet *Fleet, log storage.Log, opts WriterOptions, ropts ReplicaOptions) *Writer {
+func NewReplica(f *fleet.Fleet, log storage.Log, opts WriterOptions, ropts ReplicaOptions) *Writer {
 	if ropts.Timeout <= 0 {
 		ropts.Timeout = DefaultReplicaTimeout
 	}
 	opts = opts.WithDefaults()
-	r := &replica{fleet: fleet, log: log, opts: ropts, now: opts.Now, logger: opts.Logger,
-		failures: NewFailures(fleet, opts), name: randomName(), pending: make(map[string][]*Request),
-		alarm: make(chan struct{}, 1), folder: NewFolder(fleet, opts), folded: newNonceSet(foldedNonces)}
-	r.health.init(fleet, opts.Logger)
-	return NewWriterWith(fleet, r, opts)
+	r := &replica{fleet: f, log: log, opts: ropts, now: opts.Now, logger: opts.Logger,
+		failures: NewFailures(f, opts), name: randomName(), pending: make(map[string][]*Request),
+		alarm: make(chan struct{}, 1), folder: NewFolder(f, opts), folded: newNonceSet(foldedNonces)}
+	r.health.init(f, opts.Logger)
+	return NewWriterWith(f, r, opts)
 }
 
 func randomName() string {
@@ -206,7 +207,7 @@ func (r *replica) answerPending(nonce string) {
 	r.logger.Warn("Events stored but not folded here in time; answered as pending",
 		"requests", len(group), "waited", r.opts.Timeout)
 	for _, req := range group {
-		req.Answer(Result{Pending: len(req.Command().Events)}, nil)
+		req.Answer(fleet.Result{Pending: len(req.Command().Events)}, nil)
 	}
 }
 
@@ -240,7 +241,7 @@ func (r *replica) Close() {
 	defer r.mu.Unlock()
 	for nonce, group := range r.pending {
 		for _, req := range group {
-			req.Answer(Result{}, ErrClosed)
+			req.Answer(fleet.Result{}, ErrClosed)
 		}
 		delete(r.pending, nonce)
 	}

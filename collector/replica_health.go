@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -15,7 +16,7 @@ import (
 // liveswitch_exporter_storage_up: it is ready while the store answers
 // probes, follows the log, keeps the log's keys (no eviction) and has room.
 type health struct {
-	fleet  *Fleet
+	fleet  *fleet.Fleet
 	logger *slog.Logger
 
 	mu        sync.Mutex
@@ -26,8 +27,8 @@ type health struct {
 	reason    string    // why not ready, as last logged
 }
 
-func (h *health) init(fleet *Fleet, logger *slog.Logger) {
-	h.fleet, h.logger, h.following = fleet, logger, true
+func (h *health) init(f *fleet.Fleet, logger *slog.Logger) {
+	h.fleet, h.logger, h.following = f, logger, true
 }
 
 // ok reports whether the replica is ready.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -39,7 +40,7 @@ func TestReplicasHealAfterKeysAreLost(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testenv.StartRedis(t)
 			clock := fixture.NewClock()
-			a, b := startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock)
+			a, b := startReplica(t, srv, fleet.DefaultLimits, clock), startReplica(t, srv, fleet.DefaultLimits, clock)
 			for i := range 30 {
 				w := []testReplica{a, b}[i%2].w
 				fixture.Ingest(t, w, fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i)))
@@ -53,9 +54,9 @@ func TestReplicasHealAfterKeysAreLost(t *testing.T) {
 				return a.w.Healthy() && b.w.Healthy() && countedLoss(a, tc.loss) && countedLoss(b, tc.loss)
 			})
 			fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(time.Minute), "mediaserver", "stopped", `{"id":"ms-0"}`))
-			c := startReplica(t, srv, DefaultLimits, clock)
+			c := startReplica(t, srv, fleet.DefaultLimits, clock)
 			got := converged(t, a, b, c)
-			if len(got.Servers) != 30 || got.Stats.Outcomes[OutcomeApplied] != 31 {
+			if len(got.Servers) != 30 || got.Stats.Outcomes[fleet.OutcomeApplied] != 31 {
 				t.Fatalf("after the loss: %d servers, outcomes %v; want 30 and 31 applied", len(got.Servers), got.Stats.Outcomes)
 			}
 			var want [storage.NumLosses]uint64
@@ -71,27 +72,4 @@ func TestReplicasHealAfterKeysAreLost(t *testing.T) {
 
 func countedLoss(r testReplica, loss storage.Loss) bool {
 	return loss == storage.LossNone || r.fleet.Snapshot().Stats.DataLoss[loss] == 1
-}
-
-// TestSharedCountersNeverGoBack: a replica whose fleet is replaced by one
-// that counted less (a log rebuilt by a replica that had folded less) keeps
-// showing counters that only grow, while saving the shared ones.
-func TestSharedCountersNeverGoBack(t *testing.T) {
-	f := NewFleet()
-	f.Count(&Stats{Outcomes: [NumOutcomes]uint64{OutcomeApplied: 100, OutcomeInvalid: 3}})
-	var less Stats
-	less.Outcomes[OutcomeApplied] = 60
-	less.Forgotten[ForgetDeleted] = 2
-	f.Replace(map[Key]*Server{}, &less, nil)
-	shown := f.Snapshot().Stats
-	if shown.Outcomes[OutcomeApplied] != 100 || shown.Outcomes[OutcomeInvalid] != 3 || shown.Forgotten[ForgetDeleted] != 2 {
-		t.Fatalf("after a fleet that counted less: %+v", shown)
-	}
-	f.Count(&Stats{Outcomes: [NumOutcomes]uint64{OutcomeApplied: 5}})
-	if got := f.Snapshot().Stats.Outcomes[OutcomeApplied]; got != 105 {
-		t.Fatalf("applied %d after 5 more, want 105", got)
-	}
-	if got := f.FoldedSnapshot().Stats.Outcomes[OutcomeApplied]; got != 65 {
-		t.Fatalf("shared applied %d, want 65 (what the log says)", got)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -71,7 +72,7 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 		r.logger.Info("Created the shared log", "servers", len(snap.Servers))
 		return nil
 	}
-	var delta Stats
+	var delta fleet.Stats
 	delta.DataLoss[loss] = 1
 	r.fleet.Count(&delta)
 	r.logger.Error("The shared store lost data; rebuilt the log from this replica's fleet and what remained",

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -19,38 +20,38 @@ import (
 
 // testReplica is one replica of a fleet shared through a real Redis.
 type testReplica struct {
-	fleet *Fleet
+	fleet *fleet.Fleet
 	w     *Writer
 }
 
-func startReplica(t *testing.T, srv *testenv.Redis, limits Limits, clock *fixture.Clock) testReplica {
+func startReplica(t *testing.T, srv *testenv.Redis, limits fleet.Limits, clock *fixture.Clock) testReplica {
 	t.Helper()
 	log, err := storage.OpenRedis(srv.URL(), storage.RedisOptions{Prefix: "test:", Owner: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet := NewFleet()
-	w := NewReplica(fleet, log, WriterOptions{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
+	f := fleet.New()
+	w := NewReplica(f, log, WriterOptions{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
 	t.Cleanup(func() { w.Close(); _ = log.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := w.Restore(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return testReplica{fleet, w}
+	return testReplica{f, w}
 }
 
 // shared is what every replica must agree on: the servers and the counters
 // folded from the log (invalid bodies and store failures are each replica's
 // own).
-func shared(f *Fleet) Snapshot {
+func shared(f *fleet.Fleet) fleet.Snapshot {
 	s := f.Snapshot()
-	s.Stats.Outcomes[OutcomeInvalid], s.Stats.StorageErrors, s.StorageUp = 0, 0, false
+	s.Stats.Outcomes[fleet.OutcomeInvalid], s.Stats.StorageErrors, s.StorageUp = 0, 0, false
 	return s
 }
 
 // converged polls until every replica holds the same fleet and returns it.
-func converged(t *testing.T, replicas ...testReplica) Snapshot {
+func converged(t *testing.T, replicas ...testReplica) fleet.Snapshot {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -76,9 +77,9 @@ func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	clock := fixture.NewClock()
 	replicas := []testReplica{
-		startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock), startReplica(t, srv, DefaultLimits, clock),
+		startReplica(t, srv, fleet.DefaultLimits, clock), startReplica(t, srv, fleet.DefaultLimits, clock), startReplica(t, srv, fleet.DefaultLimits, clock),
 	}
-	reference := NewFleet()
+	reference := fleet.New()
 	ref := NewWriter(reference, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now})
 	defer ref.Close()
 
@@ -90,9 +91,12 @@ func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 			for i, a := range actions {
 				body := fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", a,
 					fmt.Sprintf(`{"id":"ms-%d","region":"r%d","coreCount":%d}`, s, s%3, s%4+1))
-				twice := i == 2 && s%2 == 0 // delivered to two replicas at once
+				receivers := 1
+				if i == 2 && s%2 == 0 {
+					receivers = 2 // delivered to two replicas at once
+				}
 				var pair sync.WaitGroup
-				for _, r := range rng.Perm(len(replicas))[:1+boolInt(twice)] {
+				for _, r := range rng.Perm(len(replicas))[:receivers] {
 					pair.Go(func() {
 						if _, err := replicas[r].w.Ingest(context.Background(), []byte(body)); err != nil {
 							t.Error(err)
@@ -112,7 +116,7 @@ func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 	if !reflect.DeepEqual(got.Servers, want.Servers) {
 		t.Fatalf("replicas differ from one exporter fed the same events:\n%+v\n%+v", got.Servers, want.Servers)
 	}
-	if o := got.Stats.Outcomes; o[OutcomeApplied] != 24*6 || o[OutcomeDuplicate] != 12 {
+	if o := got.Stats.Outcomes; o[fleet.OutcomeApplied] != 24*6 || o[fleet.OutcomeDuplicate] != 12 {
 		t.Fatalf("outcomes %v: want every event applied once and 12 duplicates", o)
 	}
 }
@@ -120,14 +124,14 @@ func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 func TestReplicasForgetOnce(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	clock := fixture.NewClock()
-	limits := Limits{Retention: time.Hour}
+	limits := fleet.Limits{Retention: time.Hour}
 	a, b := startReplica(t, srv, limits, clock), startReplica(t, srv, limits, clock)
 	fixture.Ingest(t, a.w,
 		fixture.EventJSON(fixture.At(0), "mediaserver", "stopped", `{"id":"old"}`),
 		fixture.EventJSON(fixture.At(0), "mediaserver", "started", `{"id":"retire"}`),
 		fixture.EventJSON(fixture.At(0), "gateway", "started", `{"id":"gw"}`),
 	)
-	if found, err := b.w.Forget(context.Background(), Key{"mediaserver", "retire"}); err != nil || !found {
+	if found, err := b.w.Forget(context.Background(), fleet.Key{Origin: "mediaserver", ID: "retire"}); err != nil || !found {
 		t.Fatalf("forget through another replica: %v, %v", found, err)
 	}
 	clock.Advance(2 * time.Hour)
@@ -140,7 +144,7 @@ func TestReplicasForgetOnce(t *testing.T) {
 	if len(got.Servers) != 1 || got.Servers[0].Info.ID != "gw" {
 		t.Fatalf("left %+v, want only gw", got.Servers)
 	}
-	if f := got.Stats.Forgotten; f[ForgetDeleted] != 1 || f[ForgetRetention] != 1 {
+	if f := got.Stats.Forgotten; f[fleet.ForgetDeleted] != 1 || f[fleet.ForgetRetention] != 1 {
 		t.Fatalf("forgotten %v: each server must be counted once", f)
 	}
 }
@@ -150,7 +154,7 @@ func TestReplicasForgetOnce(t *testing.T) {
 func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	clock := fixture.NewClock()
-	a := startReplica(t, srv, DefaultLimits, clock)
+	a := startReplica(t, srv, fleet.DefaultLimits, clock)
 	for i := range 50 {
 		fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", "registered", fmt.Sprintf(`{"id":"ms-%d"}`, i%7)))
 		if i == 30 {
@@ -158,9 +162,9 @@ func TestReplicaJoiningLateLoadsEverything(t *testing.T) {
 		}
 	}
 	waitForTrim(t, srv)
-	b := startReplica(t, srv, DefaultLimits, clock)
+	b := startReplica(t, srv, fleet.DefaultLimits, clock)
 	got := converged(t, a, b)
-	if len(got.Servers) != 7 || got.Stats.Outcomes[OutcomeApplied] != 50 {
+	if len(got.Servers) != 7 || got.Stats.Outcomes[fleet.OutcomeApplied] != 50 {
 		t.Fatalf("late replica: %d servers, outcomes %v", len(got.Servers), got.Stats.Outcomes)
 	}
 }
@@ -186,7 +190,7 @@ func waitForTrim(t *testing.T, srv *testenv.Redis) {
 func TestReplicaSurvivesRedisOutage(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	clock := fixture.NewClock()
-	a := startReplica(t, srv, DefaultLimits, clock)
+	a := startReplica(t, srv, fleet.DefaultLimits, clock)
 	fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(0), "mediaserver", "registered", `{"id":"ms-1"}`))
 	srv.Kill()
 	_, err := a.w.Ingest(context.Background(), []byte(fixture.EventJSON(fixture.At(time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`)))
@@ -194,15 +198,15 @@ func TestReplicaSurvivesRedisOutage(t *testing.T) {
 		t.Fatalf("ingest with Redis down: %v, want ErrStorage", err)
 	}
 	testenv.WaitFor(t, 30*time.Second, "unhealthy", func() bool { return !a.w.Healthy() && !a.fleet.Snapshot().StorageUp })
-	if s, _, _ := a.fleet.Server(Key{"mediaserver", "ms-1"}); s.State != StateRegistered {
+	if s, _, _ := a.fleet.Server(fleet.Key{Origin: "mediaserver", ID: "ms-1"}); s.State != fleet.StateRegistered {
 		t.Fatalf("the fleet changed during the outage: %+v", s)
 	}
 	srv.Start()
 	testenv.WaitFor(t, 30*time.Second, "healthy again", a.w.Healthy)
 	fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(2*time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`))
-	b := startReplica(t, srv, DefaultLimits, clock)
+	b := startReplica(t, srv, fleet.DefaultLimits, clock)
 	got := converged(t, a, b)
-	if len(got.Servers) != 1 || got.Servers[0].State != StateStopped || got.Stats.StorageErrors != 0 {
+	if len(got.Servers) != 1 || got.Servers[0].State != fleet.StateStopped || got.Stats.StorageErrors != 0 {
 		t.Fatalf("after the outage: %+v", got)
 	}
 }
@@ -218,13 +222,13 @@ func BenchmarkReplicaLag(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		fleet := NewFleet()
-		w := NewReplica(fleet, log, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
+		f := fleet.New()
+		w := NewReplica(f, log, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
 		defer w.Close()
 		if err := w.Restore(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		replicas[i] = testReplica{fleet, w}
+		replicas[i] = testReplica{f, w}
 	}
 	var worst, total time.Duration
 	b.ResetTimer()
@@ -249,7 +253,7 @@ func BenchmarkReplicaLag(b *testing.B) {
 func TestReplicasShareTheLimit(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	clock := fixture.NewClock()
-	limits := Limits{MaxServers: 3}
+	limits := fleet.Limits{MaxServers: 3}
 	a, b := startReplica(t, srv, limits, clock), startReplica(t, srv, limits, clock)
 	fixture.Ingest(t, a.w,
 		fixture.EventJSON(fixture.At(0), "mediaserver", "stopped", `{"id":"old"}`),
@@ -258,11 +262,11 @@ func TestReplicasShareTheLimit(t *testing.T) {
 	)
 	fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(2*time.Second), "mediaserver", "registered", `{"id":"ms-1"}`)) // evicts old
 	res := fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(3*time.Second), "mediaserver", "registered", `{"id":"ms-2"}`))
-	if res[0].Outcomes[OutcomeApplied] != 1 { // evicts newer
+	if res[0].Outcomes[fleet.OutcomeApplied] != 1 { // evicts newer
 		t.Fatalf("ms-2: %v", res[0])
 	}
 	res = fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(4*time.Second), "mediaserver", "registered", `{"id":"ms-3"}`))
-	if res[0].Outcomes[OutcomeRefused] != 1 { // nothing stopped is left to evict
+	if res[0].Outcomes[fleet.OutcomeRefused] != 1 { // nothing stopped is left to evict
 		t.Fatalf("ms-3: %v, want refused", res[0])
 	}
 	got := converged(t, a, b)
@@ -270,7 +274,7 @@ func TestReplicasShareTheLimit(t *testing.T) {
 	for _, s := range got.Servers {
 		ids = append(ids, s.Info.ID)
 	}
-	if fmt.Sprint(ids) != "[gw ms-1 ms-2]" || got.Stats.Forgotten[ForgetEvicted] != 2 || got.Stats.Outcomes[OutcomeRefused] != 1 {
+	if fmt.Sprint(ids) != "[gw ms-1 ms-2]" || got.Stats.Forgotten[fleet.ForgetEvicted] != 2 || got.Stats.Outcomes[fleet.OutcomeRefused] != 1 {
 		t.Fatalf("servers %v, forgotten %v, outcomes %v", ids, got.Stats.Forgotten, got.Stats.Outcomes)
 	}
 }

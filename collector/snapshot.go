@@ -5,43 +5,44 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // The fleet counts losses by storage.Loss in an array of its own size;
 // the two must agree (a negative array length otherwise).
 var (
-	_ [NumLosses - storage.NumLosses]struct{}
-	_ [storage.NumLosses - NumLosses]struct{}
+	_ [fleet.NumLosses - storage.NumLosses]struct{}
+	_ [storage.NumLosses - fleet.NumLosses]struct{}
 )
 
 // snapshotData is a replica's fleet as saved in the shared store: the servers,
 // the counters and the Gateway view that every replica derives from the log
 // alike.
 type snapshotData struct {
-	Servers        []Server                 `json:"servers"`
-	Outcomes       [NumOutcomes]uint64      `json:"outcomes"`
-	Forgotten      [NumForgetReasons]uint64 `json:"forgotten"`
-	DataLoss       [NumLosses]uint64        `json:"data_loss"`
-	LastReceivedMs int64                    `json:"last_received_ms"`
-	Gateway        *GatewayView             `json:"gateway,omitempty"`
+	Servers        []fleet.Server                 `json:"servers"`
+	Outcomes       [fleet.NumOutcomes]uint64      `json:"outcomes"`
+	Forgotten      [fleet.NumForgetReasons]uint64 `json:"forgotten"`
+	DataLoss       [fleet.NumLosses]uint64        `json:"data_loss"`
+	LastReceivedMs int64                          `json:"last_received_ms"`
+	Gateway        *fleet.GatewayView             `json:"gateway,omitempty"`
 }
 
-func encodeSnapshot(snap *Snapshot) ([]byte, error) {
+func encodeSnapshot(snap *fleet.Snapshot) ([]byte, error) {
 	d := snapshotData{Servers: snap.Servers, Outcomes: snap.Stats.Outcomes,
 		Forgotten: snap.Stats.Forgotten, DataLoss: snap.Stats.DataLoss, LastReceivedMs: snap.Stats.LastReceivedMs,
 		Gateway: snap.Gateway}
-	d.Outcomes[OutcomeInvalid] = 0 // counted by the replica that received them
+	d.Outcomes[fleet.OutcomeInvalid] = 0 // counted by the replica that received them
 	return json.Marshal(&d)
 }
 
 // replaceFleet replaces the fleet with a saved snapshot; no data is the
 // empty fleet. A server that cannot be read is an error, as in a local
 // store, and leaves the fleet as it was.
-func replaceFleet(f *Fleet, data []byte) error {
-	servers := make(map[Key]*Server)
+func replaceFleet(f *fleet.Fleet, data []byte) error {
+	servers := make(map[fleet.Key]*fleet.Server)
 	if len(data) == 0 {
-		f.Replace(servers, &Stats{}, nil)
+		f.Replace(servers, &fleet.Stats{}, nil)
 		return nil
 	}
 	var d snapshotData
@@ -60,7 +61,7 @@ func replaceFleet(f *Fleet, data []byte) error {
 			return fmt.Errorf("snapshot's Gateway view: %w", err)
 		}
 	}
-	folded := Stats{Outcomes: d.Outcomes, Forgotten: d.Forgotten, DataLoss: d.DataLoss, LastReceivedMs: d.LastReceivedMs}
+	folded := fleet.Stats{Outcomes: d.Outcomes, Forgotten: d.Forgotten, DataLoss: d.DataLoss, LastReceivedMs: d.LastReceivedMs}
 	f.Replace(servers, &folded, d.Gateway)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -24,7 +25,7 @@ const limitLogInterval = time.Minute
 // WriterOptions configure a Writer.
 type WriterOptions struct {
 	Decode event.DecodeOptions
-	Limits Limits
+	Limits fleet.Limits
 	// Now is the exporter's clock; tests inject a fake one.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -43,7 +44,7 @@ type WriterOptions struct {
 // group, its own included, so that an isolated webhook pays no hand-off to
 // another goroutine, and concurrent ones share a commit.
 type Writer struct {
-	fleet   *Fleet
+	fleet   *fleet.Fleet
 	backend Backend
 	opts    WriterOptions
 	queue   combiner
@@ -65,19 +66,19 @@ func (o WriterOptions) WithDefaults() WriterOptions {
 // NewWriter starts the writer of fleet on its own store. store may be nil
 // for a fleet kept in memory only. Call Restore before accepting events and
 // Close at the end.
-func NewWriter(fleet *Fleet, store storage.Store, opts WriterOptions) *Writer {
-	w := NewWriterWith(fleet, newLocal(fleet, store, opts), opts)
-	fleet.SetStorageUp(true) // opened, hence writable until a commit fails
+func NewWriter(f *fleet.Fleet, store storage.Store, opts WriterOptions) *Writer {
+	w := NewWriterWith(f, newLocal(f, store, opts), opts)
+	f.SetStorageUp(true) // opened, hence writable until a commit fails
 	return w
 }
 
 // NewWriterWith starts the writer of fleet with backend b, which makes its
 // groups durable and folds them (a replica: see NewReplica). Call Restore
 // before accepting events and Close at the end.
-func NewWriterWith(fleet *Fleet, b Backend, opts WriterOptions) *Writer {
+func NewWriterWith(f *fleet.Fleet, b Backend, opts WriterOptions) *Writer {
 	opts = opts.WithDefaults()
-	fleet.SetLimit(opts.Limits.MaxServers)
-	w := &Writer{fleet: fleet, backend: b, opts: opts, logger: opts.Logger}
+	f.SetLimit(opts.Limits.MaxServers)
+	w := &Writer{fleet: f, backend: b, opts: opts, logger: opts.Logger}
 	w.queue.init(b.Commit)
 	return w
 }
@@ -95,24 +96,24 @@ func (w *Writer) Healthy() bool { return w.backend.Healthy() }
 // *InvalidError for a malformed body (nothing applied), an error wrapping
 // ErrStorage when the store failed (nothing applied), or the outcome of every
 // event once they are all durable.
-func (w *Writer) Ingest(ctx context.Context, body []byte) (Result, error) {
+func (w *Writer) Ingest(ctx context.Context, body []byte) (fleet.Result, error) {
 	now := w.opts.Now()
 	events, err := event.Decode(body, w.opts.Decode, now)
 	if err != nil {
 		var invalid *event.InvalidError
 		if errors.As(err, &invalid) {
-			delta := Stats{LastReceivedMs: now.UnixMilli()}
-			delta.Outcomes[OutcomeInvalid] = uint64(invalid.Events)
+			delta := fleet.Stats{LastReceivedMs: now.UnixMilli()}
+			delta.Outcomes[fleet.OutcomeInvalid] = uint64(invalid.Events)
 			w.fleet.Count(&delta)
 		}
-		return Result{}, err
+		return fleet.Result{}, err
 	}
 	return w.submit(ctx, Command{Events: events, ReceivedMs: now.UnixMilli()})
 }
 
 // Forget removes one server at once (an operator retiring a machine that
 // never sent stopped). It reports whether the server was tracked.
-func (w *Writer) Forget(ctx context.Context, k Key) (bool, error) {
+func (w *Writer) Forget(ctx context.Context, k fleet.Key) (bool, error) {
 	res, err := w.submit(ctx, Command{Forget: &k})
 	return res.Forgotten > 0, err
 }
@@ -153,15 +154,15 @@ func (w *Writer) RunSweeper(ctx context.Context) {
 // Once taken, it waits for the outcome even if the client went away, so
 // that what is logged is what happened; every request taken is answered,
 // and promptly.
-func (w *Writer) submit(ctx context.Context, cmd Command) (Result, error) {
+func (w *Writer) submit(ctx context.Context, cmd Command) (fleet.Result, error) {
 	if err := ctx.Err(); err != nil {
-		return Result{}, err
+		return fleet.Result{}, err
 	}
 	r := newRequest(cmd)
 	out, ok := w.queue.submit(r)
 	r.release()
 	if !ok {
-		return Result{}, ErrClosed
+		return fleet.Result{}, ErrClosed
 	}
 	return out.res, out.err
 }

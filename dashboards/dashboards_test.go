@@ -22,6 +22,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
@@ -218,8 +219,8 @@ func loadRules(t *testing.T, file string) ruleFile {
 // Gateway's REST API.
 func exporterMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	fleet := collector.NewFleet()
-	w := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
+	f := fleet.New()
+	w := collector.NewWriter(f, nil, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
 	defer w.Close()
 	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
 	for range 300 {
@@ -228,9 +229,9 @@ func exporterMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	apps := simulatedApplications(t)
-	reg := exporter.NewRegistry(collector.NewCollector(fleet, collector.WithGatewayAPI(nil)).CountAlso(apps.Outcomes()), apps)
+	reg := exporter.NewRegistry(collector.NewCollector(f, collector.WithGatewayAPI(nil)).CountAlso(apps.Outcomes()), apps)
 	pollOnce(t, gen, w, reg)
-	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: fleet,
+	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: f,
 		Ready: func() bool { return true }, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps}); err != nil {
 		t.Fatal(err)
 	}

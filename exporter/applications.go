@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
@@ -19,7 +19,7 @@ import (
 // event.ErrNotApplications for a body that holds none, and calls
 // verify with the applications a body names before it counts anything.
 type ApplicationIngester interface {
-	Ingest(body []byte, verify func(applicationIDs []string) error) (collector.Result, error)
+	Ingest(body []byte, verify func(applicationIDs []string) error) (fleet.Result, error)
 }
 
 // refusalLogInterval spaces the log lines of refused signatures: a
@@ -66,10 +66,10 @@ func newApplicationRoute(cfg Config) (*ApplicationRoute, error) {
 }
 
 // ingest gives body to the route when it holds application events, else
-// to fleet.
-func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleet Ingester) (collector.Result, error) {
+// to the fleet's writer.
+func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleetWriter Ingester) (fleet.Result, error) {
 	if a == nil {
-		return fleet.Ingest(r.Context(), body)
+		return fleetWriter.Ingest(r.Context(), body)
 	}
 	var verify func([]string) error
 	if a.secrets != nil {
@@ -78,7 +78,7 @@ func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleet Ingester) 
 	}
 	res, err := a.in.Ingest(body, verify)
 	if errors.Is(err, event.ErrNotApplications) {
-		return fleet.Ingest(r.Context(), body)
+		return fleetWriter.Ingest(r.Context(), body)
 	}
 	return res, err
 }

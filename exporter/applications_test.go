@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
@@ -184,7 +184,7 @@ func TestApplicationWebhooksBesideTheFleet(t *testing.T) {
 	if n := srv.fleet.Len(); n != 1 {
 		t.Fatalf("%d servers, want the one of the server webhook", n)
 	}
-	if out := srv.tracker.Outcomes().Stats().Outcomes; out[collector.OutcomeApplied] != 0 || out[collector.OutcomeInvalid] != 3 {
+	if out := srv.tracker.Outcomes().Stats().Outcomes; out[fleet.OutcomeApplied] != 0 || out[fleet.OutcomeInvalid] != 3 {
 		t.Fatalf("application outcomes %v: want the 3 events of the mixed body invalid and nothing else (taken events count in their own family)", out)
 	}
 	_, metrics := srv.do(t, "GET", "/metrics", "")

@@ -20,6 +20,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // FuzzWebhook drives the whole webhook handler, request to fleet: no panic,
@@ -39,24 +40,24 @@ func FuzzWebhook(f *testing.F) {
 	}
 	f.Add([]byte(serverEvent(now, "gateway.stopped", `{"id":"g"}`)), "gzip")
 
-	fleet := collector.NewFleet()
-	writer := collector.NewWriter(fleet, nil, collector.WriterOptions{
-		Decode: event.DefaultDecodeOptions, Limits: collector.Limits{MaxServers: 50},
+	servers := fleet.New()
+	writer := collector.NewWriter(servers, nil, collector.WriterOptions{
+		Decode: event.DefaultDecodeOptions, Limits: fleet.Limits{MaxServers: 50},
 	})
 	f.Cleanup(writer.Close)
 	apps := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 20, MaxPending: 100})
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collector.NewCollector(fleet).CountAlso(apps.Outcomes()), apps)
+	reg.MustRegister(collector.NewCollector(servers).CountAlso(apps.Outcomes()), apps)
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: fleet, Ready: ready.Load,
+	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: servers, Ready: ready.Load,
 		MaxBodyBytes: 64 << 10, MaxInFlight: 4, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps})
 	if err != nil {
 		f.Fatal(err)
 	}
 
 	f.Fuzz(func(t *testing.T, body []byte, encoding string) {
-		before := fleet.Snapshot().Servers
+		before := servers.Snapshot().Servers
 		req := httptest.NewRequest(http.MethodPost, WebhookPath, bytes.NewReader(body))
 		req.Header.Set("Content-Encoding", encoding)
 		rec := httptest.NewRecorder()
@@ -65,7 +66,7 @@ func FuzzWebhook(f *testing.F) {
 		case rec.Code >= 500 || rec.Code < 200:
 			t.Fatalf("status %d for %q", rec.Code, body)
 		case rec.Code >= 400:
-			if after := fleet.Snapshot().Servers; !reflect.DeepEqual(after, before) {
+			if after := servers.Snapshot().Servers; !reflect.DeepEqual(after, before) {
 				t.Fatalf("rejected (%d) but the fleet changed", rec.Code)
 			}
 			if reason := rec.Body.String(); strings.Count(reason, "\n") != 1 {

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 //go:embed status.html
@@ -102,8 +102,8 @@ func StatusPage(cfg StatusPageConfig) http.Handler {
 	})
 }
 
-func needsAttention(s *collector.Server) bool {
-	return s.Origin == "mediaserver" && (s.State == collector.StateRunning || s.State == collector.StateUnregistered)
+func needsAttention(s *fleet.Server) bool {
+	return s.Origin == "mediaserver" && (s.State == fleet.StateRunning || s.State == fleet.StateUnregistered)
 }
 
 func buildStatus(cfg StatusPageConfig) *statusData {
@@ -111,7 +111,7 @@ func buildStatus(cfg StatusPageConfig) *statusData {
 	snap := cfg.Fleet.Snapshot()
 	d := &statusData{StatusPageConfig: cfg, Generated: now.UTC(), IsReady: cfg.Ready(),
 		Total: len(snap.Servers), Refresh: pageRefresh}
-	for _, st := range collector.States() {
+	for _, st := range fleet.States() {
 		d.States = append(d.States, st.String())
 	}
 	d.Counts = countByOrigin(snap.Servers, len(d.States))
@@ -131,7 +131,7 @@ func buildStatus(cfg StatusPageConfig) *statusData {
 	return d
 }
 
-func countByOrigin(servers []collector.Server, states int) []originCounts {
+func countByOrigin(servers []fleet.Server, states int) []originCounts {
 	var out []originCounts
 	for i := range servers {
 		s := &servers[i]
@@ -147,7 +147,7 @@ func countByOrigin(servers []collector.Server, states int) []originCounts {
 
 // groupServers groups by deployment and region; groups and rows that need
 // attention come first.
-func groupServers(servers []collector.Server, now time.Time) []serverGroup {
+func groupServers(servers []fleet.Server, now time.Time) []serverGroup {
 	index := map[[2]string]int{}
 	var groups []serverGroup
 	for i := range servers {

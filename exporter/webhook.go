@@ -11,13 +11,14 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 )
 
 // Ingester applies webhook bodies to the fleet. collector.Writer is the
 // implementation; the interface keeps this package free of how it is done.
 type Ingester interface {
-	Ingest(ctx context.Context, body []byte) (collector.Result, error)
+	Ingest(ctx context.Context, body []byte) (fleet.Result, error)
 }
 
 // DefaultMaxBodyBytes bounds one webhook body (LiveSwitch batches included).
@@ -86,7 +87,7 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, er
 }
 
 // answer replies to a webhook with what became of its events, and logs it.
-func answer(w http.ResponseWriter, r *http.Request, res collector.Result, err error, logger *slog.Logger) {
+func answer(w http.ResponseWriter, r *http.Request, res fleet.Result, err error, logger *slog.Logger) {
 	if err != nil {
 		answerError(w, r, err, logger)
 		return

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -17,7 +18,7 @@ import (
 // away: what a slow commit looks like to a client that gave up.
 type lateIngester struct{ w *collector.Writer }
 
-func (l lateIngester) Ingest(ctx context.Context, body []byte) (collector.Result, error) {
+func (l lateIngester) Ingest(ctx context.Context, body []byte) (fleet.Result, error) {
 	<-ctx.Done()
 	return l.w.Ingest(context.WithoutCancel(ctx), body)
 }
@@ -44,7 +45,7 @@ func TestAbortedRequestLoggedAsWhatHappened(t *testing.T) {
 	if !strings.Contains(logs.String(), `outcomes="applied=1"`) || strings.Contains(logs.String(), "nothing applied") {
 		t.Fatalf("log:\n%s", logs.String())
 	}
-	if m, _, ok := srv.fleet.Server(collector.Key{Origin: "mediaserver", ID: "m"}); !ok || m.State != collector.StateRegistered {
+	if m, _, ok := srv.fleet.Server(fleet.Key{Origin: "mediaserver", ID: "m"}); !ok || m.State != fleet.StateRegistered {
 		t.Fatal("the event was not applied")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -23,7 +24,7 @@ import (
 type testServer struct {
 	*httptest.Server
 	handler http.Handler
-	fleet   *collector.Fleet
+	fleet   *fleet.Fleet
 	ready   *atomic.Bool
 }
 
@@ -46,15 +47,15 @@ func newTestServerWith(t testing.TB, mutate func(*Config)) *testServer {
 
 func newTestServerFull(t testing.TB, store storage.Store, mutate func(*Config)) *testServer {
 	t.Helper()
-	fleet := collector.NewFleet()
-	writer := collector.NewWriter(fleet, store, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
+	f := fleet.New()
+	writer := collector.NewWriter(f, store, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
 	t.Cleanup(writer.Close)
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collector.NewCollector(fleet))
+	reg.MustRegister(collector.NewCollector(f))
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	cfg := Config{
-		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: fleet, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
+		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: f, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
 		Registry: reg, Logger: slog.New(slog.DiscardHandler),
 	}
 	mutate(&cfg)
@@ -64,7 +65,7 @@ func newTestServerFull(t testing.TB, store storage.Store, mutate func(*Config)) 
 	}
 	srv := httptest.NewServer(h.Main)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, handler: h.Main, fleet: fleet, ready: ready}
+	return &testServer{Server: srv, handler: h.Main, fleet: f, ready: ready}
 }
 
 // inFlight reads the webhook requests in flight from /metrics.
@@ -158,8 +159,8 @@ func TestWebhookAnswers(t *testing.T) {
 			}
 		})
 	}
-	g, _, _ := srv.fleet.Server(collector.Key{Origin: "gateway", ID: "g1"})
-	if g.State != collector.StateRunning {
+	g, _, _ := srv.fleet.Server(fleet.Key{Origin: "gateway", ID: "g1"})
+	if g.State != fleet.StateRunning {
 		t.Fatalf("the rejected batch stopped the gateway: %+v", g)
 	}
 	_, metrics := srv.do(t, "GET", "/metrics", "")
@@ -246,7 +247,7 @@ func TestStorageFailureAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := newTestServerWithStore(t, DefaultMaxBodyBytes, store)
-	fleet := srv.fleet
+	f := srv.fleet
 	now := time.Now().UnixMilli()
 	post := func(body string) *http.Response {
 		resp, err := http.Post(srv.URL+WebhookPath, "application/json", strings.NewReader(body))
@@ -264,8 +265,8 @@ func TestStorageFailureAnswers503(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("after the failure: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	m, _, _ := fleet.Server(collector.Key{Origin: "mediaserver", ID: "m"})
-	if m.State != collector.StateRegistered {
+	m, _, _ := f.Server(fleet.Key{Origin: "mediaserver", ID: "m"})
+	if m.State != fleet.StateRegistered {
 		t.Fatalf("a failed write changed the fleet: %s", m.State)
 	}
 	r, err := http.Get(srv.URL + "/metrics")

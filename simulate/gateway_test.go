@@ -11,6 +11,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
 )
 
@@ -66,9 +67,9 @@ func TestGatewayRequiresTheKey(t *testing.T) {
 	}
 }
 
-func poll(t *testing.T, base, key string) *collector.Observation {
+func poll(t *testing.T, base, key string) *fleet.Observation {
 	t.Helper()
-	w := collector.NewWriter(collector.NewFleet(), nil, collector.WriterOptions{})
+	w := collector.NewWriter(fleet.New(), nil, collector.WriterOptions{})
 	t.Cleanup(w.Close)
 	p, err := gateway.New(gateway.Config{URL: base + "/admin/api", Key: key, Interval: time.Second, Timeout: 5 * time.Second},
 		w, prometheus.NewRegistry())

@@ -21,6 +21,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
@@ -29,8 +30,8 @@ import (
 // and renders its metrics: what any exporter fed the same events must show.
 func referenceExposition(t *testing.T, bodies [][]byte) string {
 	t.Helper()
-	fleet := collector.NewFleet()
-	w := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
+	f := fleet.New()
+	w := collector.NewWriter(f, nil, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
 	defer w.Close()
 	for _, b := range bodies {
 		if _, err := w.Ingest(context.Background(), b); err != nil {
@@ -38,7 +39,7 @@ func referenceExposition(t *testing.T, bodies [][]byte) string {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector.NewCollector(fleet))
+	reg.MustRegister(collector.NewCollector(f))
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -99,12 +100,12 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fleet := collector.NewFleet()
-	writer, closeStore, err := s.openWriter(fleet, logger)
+	f := fleet.New()
+	writer, closeStore, err := s.openWriter(f, logger)
 	if err != nil {
 		return err
 	}
-	err = s.serve(ctx, logger, fleet, writer, guard, secrets)
+	err = s.serve(ctx, logger, f, writer, guard, secrets)
 	writer.Close()
 	return errors.Join(err, closeStore())
 }
@@ -136,13 +137,13 @@ func (s *serveCmd) checkWebConfigs() error {
 }
 
 // serve restores the fleet and serves until ctx ends or a listener fails.
-func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, writer *collector.Writer, guard exporter.WriteGuard,
+func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Fleet, writer *collector.Writer, guard exporter.WriteGuard,
 	secrets *appsig.File) error {
 	if guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
 	apps := s.Applications.tracker(s.decodeOptions(), logger)
-	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps)
+	registry := exporter.NewRegistry(collector.NewCollector(f, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps)
 	poller, err := s.Gateway.poller(writer, registry, s.ServerMax, logger)
 	if err != nil {
 		return err
@@ -157,7 +158,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		MaxInFlight:   s.MaxInFlight,
 		Guard:         guard,
 		Registry:      registry,
-		Fleet:         fleet,
+		Fleet:         f,
 		Logger:        logger,
 
 		Applications:       apps,
@@ -182,7 +183,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		return err
 	}
 	ready.Store(true)
-	logger.Info("Fleet restored; ready", "servers", fleet.Len())
+	logger.Info("Fleet restored; ready", "servers", f.Len())
 	go writer.RunSweeper(serveCtx)
 	if poller != nil {
 		go poller.Run(serveCtx)
@@ -193,10 +194,10 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 // openWriter starts the fleet's writer on the store the flags choose: a
 // shared Redis, the embedded store, or none. closeStore releases the store
 // after the writer is closed.
-func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *collector.Writer, closeStore func() error, err error) {
+func (s *serveCmd) openWriter(f *fleet.Fleet, logger *slog.Logger) (w *collector.Writer, closeStore func() error, err error) {
 	opts := collector.WriterOptions{
 		Decode: s.decodeOptions(),
-		Limits: collector.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
+		Limits: fleet.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
 		Logger: logger,
 	}
 	if s.RedisURL != "" {
@@ -207,16 +208,16 @@ func (s *serveCmd) openWriter(fleet *collector.Fleet, logger *slog.Logger) (w *c
 			return nil, nil, err
 		}
 		logger.Info("Fleet state is shared through Redis", "prefix", s.RedisPrefix)
-		return collector.NewReplica(fleet, log, opts, collector.ReplicaOptions{Timeout: s.RedisTimeout}), log.Close, nil
+		return collector.NewReplica(f, log, opts, collector.ReplicaOptions{Timeout: s.RedisTimeout}), log.Close, nil
 	}
 	store, err := s.openStore(logger)
 	if err != nil {
 		return nil, nil, err
 	}
 	if store == nil {
-		return collector.NewWriter(fleet, nil, opts), func() error { return nil }, nil
+		return collector.NewWriter(f, nil, opts), func() error { return nil }, nil
 	}
-	return collector.NewWriter(fleet, store, opts), store.Close, nil
+	return collector.NewWriter(f, store, opts), store.Close, nil
 }
 
 // decodeOptions bound webhook bodies alike for the fleet and the

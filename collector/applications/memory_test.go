@@ -5,8 +5,8 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // heapAfterGC is the live heap, in bytes, once the garbage is collected.
@@ -33,7 +33,7 @@ func TestMemoryFlatUnderNeverConnectingConnections(t *testing.T) {
 					ApplicationID: fmt.Sprintf("app-%d", (i+j)%3), ConnectionID: fmt.Sprintf("%08x-7d1f-4a7e-9a51-2f3c6e0d9a10", i+j),
 					ConnectionType: "sfu"}
 			}
-			if res := tr.apply(events, testNow); res.Outcomes[collector.OutcomeApplied] != step {
+			if res := tr.apply(events, testNow); res.Outcomes[fleet.OutcomeApplied] != step {
 				t.Fatalf("%s", res)
 			}
 		}

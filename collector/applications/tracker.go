@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
@@ -48,7 +48,7 @@ const refusalLogInterval = time.Minute
 type Tracker struct {
 	opts     Options
 	metrics  *metrics
-	outcomes *collector.OutcomeCounter
+	outcomes *fleet.OutcomeCounter
 	logs     *ratelog.Limiter
 
 	mu      sync.Mutex
@@ -68,7 +68,7 @@ func New(opts Options) *Tracker {
 		opts.PendingTTL = DefaultPendingTTL
 	}
 	return &Tracker{
-		opts: opts, metrics: newMetrics(), outcomes: &collector.OutcomeCounter{},
+		opts: opts, metrics: newMetrics(), outcomes: &fleet.OutcomeCounter{},
 		logs: ratelog.New(refusalLogInterval, opts.Now),
 		apps: map[string]bool{}, pending: newPendingTable(opts.MaxPending, opts.PendingTTL),
 	}
@@ -78,7 +78,7 @@ func New(opts Options) *Tracker {
 // (past MaxApplications) and invalid (in a body rejected as malformed); the
 // events it took are counted under their type. Give it to
 // collector.Collector.CountAlso.
-func (t *Tracker) Outcomes() *collector.OutcomeCounter { return t.outcomes }
+func (t *Tracker) Outcomes() *fleet.OutcomeCounter { return t.outcomes }
 
 // Ingest takes the body of a webhook, and is the package's entry point.
 //
@@ -89,20 +89,20 @@ func (t *Tracker) Outcomes() *collector.OutcomeCounter { return t.outcomes }
 // the events name, in order, "" standing for events that name none; an
 // error of verify is returned as is, and nothing is counted. Otherwise
 // every event is counted, and the result says how.
-func (t *Tracker) Ingest(body []byte, verify func(applicationIDs []string) error) (collector.Result, error) {
+func (t *Tracker) Ingest(body []byte, verify func(applicationIDs []string) error) (fleet.Result, error) {
 	now := t.opts.Now()
 	events, err := event.DecodeApplications(body, t.opts.Decode, now)
 	var invalid *event.InvalidError
 	switch {
 	case errors.As(err, &invalid):
-		t.outcomes.Add(collector.OutcomeInvalid, invalid.Events, now)
-		return collector.Result{}, err
+		t.outcomes.Add(fleet.OutcomeInvalid, invalid.Events, now)
+		return fleet.Result{}, err
 	case err != nil:
-		return collector.Result{}, err
+		return fleet.Result{}, err
 	}
 	if verify != nil {
 		if err := verify(applicationIDs(events)); err != nil {
-			return collector.Result{}, err
+			return fleet.Result{}, err
 		}
 	}
 	res := t.apply(events, now)
@@ -125,15 +125,15 @@ func applicationIDs(events []event.ApplicationEvent) []string {
 
 // apply counts the events of one body, all under one lock, so that the
 // two ends of a connection are paired whatever other bodies come at once.
-func (t *Tracker) apply(events []event.ApplicationEvent, now time.Time) collector.Result {
-	var res collector.Result
+func (t *Tracker) apply(events []event.ApplicationEvent, now time.Time) fleet.Result {
+	var res fleet.Result
 	refused := 0
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range events {
 		o := t.count(&events[i], now)
 		res.Outcomes[o]++
-		if o == collector.OutcomeRefused {
+		if o == fleet.OutcomeRefused {
 			refused++
 		}
 	}
@@ -145,12 +145,12 @@ func (t *Tracker) apply(events []event.ApplicationEvent, now time.Time) collecto
 }
 
 // count counts one event and says what became of it.
-func (t *Tracker) count(ev *event.ApplicationEvent, now time.Time) collector.Outcome {
+func (t *Tracker) count(ev *event.ApplicationEvent, now time.Time) fleet.Outcome {
 	switch {
 	case !kinds[ev.Type] || ev.ApplicationID == "":
-		return collector.OutcomeIgnored
+		return fleet.OutcomeIgnored
 	case !t.admit(ev.ApplicationID):
-		return collector.OutcomeRefused
+		return fleet.OutcomeRefused
 	}
 	app := ev.ApplicationID
 	t.metrics.events.WithLabelValues(app, ev.Type).Inc()
@@ -160,7 +160,7 @@ func (t *Tracker) count(ev *event.ApplicationEvent, now time.Time) collector.Out
 	if ev.ConnectionID != "" {
 		t.pair(ev, now)
 	}
-	return collector.OutcomeApplied
+	return fleet.OutcomeApplied
 }
 
 // admit reports whether app's events are counted: it is known, or there is

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // The answers, as LiveSwitch's own tools model them. encoding/json matches
@@ -44,14 +44,14 @@ func str(p *string) string {
 }
 
 // decodeMediaServers reads the bare JSON array of GET /v1/mediaservers.
-func decodeMediaServers(body []byte) ([]collector.MediaServerFacts, error) {
+func decodeMediaServers(body []byte) ([]fleet.MediaServerFacts, error) {
 	var answers []mediaServerAnswer
 	if err := decode(body, '[', &answers); err != nil {
 		return nil, err
 	}
-	out := make([]collector.MediaServerFacts, len(answers))
+	out := make([]fleet.MediaServerFacts, len(answers))
 	for i, a := range answers {
-		out[i] = collector.MediaServerFacts{
+		out[i] = fleet.MediaServerFacts{
 			ID: str(a.ID), Region: str(a.Region), DeploymentID: str(a.DeploymentID), Version: str(a.Version),
 			UsedCapacity: a.UsedCapacity, Available: a.Available, Active: a.Active, Draining: a.Draining, OverCapacity: a.OverCapacity,
 		}
@@ -91,15 +91,15 @@ func decodeApplicationIDs(body []byte) ([]string, error) {
 
 // decodeApplication reads GET /v1.0/applications/{id}; an id in the answer
 // must be the one asked for.
-func decodeApplication(body []byte, id string) (collector.ApplicationFacts, error) {
+func decodeApplication(body []byte, id string) (fleet.ApplicationFacts, error) {
 	var a applicationAnswer
 	if err := decode(body, '{', &a); err != nil {
-		return collector.ApplicationFacts{}, err
+		return fleet.ApplicationFacts{}, err
 	}
 	if a.ID != nil && *a.ID != id {
-		return collector.ApplicationFacts{}, errors.New(`the answer's "id" is not the application asked for`)
+		return fleet.ApplicationFacts{}, errors.New(`the answer's "id" is not the application asked for`)
 	}
-	return collector.ApplicationFacts{ID: id, Channels: a.ChannelCount, Clients: a.ClientCount,
+	return fleet.ApplicationFacts{ID: id, Channels: a.ChannelCount, Clients: a.ClientCount,
 		Connections: a.ConnectionCount, Users: a.UserCount, Devices: a.DeviceCount}, nil
 }
 

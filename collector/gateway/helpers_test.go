@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
@@ -82,7 +83,7 @@ func (c *stepClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 type rig struct {
 	api    *fixtureAPI
 	srv    *httptest.Server
-	fleet  *collector.Fleet
+	fleet  *fleet.Fleet
 	writer *collector.Writer
 	poller *Poller
 	clock  *stepClock
@@ -92,7 +93,7 @@ type rig struct {
 
 func newRig(t *testing.T, configure func(*Config)) *rig {
 	t.Helper()
-	r := &rig{api: &fixtureAPI{}, fleet: collector.NewFleet(), clock: &stepClock{}, reg: prometheus.NewRegistry(), logs: &testenv.LogBuffer{}}
+	r := &rig{api: &fixtureAPI{}, fleet: fleet.New(), clock: &stepClock{}, reg: prometheus.NewRegistry(), logs: &testenv.LogBuffer{}}
 	r.srv = httptest.NewServer(r.api)
 	t.Cleanup(r.srv.Close)
 	r.writer = collector.NewWriter(r.fleet, nil, collector.WriterOptions{Now: r.clock.Now})

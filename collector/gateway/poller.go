@@ -9,14 +9,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // Sink is where a poller's results go: the fleet's writer
 // (*collector.Writer), through which webhooks go too.
 type Sink interface {
 	// Observe applies a successful poll, once it is durable.
-	Observe(ctx context.Context, obs *collector.Observation) error
+	Observe(ctx context.Context, obs *fleet.Observation) error
 	// PollFailed records a failed poll; nothing is written.
 	PollFailed(at time.Time)
 	// Claim reports whether this exporter is the one to poll now: replicas
@@ -118,8 +118,8 @@ func (p *Poller) tick(ctx context.Context) {
 // Poll reads both endpoints once and returns what they said, checked
 // against the fleet's rules for label values. Any bad answer fails the
 // whole poll with a *PollError.
-func (p *Poller) Poll(ctx context.Context) (*collector.Observation, error) {
-	obs := &collector.Observation{AtMs: p.cfg.Now().UnixMilli(), IntervalMs: p.cfg.Interval.Milliseconds()}
+func (p *Poller) Poll(ctx context.Context) (*fleet.Observation, error) {
+	obs := &fleet.Observation{AtMs: p.cfg.Now().UnixMilli(), IntervalMs: p.cfg.Interval.Milliseconds()}
 	body, err := p.client.get(ctx, endpointMediaServers, "/v1/mediaservers")
 	if err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func (p *Poller) Poll(ctx context.Context) (*collector.Observation, error) {
 
 // applications reads the ids in use, then each one's snapshot, a few at a
 // time; the first failure fails them all.
-func (p *Poller) applications(ctx context.Context) ([]collector.ApplicationFacts, error) {
+func (p *Poller) applications(ctx context.Context) ([]fleet.ApplicationFacts, error) {
 	body, err := p.client.get(ctx, endpointApplications, "/v1.0/applications")
 	if err != nil {
 		return nil, err
@@ -151,11 +151,11 @@ func (p *Poller) applications(ctx context.Context) ([]collector.ApplicationFacts
 		return nil, &PollError{endpointApplications, err.Error()}
 	}
 	// The ids are checked before any is put in a request.
-	apps := make([]collector.ApplicationFacts, len(ids))
+	apps := make([]fleet.ApplicationFacts, len(ids))
 	for i, id := range ids {
 		apps[i].ID = id
 	}
-	if err := (&collector.Observation{AtMs: 1, IntervalMs: 1, Applications: apps}).Validate(); err != nil {
+	if err := (&fleet.Observation{AtMs: 1, IntervalMs: 1, Applications: apps}).Validate(); err != nil {
 		return nil, &PollError{endpointApplications, err.Error()}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -183,14 +183,14 @@ func (p *Poller) applications(ctx context.Context) ([]collector.ApplicationFacts
 	return apps, nil
 }
 
-func (p *Poller) application(ctx context.Context, id string) (collector.ApplicationFacts, error) {
+func (p *Poller) application(ctx context.Context, id string) (fleet.ApplicationFacts, error) {
 	body, err := p.client.get(ctx, endpointApplication, "/v1.0/applications/"+url.PathEscape(id))
 	if err != nil {
-		return collector.ApplicationFacts{}, err
+		return fleet.ApplicationFacts{}, err
 	}
 	app, err := decodeApplication(body, id)
 	if err != nil {
-		return collector.ApplicationFacts{}, &PollError{endpointApplication, err.Error()}
+		return fleet.ApplicationFacts{}, &PollError{endpointApplication, err.Error()}
 	}
 	return app, nil
 }

@@ -1,4 +1,4 @@
-package collector
+package fleet
 
 import (
 	"cmp"
@@ -107,8 +107,8 @@ type Snapshot struct {
 	APIFailedMs int64
 }
 
-// NewFleet returns an empty fleet.
-func NewFleet() *Fleet {
+// New returns an empty fleet.
+func New() *Fleet {
 	return &Fleet{servers: make(map[Key]*Server), history: make(map[Key]*history)}
 }
 

@@ -1,4 +1,4 @@
-package collector
+package fleet
 
 import "github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 
