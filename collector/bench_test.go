@@ -13,6 +13,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // benchFleet builds, through a writer, a fleet of n servers spread over
@@ -20,7 +21,7 @@ import (
 func benchFleet(b testing.TB, n int) *fleet.Fleet {
 	b.Helper()
 	f := fleet.New()
-	w := NewWriter(f, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
+	w := writer.New(f, nil, writer.Options{Decode: event.DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
 	defer w.Close()
 	fixture.Ingest(b, w, fixture.ServerBodies(n)...)
 	return f

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -17,21 +16,23 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
-// newTestWriter returns an in-memory fleet and its writer on the test clock.
-func newTestWriter(t *testing.T) (*fleet.Fleet, *Writer) {
+// newWriter returns an in-memory fleet and the writer that feeds it, on a
+// clock the test moves: the metrics are built from what it applies.
+func newWriter(t *testing.T) (*fleet.Fleet, *writer.Writer, *fixture.Clock) {
 	t.Helper()
-	f := fleet.New()
-	w := NewWriter(f, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
+	f, clock := fleet.New(), fixture.NewClock()
+	w := writer.New(f, nil, writer.Options{Decode: event.DefaultDecodeOptions, Now: clock.Now})
 	t.Cleanup(w.Close)
-	return f, w
+	return f, w, clock
 }
 
 func TestCollectorGolden(t *testing.T) {
-	f, w := newTestWriter(t)
+	f, w, _ := newWriter(t)
 	batch, err := os.ReadFile(filepath.Join("testdata", "batch.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -68,37 +69,11 @@ func TestCollectorGolden(t *testing.T) {
 	}
 }
 
-func ingestInvalid(t *testing.T, w *Writer, body string) {
+func ingestInvalid(t *testing.T, w *writer.Writer, body string) {
 	t.Helper()
 	var invalid *event.InvalidError
 	if _, err := w.Ingest(context.Background(), []byte(body)); !errors.As(err, &invalid) {
 		t.Fatalf("%s: got %v, want InvalidError", body, err)
-	}
-}
-
-func TestIngestResults(t *testing.T) {
-	_, w := newTestWriter(t)
-	started := fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
-	res := fixture.Ingest(t, w, started, started, "["+started+","+fixture.EventJSON(1700000001000, "mediaserver", "stopped", `{"id":"m"}`)+"]")
-	if !res[0].AllApplied() || res[0].Total() != 1 {
-		t.Errorf("first delivery: %s", res[0])
-	}
-	if res[1].AllApplied() || res[1].Outcomes[fleet.OutcomeDuplicate] != 1 {
-		t.Errorf("retry: %s", res[1])
-	}
-	if got := res[2].String(); got != "applied=1 duplicate=1" {
-		t.Errorf("batch: %s", got)
-	}
-}
-
-// TestRejectedBatchChangesNothing: one bad event rejects the whole batch.
-func TestRejectedBatchChangesNothing(t *testing.T) {
-	f, w := newTestWriter(t)
-	good := fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
-	ingestInvalid(t, w, "["+good+`,{"timestamp":1}]`)
-	snap := f.Snapshot()
-	if len(snap.Servers) != 0 || snap.Stats.Outcomes[fleet.OutcomeApplied] != 0 || snap.Stats.Outcomes[fleet.OutcomeInvalid] != 2 {
-		t.Fatalf("after a rejected batch: %+v", snap)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // A log entry is written in a compact binary form, the first byte naming
@@ -47,7 +48,7 @@ func decodeEntry(data []byte) (logEntry, error) {
 	e.Nonce = r.str()
 	n := r.count()
 	if n > 0 {
-		e.Commands = make([]*Command, 0, n)
+		e.Commands = make([]*writer.Command, 0, n)
 	}
 	for range n {
 		if r.err != nil {
@@ -73,7 +74,7 @@ func (w *entryWriter) uvarint(v uint64) { w.buf = binary.AppendUvarint(w.buf, v)
 func (w *entryWriter) varint(v int64)   { w.buf = binary.AppendVarint(w.buf, v) }
 func (w *entryWriter) str(s string)     { w.uvarint(uint64(len(s))); w.buf = append(w.buf, s...) }
 
-func (w *entryWriter) command(c *Command) error {
+func (w *entryWriter) command(c *writer.Command) error {
 	var flags byte
 	if c.Forget != nil {
 		flags |= hasForget
@@ -184,8 +185,8 @@ func (r *entryReader) byte() byte {
 	return b
 }
 
-func (r *entryReader) command() *Command {
-	c := &Command{}
+func (r *entryReader) command() *writer.Command {
+	c := &writer.Command{}
 	flags := r.byte()
 	c.ReceivedMs, c.SweepMs = r.varint(), r.varint()
 	if flags&hasForget != 0 {

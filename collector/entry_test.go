@@ -8,11 +8,12 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 func testEntry() *logEntry {
 	used := 0.42
-	return &logEntry{Nonce: "abc/7", Commands: []*Command{
+	return &logEntry{Nonce: "abc/7", Commands: []*writer.Command{
 		{ReceivedMs: 1700000000123, Events: []event.Event{
 			{Timestamp: 1700000000000, Type: "mediaserver.registered", Kind: event.KindLifecycle, Action: event.ActionRegistered,
 				Origin: "mediaserver", Server: event.Info{ID: "ms-1", Version: "1.2", MachineName: "m", CoreCount: 8,

@@ -16,7 +16,7 @@ import (
 // refused), and move the last-received time; the ones taken are not
 // counted there.
 func TestCountAlso(t *testing.T) {
-	f, w := newTestWriter(t)
+	f, w, _ := newWriter(t)
 	fixture.Ingest(t, w, fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`))
 	ingestInvalid(t, w, `{"timestamp":1}`)
 	var also fleet.OutcomeCounter

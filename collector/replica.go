@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -62,8 +63,8 @@ type ReplicaOptions struct {
 // group, and a name by which the replica recognises its own group when it
 // folds it, to answer the requests.
 type logEntry struct {
-	Nonce    string     `json:"n"`
-	Commands []*Command `json:"c"`
+	Nonce    string            `json:"n"`
+	Commands []*writer.Command `json:"c"`
 }
 
 // replica is the Backend of an exporter that shares its fleet with others
@@ -79,12 +80,12 @@ type replica struct {
 	opts     ReplicaOptions
 	now      func() time.Time // the exporter's clock
 	logger   *slog.Logger
-	failures *Failures
+	failures *writer.Failures
 	name     string
 	seq      uint64 // owned by the request committing (see combiner)
 
 	mu      sync.Mutex
-	pending map[string][]*Request
+	pending map[string][]*writer.Request
 
 	health health
 	alarm  chan struct{} // the monitor asks the follower to look at the log
@@ -93,7 +94,7 @@ type replica struct {
 	saves  sync.WaitGroup
 
 	// owned by the follower goroutine
-	folder   *Folder
+	folder   *writer.Folder
 	position string
 	base     string    // the snapshot loaded last: entries it covers were folded
 	folded   *nonceSet // entries folded since, by nonce
@@ -108,16 +109,16 @@ type replica struct {
 // NewReplica starts the writer of a fleet shared with other replicas through
 // log. Call Restore before accepting events and Close at the end. Every
 // replica of one log must run with the same Limits, since each applies them.
-func NewReplica(f *fleet.Fleet, log storage.Log, opts WriterOptions, ropts ReplicaOptions) *Writer {
+func NewReplica(f *fleet.Fleet, log storage.Log, opts writer.Options, ropts ReplicaOptions) *writer.Writer {
 	if ropts.Timeout <= 0 {
 		ropts.Timeout = DefaultReplicaTimeout
 	}
 	opts = opts.WithDefaults()
 	r := &replica{fleet: f, log: log, opts: ropts, now: opts.Now, logger: opts.Logger,
-		failures: NewFailures(f, opts), name: randomName(), pending: make(map[string][]*Request),
-		alarm: make(chan struct{}, 1), folder: NewFolder(f, opts), folded: newNonceSet(foldedNonces)}
+		failures: writer.NewFailures(f, opts), name: randomName(), pending: make(map[string][]*writer.Request),
+		alarm: make(chan struct{}, 1), folder: writer.NewFolder(f, opts), folded: newNonceSet(foldedNonces)}
 	r.health.init(f, opts.Logger)
-	return NewWriterWith(f, r, opts)
+	return writer.NewWithBackend(f, r, opts)
 }
 
 func randomName() string {
@@ -128,7 +129,7 @@ func randomName() string {
 
 // Commit appends the group; the follower answers its requests when it folds
 // the entry, or the deadline does if that takes too long.
-func (r *replica) Commit(group []*Request) {
+func (r *replica) Commit(group []*writer.Request) {
 	// The group outlives the call (it is answered when folded): a copy,
 	// since the writer reuses its slice.
 	group, deadline := r.expire(slices.Clone(group))
@@ -140,7 +141,7 @@ func (r *replica) Commit(group []*Request) {
 	r.mu.Lock()
 	r.pending[nonce] = group
 	r.mu.Unlock()
-	data, err := encodeEntry(&logEntry{Nonce: nonce, Commands: Commands(group)})
+	data, err := encodeEntry(&logEntry{Nonce: nonce, Commands: writer.Commands(group)})
 	if err == nil {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err = r.log.Append(ctx, data, deadline.Add(-appendMargin(r.opts.Timeout)))
@@ -162,7 +163,7 @@ func appendMargin(timeout time.Duration) time.Duration {
 
 // expire answers 503 to the requests whose time ran out while they waited
 // for the writer, and returns the others with the earliest deadline.
-func (r *replica) expire(group []*Request) ([]*Request, time.Time) {
+func (r *replica) expire(group []*writer.Request) ([]*writer.Request, time.Time) {
 	now := time.Now()
 	live := group[:0]
 	var deadline time.Time
@@ -213,7 +214,7 @@ func (r *replica) answerPending(nonce string) {
 
 // take removes and returns the pending group of nonce: whoever takes it
 // answers it, exactly once.
-func (r *replica) take(nonce string) []*Request {
+func (r *replica) take(nonce string) []*writer.Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	group := r.pending[nonce]
@@ -241,7 +242,7 @@ func (r *replica) Close() {
 	defer r.mu.Unlock()
 	for nonce, group := range r.pending {
 		for _, req := range group {
-			req.Answer(fleet.Result{}, ErrClosed)
+			req.Answer(fleet.Result{}, writer.ErrClosed)
 		}
 		delete(r.pending, nonce)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -21,7 +22,7 @@ import (
 // testReplica is one replica of a fleet shared through a real Redis.
 type testReplica struct {
 	fleet *fleet.Fleet
-	w     *Writer
+	w     *writer.Writer
 }
 
 func startReplica(t *testing.T, srv *testenv.Redis, limits fleet.Limits, clock *fixture.Clock) testReplica {
@@ -31,7 +32,7 @@ func startReplica(t *testing.T, srv *testenv.Redis, limits fleet.Limits, clock *
 		t.Fatal(err)
 	}
 	f := fleet.New()
-	w := NewReplica(f, log, WriterOptions{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
+	w := NewReplica(f, log, writer.Options{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
 	t.Cleanup(func() { w.Close(); _ = log.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -80,7 +81,7 @@ func TestReplicasAgreeWhoeverReceives(t *testing.T) {
 		startReplica(t, srv, fleet.DefaultLimits, clock), startReplica(t, srv, fleet.DefaultLimits, clock), startReplica(t, srv, fleet.DefaultLimits, clock),
 	}
 	reference := fleet.New()
-	ref := NewWriter(reference, nil, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now})
+	ref := writer.New(reference, nil, writer.Options{Decode: event.DefaultDecodeOptions, Now: clock.Now})
 	defer ref.Close()
 
 	actions := []string{"started", "registered", "unregistered", "registered", "stopped", "started"}
@@ -194,7 +195,7 @@ func TestReplicaSurvivesRedisOutage(t *testing.T) {
 	fixture.Ingest(t, a.w, fixture.EventJSON(fixture.At(0), "mediaserver", "registered", `{"id":"ms-1"}`))
 	srv.Kill()
 	_, err := a.w.Ingest(context.Background(), []byte(fixture.EventJSON(fixture.At(time.Second), "mediaserver", "stopped", `{"id":"ms-1"}`)))
-	if !errors.Is(err, ErrStorage) {
+	if !errors.Is(err, writer.ErrStorage) {
 		t.Fatalf("ingest with Redis down: %v, want ErrStorage", err)
 	}
 	testenv.WaitFor(t, 30*time.Second, "unhealthy", func() bool { return !a.w.Healthy() && !a.fleet.Snapshot().StorageUp })
@@ -223,7 +224,7 @@ func BenchmarkReplicaLag(b *testing.B) {
 			b.Fatal(err)
 		}
 		f := fleet.New()
-		w := NewReplica(f, log, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
+		w := NewReplica(f, log, writer.Options{Decode: event.DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
 		defer w.Close()
 		if err := w.Restore(context.Background()); err != nil {
 			b.Fatal(err)

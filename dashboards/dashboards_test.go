@@ -24,6 +24,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
@@ -220,7 +221,7 @@ func loadRules(t *testing.T, file string) ruleFile {
 func exporterMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	f := fleet.New()
-	w := collector.NewWriter(f, nil, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
+	w := writer.New(f, nil, writer.Options{Decode: event.DefaultDecodeOptions})
 	defer w.Close()
 	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
 	for range 300 {
@@ -267,7 +268,7 @@ func simulatedApplications(t *testing.T) *applications.Tracker {
 
 // pollOnce has a real poller read gen's simulated Gateway once, on a
 // loopback listener, so that the API's series exist.
-func pollOnce(t *testing.T, gen *simulate.Generator, w *collector.Writer, reg prometheus.Registerer) {
+func pollOnce(t *testing.T, gen *simulate.Generator, w *writer.Writer, reg prometheus.Registerer) {
 	t.Helper()
 	api := httptest.NewServer(simulate.NewGateway(gen, simulate.GatewayConfig{Load: 0.5}))
 	defer api.Close()

@@ -21,6 +21,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // FuzzWebhook drives the whole webhook handler, request to fleet: no panic,
@@ -41,16 +42,16 @@ func FuzzWebhook(f *testing.F) {
 	f.Add([]byte(serverEvent(now, "gateway.stopped", `{"id":"g"}`)), "gzip")
 
 	servers := fleet.New()
-	writer := collector.NewWriter(servers, nil, collector.WriterOptions{
+	w := writer.New(servers, nil, writer.Options{
 		Decode: event.DefaultDecodeOptions, Limits: fleet.Limits{MaxServers: 50},
 	})
-	f.Cleanup(writer.Close)
+	f.Cleanup(w.Close)
 	apps := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 20, MaxPending: 100})
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(collector.NewCollector(servers).CountAlso(apps.Outcomes()), apps)
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: servers, Ready: ready.Load,
+	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: servers, Ready: ready.Load,
 		MaxBodyBytes: 64 << 10, MaxInFlight: 4, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps})
 	if err != nil {
 		f.Fatal(err)

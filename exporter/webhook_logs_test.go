@@ -8,15 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // lateIngester hands a body to the real writer only once its client went
 // away: what a slow commit looks like to a client that gave up.
-type lateIngester struct{ w *collector.Writer }
+type lateIngester struct{ w *writer.Writer }
 
 func (l lateIngester) Ingest(ctx context.Context, body []byte) (fleet.Result, error) {
 	<-ctx.Done()
@@ -30,7 +30,7 @@ func TestAbortedRequestLoggedAsWhatHappened(t *testing.T) {
 	logs := &testenv.LogBuffer{}
 	srv := newTestServerWith(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
-		c.Ingester = lateIngester{c.Ingester.(*collector.Writer)}
+		c.Ingester = lateIngester{c.Ingester.(*writer.Writer)}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

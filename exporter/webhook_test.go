@@ -16,6 +16,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -48,14 +49,14 @@ func newTestServerWith(t testing.TB, mutate func(*Config)) *testServer {
 func newTestServerFull(t testing.TB, store storage.Store, mutate func(*Config)) *testServer {
 	t.Helper()
 	f := fleet.New()
-	writer := collector.NewWriter(f, store, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
-	t.Cleanup(writer.Close)
+	w := writer.New(f, store, writer.Options{Decode: event.DefaultDecodeOptions})
+	t.Cleanup(w.Close)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(collector.NewCollector(f))
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	cfg := Config{
-		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: f, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
+		TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: f, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
 		Registry: reg, Logger: slog.New(slog.DiscardHandler),
 	}
 	mutate(&cfg)

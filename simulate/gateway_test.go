@@ -9,10 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // TestGatewayServesItsFleet reads the simulated Gateway with the exporter's
@@ -69,7 +69,7 @@ func TestGatewayRequiresTheKey(t *testing.T) {
 
 func poll(t *testing.T, base, key string) *fleet.Observation {
 	t.Helper()
-	w := collector.NewWriter(fleet.New(), nil, collector.WriterOptions{})
+	w := writer.New(fleet.New(), nil, writer.Options{})
 	t.Cleanup(w.Close)
 	p, err := gateway.New(gateway.Config{URL: base + "/admin/api", Key: key, Interval: time.Second, Timeout: 5 * time.Second},
 		w, prometheus.NewRegistry())

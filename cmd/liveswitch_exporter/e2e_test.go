@@ -22,6 +22,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
@@ -31,7 +32,7 @@ import (
 func referenceExposition(t *testing.T, bodies [][]byte) string {
 	t.Helper()
 	f := fleet.New()
-	w := collector.NewWriter(f, nil, collector.WriterOptions{Decode: event.DefaultDecodeOptions})
+	w := writer.New(f, nil, writer.Options{Decode: event.DefaultDecodeOptions})
 	defer w.Close()
 	for _, b := range bodies {
 		if _, err := w.Ingest(context.Background(), b); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // gatewayFlags configure the poller of the Gateway's REST API; without a URL
@@ -40,7 +41,7 @@ func (g *gatewayFlags) collectorOptions() []collector.CollectorOption {
 }
 
 // poller returns the poller writing to w, or nil when the API is off.
-func (g *gatewayFlags) poller(w *collector.Writer, reg prometheus.Registerer, maxServers int, logger *slog.Logger) (*gateway.Poller, error) {
+func (g *gatewayFlags) poller(w *writer.Writer, reg prometheus.Registerer, maxServers int, logger *slog.Logger) (*gateway.Poller, error) {
 	if g.URL == "" {
 		return nil, nil
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -101,12 +102,12 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 		return err
 	}
 	f := fleet.New()
-	writer, closeStore, err := s.openWriter(f, logger)
+	w, closeStore, err := s.openWriter(f, logger)
 	if err != nil {
 		return err
 	}
-	err = s.serve(ctx, logger, f, writer, guard, secrets)
-	writer.Close()
+	err = s.serve(ctx, logger, f, w, guard, secrets)
+	w.Close()
 	return errors.Join(err, closeStore())
 }
 
@@ -137,23 +138,23 @@ func (s *serveCmd) checkWebConfigs() error {
 }
 
 // serve restores the fleet and serves until ctx ends or a listener fails.
-func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Fleet, writer *collector.Writer, guard exporter.WriteGuard,
+func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Fleet, w *writer.Writer, guard exporter.WriteGuard,
 	secrets *appsig.File) error {
 	if guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
 	apps := s.Applications.tracker(s.decodeOptions(), logger)
 	registry := exporter.NewRegistry(collector.NewCollector(f, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps)
-	poller, err := s.Gateway.poller(writer, registry, s.ServerMax, logger)
+	poller, err := s.Gateway.poller(w, registry, s.ServerMax, logger)
 	if err != nil {
 		return err
 	}
 	var ready atomic.Bool
 	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
-		Ingester:      writer,
-		Forgetter:     writer,
-		Ready:         func() bool { return ready.Load() && writer.Healthy() },
+		Ingester:      w,
+		Forgetter:     w,
+		Ready:         func() bool { return ready.Load() && w.Healthy() },
 		MaxBodyBytes:  s.MaxBodyBytes,
 		MaxInFlight:   s.MaxInFlight,
 		Guard:         guard,
@@ -174,7 +175,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Flee
 	defer stopServing()
 	served := make(chan error, 1)
 	go func() { served <- exporter.Serve(serveCtx, logger, s.timeouts(), s.endpoints(handlers)...) }()
-	if err := writer.Restore(ctx); err != nil {
+	if err := w.Restore(ctx); err != nil {
 		stopServing()
 		<-served
 		if ctx.Err() != nil {
@@ -184,7 +185,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Flee
 	}
 	ready.Store(true)
 	logger.Info("Fleet restored; ready", "servers", f.Len())
-	go writer.RunSweeper(serveCtx)
+	go w.RunSweeper(serveCtx)
 	if poller != nil {
 		go poller.Run(serveCtx)
 	}
@@ -194,8 +195,8 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Flee
 // openWriter starts the fleet's writer on the store the flags choose: a
 // shared Redis, the embedded store, or none. closeStore releases the store
 // after the writer is closed.
-func (s *serveCmd) openWriter(f *fleet.Fleet, logger *slog.Logger) (w *collector.Writer, closeStore func() error, err error) {
-	opts := collector.WriterOptions{
+func (s *serveCmd) openWriter(f *fleet.Fleet, logger *slog.Logger) (w *writer.Writer, closeStore func() error, err error) {
+	opts := writer.Options{
 		Decode: s.decodeOptions(),
 		Limits: fleet.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
 		Logger: logger,
@@ -215,9 +216,9 @@ func (s *serveCmd) openWriter(f *fleet.Fleet, logger *slog.Logger) (w *collector
 		return nil, nil, err
 	}
 	if store == nil {
-		return collector.NewWriter(f, nil, opts), func() error { return nil }, nil
+		return writer.New(f, nil, opts), func() error { return nil }, nil
 	}
-	return collector.NewWriter(f, store, opts), store.Close, nil
+	return writer.New(f, store, opts), store.Close, nil
 }
 
 // decodeOptions bound webhook bodies alike for the fleet and the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
@@ -84,7 +85,7 @@ type rig struct {
 	api    *fixtureAPI
 	srv    *httptest.Server
 	fleet  *fleet.Fleet
-	writer *collector.Writer
+	writer *writer.Writer
 	poller *Poller
 	clock  *stepClock
 	reg    *prometheus.Registry
@@ -96,7 +97,7 @@ func newRig(t *testing.T, configure func(*Config)) *rig {
 	r := &rig{api: &fixtureAPI{}, fleet: fleet.New(), clock: &stepClock{}, reg: prometheus.NewRegistry(), logs: &testenv.LogBuffer{}}
 	r.srv = httptest.NewServer(r.api)
 	t.Cleanup(r.srv.Close)
-	r.writer = collector.NewWriter(r.fleet, nil, collector.WriterOptions{Now: r.clock.Now})
+	r.writer = writer.New(r.fleet, nil, writer.Options{Now: r.clock.Now})
 	t.Cleanup(r.writer.Close)
 	cfg := Config{URL: r.srv.URL + "/admin/api", Key: testKey, Interval: 15 * time.Second, Timeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Now: r.clock.Now}

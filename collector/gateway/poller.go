@@ -13,7 +13,7 @@ import (
 )
 
 // Sink is where a poller's results go: the fleet's writer
-// (*collector.Writer), through which webhooks go too.
+// (*writer.Writer), through which webhooks go too.
 type Sink interface {
 	// Observe applies a successful poll, once it is durable.
 	Observe(ctx context.Context, obs *fleet.Observation) error

@@ -1,15 +1,11 @@
-package collector
+package writer
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
@@ -129,20 +125,31 @@ func TestListedServerIsNotStale(t *testing.T) {
 }
 
 // TestGatewayViewRestoredFromStore: the view and the servers it created are
-// committed together and come back after a restart, series for series.
+// committed together and come back after a restart, fact for fact.
 func TestGatewayViewRestoredFromStore(t *testing.T) {
 	dir := t.TempDir()
 	store, err := storage.Open(dir, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, w, clock := newLimitedWriter(t, store, fleet.Limits{})
-	observe(t, w, gatewayFixture())
-	want := exposition(t, NewCollector(f, WithGatewayAPI(clock.Now)))
+	f, w, _ := newLimitedWriter(t, store, fleet.Limits{})
+	observe(t, w, &fleet.Observation{AtMs: fixture.At(0), IntervalMs: 15000,
+		MediaServers: []fleet.MediaServerFacts{
+			{ID: "ms-2", Region: "eu-west", DeploymentID: "prod", Version: "1.24.2", CoreCount: 8, UsedCapacity: fixture.Ptr(1.05),
+				Available: fixture.Ptr(false), Active: fixture.Ptr(true), Draining: fixture.Ptr(false), OverCapacity: fixture.Ptr(true)},
+			{ID: "ms-1"},
+		},
+		Applications: []fleet.ApplicationFacts{{ID: "app-b", Channels: fixture.Ptr(int64(2))}, {ID: "app-a", Users: fixture.Ptr(int64(8))}},
+	})
+	want := f.Snapshot()
 	w.Close()
 	store.Close()
-	if got := exposition(t, NewCollector(reopen(t, dir), WithGatewayAPI(clock.Now))); string(got) != string(want) {
-		t.Fatalf("restored:\n%s\nwant:\n%s", got, want)
+	got := reopen(t, dir).Snapshot()
+	if !reflect.DeepEqual(got.Servers, want.Servers) || !reflect.DeepEqual(got.Gateway, want.Gateway) {
+		t.Fatalf("restored:\n%+v\n%+v\nwant:\n%+v\n%+v", got.Servers, got.Gateway, want.Servers, want.Gateway)
+	}
+	if len(got.Servers) != 2 || got.Gateway == nil || len(got.Gateway.Applications) != 2 {
+		t.Fatalf("restored %d servers and the view %+v: not what was observed", len(got.Servers), got.Gateway)
 	}
 }
 
@@ -158,94 +165,9 @@ func TestCorruptGatewayRecordRefused(t *testing.T) {
 	if err := store.Commit(context.Background(), bad); err != nil {
 		t.Fatal(err)
 	}
-	w := NewWriter(fleet.New(), store, WriterOptions{})
+	w := New(fleet.New(), store, Options{})
 	defer w.Close()
 	if err := w.Restore(context.Background()); err == nil || !strings.Contains(err.Error(), gatewayRecordKey) {
 		t.Fatalf("restore of an unsorted view: %v", err)
 	}
-}
-
-// gatewayFixture is one poll's observation: a media server the webhooks
-// never told of, one with every fact unknown, and two applications.
-func gatewayFixture() *fleet.Observation {
-	return &fleet.Observation{AtMs: fixture.At(0), IntervalMs: 15000,
-		MediaServers: []fleet.MediaServerFacts{
-			{ID: "ms-2", Region: "eu-west", DeploymentID: "prod", Version: "1.24.2", CoreCount: 8, UsedCapacity: fixture.Ptr(1.05),
-				Available: fixture.Ptr(false), Active: fixture.Ptr(true), Draining: fixture.Ptr(false), OverCapacity: fixture.Ptr(true)},
-			{ID: "ms-1"},
-		},
-		Applications: []fleet.ApplicationFacts{
-			{ID: "app-b", Channels: fixture.Ptr(int64(2))},
-			{ID: "app-a", Channels: fixture.Ptr(int64(4)), Clients: fixture.Ptr(int64(9)), Connections: fixture.Ptr(int64(12)), Users: fixture.Ptr(int64(8)), Devices: fixture.Ptr(int64(9))},
-		}}
-}
-
-func TestGatewayCollectorGolden(t *testing.T) {
-	f, w, clock := newLimitedWriter(t, nil, fleet.Limits{})
-	fixture.Ingest(t, w,
-		fixture.EventJSON(fixture.At(-time.Hour), "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
-		fixture.EventJSON(fixture.At(-time.Hour), "mediaserver", "registered", `{"id":"ms-unlisted","region":"us-east","deploymentId":"prod"}`),
-		fixture.EventJSON(fixture.At(-time.Hour), "gateway", "started", `{"id":"gw-1"}`),
-	)
-	observe(t, w, gatewayFixture())
-	c := NewCollector(f, WithGatewayAPI(clock.Now))
-	golden := filepath.Join("testdata", "gateway_metrics.golden")
-	if *update {
-		if err := os.WriteFile(golden, exposition(t, c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := exposition(t, c); string(got) != string(want) {
-		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
-	}
-	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
-		t.Fatalf("lint: %v %v", err, problems)
-	}
-	if strings.Contains(string(exposition(t, NewCollector(f))), "liveswitch_api_") {
-		t.Fatal("API series exported with the API off")
-	}
-}
-
-// TestAPIUp: up after a success within three intervals, down at once when
-// this exporter's poll fails, and down when successes stop coming.
-func TestAPIUp(t *testing.T) {
-	f, w, clock := newLimitedWriter(t, nil, fleet.Limits{})
-	up := func() string {
-		return metricLine(t, exposition(t, NewCollector(f, WithGatewayAPI(clock.Now))), "liveswitch_api_up ")
-	}
-	if got := up(); got != "liveswitch_api_up 0" {
-		t.Fatalf("before any poll: %s", got)
-	}
-	observe(t, w, observationAt(0))
-	if got := up(); got != "liveswitch_api_up 1" {
-		t.Fatalf("after a success: %s", got)
-	}
-	w.PollFailed(clock.Now().Add(15 * time.Second))
-	if got := up(); got != "liveswitch_api_up 0" {
-		t.Fatalf("after a failed poll: %s", got)
-	}
-	observe(t, w, observationAt(30*time.Second))
-	clock.Advance(30*time.Second + 45*time.Second)
-	if got := up(); got != "liveswitch_api_up 1" {
-		t.Fatalf("three intervals after a success: %s", got)
-	}
-	clock.Advance(time.Millisecond)
-	if got := up(); got != "liveswitch_api_up 0" {
-		t.Fatalf("more than three intervals after the last success: %s", got)
-	}
-}
-
-func metricLine(t *testing.T, expo []byte, prefix string) string {
-	t.Helper()
-	for _, line := range strings.Split(string(expo), "\n") {
-		if strings.HasPrefix(line, prefix) {
-			return line
-		}
-	}
-	t.Fatalf("no line %q in:\n%s", prefix, expo)
-	return ""
 }

@@ -1,4 +1,4 @@
-package collector
+package writer
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ func newLimitedWriter(t *testing.T, store storage.Store, limits fleet.Limits) (*
 	t.Helper()
 	clock := fixture.NewClock()
 	f := fleet.New()
-	w := NewWriter(f, store, WriterOptions{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now})
+	w := New(f, store, Options{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now})
 	t.Cleanup(w.Close)
 	return f, w, clock
 }
@@ -206,7 +206,7 @@ func reopen(t *testing.T, dir string) *fleet.Fleet {
 	}
 	t.Cleanup(func() { store.Close() })
 	restored := fleet.New()
-	w := NewWriter(restored, store, WriterOptions{})
+	w := New(restored, store, Options{})
 	t.Cleanup(w.Close)
 	if err := w.Restore(context.Background()); err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestStorageErrorsLoggedOncePerInterval(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	clock := fixture.NewClock()
-	w := NewWriter(fleet.New(), store, WriterOptions{Decode: event.DefaultDecodeOptions, Now: clock.Now,
+	w := New(fleet.New(), store, Options{Decode: event.DefaultDecodeOptions, Now: clock.Now,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer w.Close()
 	store.Close() // every commit fails from now on

@@ -1,4 +1,4 @@
-package collector
+package writer
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 
 // Backend is where a Writer's groups of commands go: it makes each group
 // durable, folds it into the fleet and answers its requests. The writer's
-// own backend commits to a storage.Store (NewWriter); a replica shares the
-// fleet with other exporters through a storage.Log (NewReplica), and is
-// the reason this interface is exported. A backend folds with a Folder and
+// own backend commits to a storage.Store (New); collector/replica shares
+// the fleet with other exporters through a storage.Log, and is the reason
+// this interface is exported. A backend folds with a Folder and
 // reports a store's failures with Failures, so that every backend applies
 // the same rules and answers alike.
 type Backend interface {
@@ -95,15 +95,15 @@ func Commands(group []*Request) []*Command {
 // one. What it returns is valid until its next fold.
 type Folder struct {
 	fleet   *fleet.Fleet
-	opts    WriterOptions
+	opts    Options
 	st      fleet.Staging
 	results []fleet.Result
 	cmds    []*Command
 	limits  limitLog
 }
 
-// NewFolder returns a Folder of fleet, under the limits of opts.
-func NewFolder(f *fleet.Fleet, opts WriterOptions) *Folder {
+// NewFolder returns a Folder of fleet f, under the limits of opts.
+func NewFolder(f *fleet.Fleet, opts Options) *Folder {
 	return &Folder{fleet: f, opts: opts.WithDefaults()}
 }
 
@@ -173,8 +173,8 @@ type Failures struct {
 	log    *ratelog.Limiter
 }
 
-// NewFailures returns the Failures of fleet, logging with opts.Logger.
-func NewFailures(f *fleet.Fleet, opts WriterOptions) *Failures {
+// NewFailures returns the Failures of fleet f, logging with opts.Logger.
+func NewFailures(f *fleet.Fleet, opts Options) *Failures {
 	opts = opts.WithDefaults()
 	return &Failures{fleet: f, logger: opts.Logger, log: ratelog.New(errorLogInterval, opts.Now)}
 }

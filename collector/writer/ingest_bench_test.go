@@ -1,4 +1,4 @@
-package collector
+package writer
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func benchWriter(b *testing.B, durable bool) *Writer {
 		b.Cleanup(func() { s.Close() })
 		store = s
 	}
-	w := NewWriter(fleet.New(), store, WriterOptions{Decode: event.DefaultDecodeOptions})
+	w := New(fleet.New(), store, Options{Decode: event.DefaultDecodeOptions})
 	b.Cleanup(w.Close)
 	return w
 }

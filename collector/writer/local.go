@@ -1,4 +1,4 @@
-package collector
+package writer
 
 import (
 	"context"
@@ -20,7 +20,7 @@ type local struct {
 	failures *Failures
 }
 
-func newLocal(f *fleet.Fleet, store storage.Store, opts WriterOptions) *local {
+func newLocal(f *fleet.Fleet, store storage.Store, opts Options) *local {
 	return &local{fleet: f, store: store, folder: NewFolder(f, opts), failures: NewFailures(f, opts)}
 }
 

@@ -1,4 +1,4 @@
-package collector
+package writer
 
 import (
 	"context"
@@ -22,8 +22,8 @@ const errorLogInterval = 10 * time.Second
 // a flood of new ids would otherwise repeat for every event.
 const limitLogInterval = time.Minute
 
-// WriterOptions configure a Writer.
-type WriterOptions struct {
+// Options configure a Writer.
+type Options struct {
 	Decode event.DecodeOptions
 	Limits fleet.Limits
 	// Now is the exporter's clock; tests inject a fake one.
@@ -46,14 +46,14 @@ type WriterOptions struct {
 type Writer struct {
 	fleet   *fleet.Fleet
 	backend Backend
-	opts    WriterOptions
+	opts    Options
 	queue   combiner
 	logger  *slog.Logger
 }
 
 // WithDefaults returns o with what it leaves unset filled in as the writer
 // runs it: the real clock, and a logger that discards.
-func (o WriterOptions) WithDefaults() WriterOptions {
+func (o Options) WithDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -63,19 +63,19 @@ func (o WriterOptions) WithDefaults() WriterOptions {
 	return o
 }
 
-// NewWriter starts the writer of fleet on its own store. store may be nil
+// New starts the writer of fleet f on its own store. store may be nil
 // for a fleet kept in memory only. Call Restore before accepting events and
 // Close at the end.
-func NewWriter(f *fleet.Fleet, store storage.Store, opts WriterOptions) *Writer {
-	w := NewWriterWith(f, newLocal(f, store, opts), opts)
+func New(f *fleet.Fleet, store storage.Store, opts Options) *Writer {
+	w := NewWithBackend(f, newLocal(f, store, opts), opts)
 	f.SetStorageUp(true) // opened, hence writable until a commit fails
 	return w
 }
 
-// NewWriterWith starts the writer of fleet with backend b, which makes its
-// groups durable and folds them (a replica: see NewReplica). Call Restore
-// before accepting events and Close at the end.
-func NewWriterWith(f *fleet.Fleet, b Backend, opts WriterOptions) *Writer {
+// NewWithBackend starts the writer of fleet f with backend b, which makes its
+// groups durable and folds them (a replica: see collector/replica). Call
+// Restore before accepting events and Close at the end.
+func NewWithBackend(f *fleet.Fleet, b Backend, opts Options) *Writer {
 	opts = opts.WithDefaults()
 	f.SetLimit(opts.Limits.MaxServers)
 	w := &Writer{fleet: f, backend: b, opts: opts, logger: opts.Logger}
