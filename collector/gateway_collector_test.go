@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,22 +11,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
-
-// observe hands o to w, failing the test if it is refused.
-func observe(t *testing.T, w *writer.Writer, o *fleet.Observation) {
-	t.Helper()
-	if err := w.Observe(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// observationAt is an observation at d after the test clock's start, with a
-// 15 s interval, listing the given media servers.
-func observationAt(d time.Duration, servers ...fleet.MediaServerFacts) *fleet.Observation {
-	return &fleet.Observation{AtMs: fixture.At(d), IntervalMs: (15 * time.Second).Milliseconds(), MediaServers: servers}
-}
 
 // gatewayFixture is one poll's observation: a media server the webhooks
 // never told of, one with every fact unknown, and two applications.
@@ -51,7 +35,7 @@ func TestGatewayCollectorGolden(t *testing.T) {
 		fixture.EventJSON(fixture.At(-time.Hour), "mediaserver", "registered", `{"id":"ms-unlisted","region":"us-east","deploymentId":"prod"}`),
 		fixture.EventJSON(fixture.At(-time.Hour), "gateway", "started", `{"id":"gw-1"}`),
 	)
-	observe(t, w, gatewayFixture())
+	fixture.Observe(t, w, gatewayFixture())
 	c := NewCollector(f, WithGatewayAPI(clock.Now))
 	golden := filepath.Join("testdata", "gateway_metrics.golden")
 	if *update {
@@ -84,7 +68,7 @@ func TestAPIUp(t *testing.T) {
 	if got := up(); got != "liveswitch_api_up 0" {
 		t.Fatalf("before any poll: %s", got)
 	}
-	observe(t, w, observationAt(0))
+	fixture.Observe(t, w, &fleet.Observation{AtMs: fixture.At(0), IntervalMs: 15000})
 	if got := up(); got != "liveswitch_api_up 1" {
 		t.Fatalf("after a success: %s", got)
 	}
@@ -92,7 +76,7 @@ func TestAPIUp(t *testing.T) {
 	if got := up(); got != "liveswitch_api_up 0" {
 		t.Fatalf("after a failed poll: %s", got)
 	}
-	observe(t, w, observationAt(30*time.Second))
+	fixture.Observe(t, w, &fleet.Observation{AtMs: fixture.At(30 * time.Second), IntervalMs: 15000})
 	clock.Advance(30*time.Second + 45*time.Second)
 	if got := up(); got != "liveswitch_api_up 1" {
 		t.Fatalf("three intervals after a success: %s", got)

@@ -20,6 +20,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/replica"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
@@ -209,7 +210,7 @@ func (s *serveCmd) openWriter(f *fleet.Fleet, logger *slog.Logger) (w *writer.Wr
 			return nil, nil, err
 		}
 		logger.Info("Fleet state is shared through Redis", "prefix", s.RedisPrefix)
-		return collector.NewReplica(f, log, opts, collector.ReplicaOptions{Timeout: s.RedisTimeout}), log.Close, nil
+		return replica.New(f, log, opts, replica.Options{Timeout: s.RedisTimeout}), log.Close, nil
 	}
 	store, err := s.openStore(logger)
 	if err != nil {

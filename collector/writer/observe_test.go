@@ -18,13 +18,6 @@ func observationAt(d time.Duration, servers ...fleet.MediaServerFacts) *fleet.Ob
 	return &fleet.Observation{AtMs: fixture.At(d), IntervalMs: (15 * time.Second).Milliseconds(), MediaServers: servers}
 }
 
-func observe(t *testing.T, w *Writer, o *fleet.Observation) {
-	t.Helper()
-	if err := w.Observe(context.Background(), o); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func state(t *testing.T, f *fleet.Fleet, id string) fleet.State {
 	t.Helper()
 	s, _, ok := f.Server(fleet.Key{Origin: "mediaserver", ID: id})
@@ -52,14 +45,14 @@ func TestObservationsReconcileTheFleet(t *testing.T) {
 	}
 	// 20 s after the events: within two intervals nothing but the unknown
 	// server changes.
-	observe(t, w, observationAt(20*time.Second, listed("missed-registered", "just-started", "bootstrap")...))
+	fixture.Observe(t, w, observationAt(20*time.Second, listed("missed-registered", "just-started", "bootstrap")...))
 	for id, want := range map[string]fleet.State{"missed-registered": fleet.StateRunning, "bootstrap": fleet.StateRegistered, "gone": fleet.StateRegistered} {
 		if got := state(t, f, id); got != want {
 			t.Errorf("after the first poll, %s is %s, want %s", id, got, want)
 		}
 	}
 	// 40 s: running for more than two intervals while listed.
-	observe(t, w, observationAt(40*time.Second, listed("missed-registered", "bootstrap")...))
+	fixture.Observe(t, w, observationAt(40*time.Second, listed("missed-registered", "bootstrap")...))
 	if got := state(t, f, "missed-registered"); got != fleet.StateRegistered {
 		t.Errorf("missed registered webhook not corrected: %s", got)
 	}
@@ -85,7 +78,7 @@ func TestObservationsReconcileTheFleet(t *testing.T) {
 // rules is refused before it reaches the store.
 func TestInvalidObservationWritesNothing(t *testing.T) {
 	f, w, _ := newLimitedWriter(t, nil, fleet.Limits{})
-	observe(t, w, observationAt(0, fleet.MediaServerFacts{ID: "a"}))
+	fixture.Observe(t, w, observationAt(0, fleet.MediaServerFacts{ID: "a"}))
 	before := f.Snapshot()
 	bad := observationAt(time.Minute, fleet.MediaServerFacts{ID: "b"}, fleet.MediaServerFacts{ID: "bad\x00id"})
 	if err := w.Observe(context.Background(), bad); err == nil {
@@ -100,7 +93,7 @@ func TestInvalidObservationWritesNothing(t *testing.T) {
 // --server.max any more than webhooks can.
 func TestObservationRespectsMaxServers(t *testing.T) {
 	f, w, _ := newLimitedWriter(t, nil, fleet.Limits{MaxServers: 2})
-	observe(t, w, observationAt(0, fleet.MediaServerFacts{ID: "a"}, fleet.MediaServerFacts{ID: "b"}, fleet.MediaServerFacts{ID: "c"}))
+	fixture.Observe(t, w, observationAt(0, fleet.MediaServerFacts{ID: "a"}, fleet.MediaServerFacts{ID: "b"}, fleet.MediaServerFacts{ID: "c"}))
 	if n := f.Len(); n != 2 {
 		t.Fatalf("%d servers tracked, limit 2", n)
 	}
@@ -110,9 +103,9 @@ func TestObservationRespectsMaxServers(t *testing.T) {
 // sends no webhooks; it is not forgotten as stale while it is listed.
 func TestListedServerIsNotStale(t *testing.T) {
 	f, w, clock := newLimitedWriter(t, nil, fleet.Limits{StaleAfter: time.Hour})
-	observe(t, w, observationAt(0, fleet.MediaServerFacts{ID: "quiet"}, fleet.MediaServerFacts{ID: "dropped"}))
+	fixture.Observe(t, w, observationAt(0, fleet.MediaServerFacts{ID: "quiet"}, fleet.MediaServerFacts{ID: "dropped"}))
 	clock.Advance(2 * time.Hour)
-	observe(t, w, observationAt(2*time.Hour, fleet.MediaServerFacts{ID: "quiet"}))
+	fixture.Observe(t, w, observationAt(2*time.Hour, fleet.MediaServerFacts{ID: "quiet"}))
 	if _, err := w.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +126,7 @@ func TestGatewayViewRestoredFromStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, w, _ := newLimitedWriter(t, store, fleet.Limits{})
-	observe(t, w, &fleet.Observation{AtMs: fixture.At(0), IntervalMs: 15000,
+	fixture.Observe(t, w, &fleet.Observation{AtMs: fixture.At(0), IntervalMs: 15000,
 		MediaServers: []fleet.MediaServerFacts{
 			{ID: "ms-2", Region: "eu-west", DeploymentID: "prod", Version: "1.24.2", CoreCount: 8, UsedCapacity: fixture.Ptr(1.05),
 				Available: fixture.Ptr(false), Active: fixture.Ptr(true), Draining: fixture.Ptr(false), OverCapacity: fixture.Ptr(true)},

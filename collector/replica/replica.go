@@ -1,4 +1,4 @@
-package collector
+package replica
 
 import (
 	"context"
@@ -46,11 +46,11 @@ var (
 	startupDefer = 3 * probeInterval
 )
 
-// DefaultReplicaTimeout bounds the answer to a webhook on a replica.
-const DefaultReplicaTimeout = 2 * time.Second
+// DefaultTimeout bounds the answer to a webhook on a replica.
+const DefaultTimeout = 2 * time.Second
 
-// ReplicaOptions configure a replica.
-type ReplicaOptions struct {
+// Options configure a replica.
+type Options struct {
 	// Timeout bounds the answer to a webhook, from when the writer takes
 	// it: the append to the shared log and the wait for its fold together.
 	// An append the store runs later than that is refused by the store
@@ -77,7 +77,7 @@ type logEntry struct {
 type replica struct {
 	fleet    *fleet.Fleet
 	log      storage.Log
-	opts     ReplicaOptions
+	opts     Options
 	now      func() time.Time // the exporter's clock
 	logger   *slog.Logger
 	failures *writer.Failures
@@ -106,12 +106,12 @@ type replica struct {
 	interrupt atomic.Pointer[context.CancelFunc]
 }
 
-// NewReplica starts the writer of a fleet shared with other replicas through
+// New starts the writer of a fleet shared with other replicas through
 // log. Call Restore before accepting events and Close at the end. Every
 // replica of one log must run with the same Limits, since each applies them.
-func NewReplica(f *fleet.Fleet, log storage.Log, opts writer.Options, ropts ReplicaOptions) *writer.Writer {
+func New(f *fleet.Fleet, log storage.Log, opts writer.Options, ropts Options) *writer.Writer {
 	if ropts.Timeout <= 0 {
-		ropts.Timeout = DefaultReplicaTimeout
+		ropts.Timeout = DefaultTimeout
 	}
 	opts = opts.WithDefaults()
 	r := &replica{fleet: f, log: log, opts: ropts, now: opts.Now, logger: opts.Logger,

@@ -1,4 +1,4 @@
-package collector
+package replica
 
 import (
 	"fmt"
@@ -23,9 +23,11 @@ func TestReplicasFoldObservationsAlike(t *testing.T) {
 		id := fmt.Sprintf(`{"id":"ms-%d","region":"eu"}`, i%5)
 		fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(time.Duration(i)*time.Second), "mediaserver", []string{"started", "unregistered"}[i%2], id))
 		if i%4 == 0 {
-			o := observationAt(time.Duration(i)*time.Minute, fleet.MediaServerFacts{ID: "ms-0", UsedCapacity: fixture.Ptr(float64(i) / 20)},
-				fleet.MediaServerFacts{ID: fmt.Sprintf("api-only-%d", i)})
-			observe(t, a.w, o)
+			fixture.Observe(t, a.w, &fleet.Observation{AtMs: fixture.At(time.Duration(i) * time.Minute), IntervalMs: 15000,
+				MediaServers: []fleet.MediaServerFacts{
+					{ID: "ms-0", UsedCapacity: fixture.Ptr(float64(i) / 20)},
+					{ID: fmt.Sprintf("api-only-%d", i)},
+				}})
 		}
 		if i == 15 {
 			clock.Advance(snapshotInterval) // a snapshot is due after the next fold

@@ -1,4 +1,4 @@
-package collector
+package replica
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func startReplica(t *testing.T, srv *testenv.Redis, limits fleet.Limits, clock *
 		t.Fatal(err)
 	}
 	f := fleet.New()
-	w := NewReplica(f, log, writer.Options{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now}, ReplicaOptions{})
+	w := New(f, log, writer.Options{Decode: event.DefaultDecodeOptions, Limits: limits, Now: clock.Now}, Options{})
 	t.Cleanup(func() { w.Close(); _ = log.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -224,7 +224,7 @@ func BenchmarkReplicaLag(b *testing.B) {
 			b.Fatal(err)
 		}
 		f := fleet.New()
-		w := NewReplica(f, log, writer.Options{Decode: event.DefaultDecodeOptions, Now: clock.Now}, ReplicaOptions{})
+		w := New(f, log, writer.Options{Decode: event.DefaultDecodeOptions, Now: clock.Now}, Options{})
 		defer w.Close()
 		if err := w.Restore(context.Background()); err != nil {
 			b.Fatal(err)
