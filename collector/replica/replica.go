@@ -82,7 +82,7 @@ type replica struct {
 	logger   *slog.Logger
 	failures *writer.Failures
 	name     string
-	seq      uint64 // owned by the request committing (see combiner)
+	seq      uint64 // owned by Commit, which the writer calls for one group at a time
 
 	mu      sync.Mutex
 	pending map[string][]*writer.Request
