@@ -24,11 +24,6 @@ func WithGatewayAPI(now func() time.Time) CollectorOption {
 	return func(c *Collector) { c.gateway = newGatewayDescs(now) }
 }
 
-// apiFreshIntervals is how many poll intervals a successful poll stays
-// recent: a replica that does not poll itself learns that the API is down
-// only from the successes that stop coming.
-const apiFreshIntervals = 3
-
 // appCounts are the per-application series and where each comes from.
 var appCounts = []struct {
 	name, help string
@@ -116,7 +111,7 @@ func (g *gatewayDescs) collect(ch chan<- prometheus.Metric, snap *fleet.Snapshot
 	if v != nil {
 		view = *v
 	}
-	ch <- prometheus.MustNewConstMetric(g.up, prometheus.GaugeValue, boolFloat(apiUp(v, snap.APIFailedMs, g.now())))
+	ch <- prometheus.MustNewConstMetric(g.up, prometheus.GaugeValue, boolFloat(fleet.APIUp(v, snap.APIFailedMs, g.now())))
 	ch <- prometheus.MustNewConstMetric(g.lastSuccess, prometheus.GaugeValue, float64(view.PollMs)/1000)
 	for c := range fleet.NumChanges {
 		ch <- prometheus.MustNewConstMetric(g.change, prometheus.CounterValue, float64(view.Reconciled[c]), fleet.Change(c).String())
@@ -134,12 +129,6 @@ func (g *gatewayDescs) collect(ch chan<- prometheus.Metric, snap *fleet.Snapshot
 			}
 		}
 	}
-}
-
-// apiUp: a successful poll is recent, and this exporter's own polls have
-// not failed since.
-func apiUp(v *fleet.GatewayView, failedMs int64, now time.Time) bool {
-	return v != nil && failedMs < v.PollMs && now.UnixMilli()-v.PollMs <= apiFreshIntervals*v.IntervalMs
 }
 
 // collectListed tells, for every media server of the fleet, whether the

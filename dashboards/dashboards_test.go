@@ -449,7 +449,11 @@ func ruleTestFiles(t *testing.T) []string {
 }
 
 // alertCases counts the alert_rule_tests of one alert by what they expect.
-type alertCases struct{ firing, silent int }
+type alertCases struct {
+	firing, silent int
+	labels         map[string]bool // of the alerts expected to fire
+	undescribed    int             // firing alerts whose rendered description is not stated
+}
 
 // ruleTestCases reads every promtool rule test file and counts, per
 // alertname, the evaluations that expect alerts (firing) and those that
@@ -465,8 +469,11 @@ func ruleTestCases(t *testing.T) map[string]alertCases {
 		var doc struct {
 			Tests []struct {
 				AlertRuleTest []struct {
-					Alertname string           `yaml:"alertname"`
-					ExpAlerts []map[string]any `yaml:"exp_alerts"`
+					Alertname string `yaml:"alertname"`
+					ExpAlerts []struct {
+						ExpLabels      map[string]string `yaml:"exp_labels"`
+						ExpAnnotations map[string]string `yaml:"exp_annotations"`
+					} `yaml:"exp_alerts"`
 				} `yaml:"alert_rule_test"`
 			} `yaml:"tests"`
 		}
@@ -480,6 +487,17 @@ func ruleTestCases(t *testing.T) map[string]alertCases {
 					c.firing++
 				} else {
 					c.silent++
+				}
+				for _, a := range art.ExpAlerts {
+					if c.labels == nil {
+						c.labels = map[string]bool{}
+					}
+					for k := range a.ExpLabels {
+						c.labels[k] = true
+					}
+					if a.ExpAnnotations["description"] == "" {
+						c.undescribed++
+					}
 				}
 				out[art.Alertname] = c
 			}

@@ -2,7 +2,9 @@ package exporter
 
 import (
 	"bytes"
+	"cmp"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -11,13 +13,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
 )
 
-// Bounds of the delivery history: it lives in memory only.
+// Bounds of the delivery history: it lives in memory only. Each class of
+// delivery has its own history, so that a flood of one never pushes the
+// others out: the last rejection stays visible however fast accepted
+// deliveries come.
 const (
-	// DeliveriesKept is how many webhook deliveries are remembered.
-	DeliveriesKept = 200
+	// AppliedKept is how many applied (204) deliveries are remembered.
+	AppliedKept = 200
+	// NotAppliedKept is how many deliveries accepted but not (all) applied
+	// (202: duplicate, ignored, out of order, refused, pending) are
+	// remembered.
+	NotAppliedKept = 100
+	// RejectedKept is how many deliveries not accepted (4xx, and 503 for a
+	// retry) are remembered.
+	RejectedKept = 100
 	// maxKeptBody is how much of a rejected body is kept.
 	maxKeptBody = 1 << 10
 	// maxKeptReply bounds the reason or outcome kept from the answer.
@@ -43,28 +56,171 @@ type Delivery struct {
 	BodyTruncated bool   `json:"body_truncated,omitempty"`
 }
 
-// DeliveryLog remembers the last DeliveriesKept webhook deliveries, accepted
-// or rejected, for the status page and /api/v1/events: the first thing to
-// look at when LiveSwitch is wired to the exporter.
-type DeliveryLog struct {
-	mu   sync.Mutex
-	kept ring.Buffer[Delivery]
+// DeliveryClass sorts deliveries by what became of them.
+type DeliveryClass uint8
+
+// Classes of deliveries, each with its own history.
+const (
+	// ClassApplied: 204, every event applied.
+	ClassApplied DeliveryClass = iota
+	// ClassNotApplied: another 2xx (202): accepted and stored, but some
+	// events deliberately not applied; LiveSwitch must not retry.
+	ClassNotApplied
+	// ClassRejected: not accepted (4xx; 503 asks for a retry).
+	ClassRejected
+	numClasses
+)
+
+var classNames = [numClasses]string{"applied", "not-applied", "rejected"}
+
+// String names the class, as the page's CSS does.
+func (c DeliveryClass) String() string { return classNames[c] }
+
+// ClassOf is the class of an answer's status.
+func ClassOf(status int) DeliveryClass {
+	switch {
+	case status == http.StatusNoContent:
+		return ClassApplied
+	case status/100 == 2:
+		return ClassNotApplied
+	}
+	return ClassRejected
 }
+
+// DeliveryCount is how many deliveries got one answer since the exporter
+// started, and when the last one came.
+type DeliveryCount struct {
+	Status int
+	// Outcome is "applied", "rejected", "retry", or for a 202 one of the
+	// outcomes it names besides applied (duplicate, out_of_order, ignored,
+	// refused, invalid, pending; "other" for anything else): a 202 naming
+	// two counts under each.
+	Outcome string
+	Count   uint64
+	Last    time.Time
+}
+
+type countKey struct {
+	status  int
+	outcome string
+}
+
+// DeliveryLog remembers the last webhook deliveries, applied, accepted but
+// not applied, and rejected, each class apart, and counts every delivery
+// by its answer since the start: for the status page and /api/v1/events,
+// the first thing to look at when LiveSwitch is wired to the exporter.
+type DeliveryLog struct {
+	mu     sync.Mutex
+	kept   [numClasses]ring.Buffer[Delivery]
+	totals [numClasses]uint64
+	counts map[countKey]*DeliveryCount
+}
+
+// kept bounds the history of each class.
+var kept = [numClasses]int{AppliedKept, NotAppliedKept, RejectedKept}
 
 // NewDeliveryLog returns an empty log.
-func NewDeliveryLog() *DeliveryLog { return &DeliveryLog{kept: ring.New[Delivery](DeliveriesKept)} }
-
-func (l *DeliveryLog) add(d Delivery) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.kept.Add(d)
+func NewDeliveryLog() *DeliveryLog {
+	l := &DeliveryLog{counts: map[countKey]*DeliveryCount{}}
+	for c := range numClasses {
+		l.kept[c] = ring.New[Delivery](kept[c])
+	}
+	return l
 }
 
-// Recent returns the remembered deliveries, newest first.
-func (l *DeliveryLog) Recent() []Delivery {
+func (l *DeliveryLog) add(d Delivery) {
+	c := ClassOf(d.Status)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.kept.NewestFirst()
+	l.kept[c].Add(d)
+	l.totals[c]++
+	if c == ClassNotApplied {
+		l.countNotApplied(d)
+		return
+	}
+	l.count(d.Status, d.Outcome, d.Time)
+}
+
+// count counts one delivery under status and outcome, which come from a
+// closed set, so that the counts stay a handful of entries.
+func (l *DeliveryLog) count(status int, outcome string, at time.Time) {
+	k := countKey{status, outcome}
+	c := l.counts[k]
+	if c == nil {
+		c = &DeliveryCount{Status: status, Outcome: outcome}
+		l.counts[k] = c
+	}
+	c.Count++
+	c.Last = at
+}
+
+// notAppliedOutcomes are the outcomes a 202 names besides applied.
+var notAppliedOutcomes = []string{
+	fleet.OutcomeDuplicate.String(), fleet.OutcomeOutOfOrder.String(), fleet.OutcomeIgnored.String(),
+	fleet.OutcomeRefused.String(), fleet.OutcomeInvalid.String(), "pending",
+}
+
+// countNotApplied counts a 202 under each outcome its answer names
+// ("applied=1 duplicate=2"), applied aside.
+func (l *DeliveryLog) countNotApplied(d Delivery) {
+	counted := false
+	for rest := d.Outcome; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, " ")
+		name, _, _ := strings.Cut(part, "=")
+		if name == "" || name == fleet.OutcomeApplied.String() {
+			continue
+		}
+		if !slices.Contains(notAppliedOutcomes, name) {
+			name = "other"
+		}
+		l.count(d.Status, name, d.Time)
+		counted = true
+	}
+	if !counted {
+		l.count(d.Status, "other", d.Time)
+	}
+}
+
+// Recent returns the remembered deliveries of every class, newest first.
+func (l *DeliveryLog) Recent() []Delivery {
+	l.mu.Lock()
+	var all []Delivery
+	for c := range l.kept {
+		all = append(all, l.kept[c].NewestFirst()...)
+	}
+	l.mu.Unlock()
+	slices.SortStableFunc(all, func(a, b Delivery) int { return b.Time.Compare(a.Time) })
+	return all
+}
+
+// DeliveryHistory is a copy of the log for the status page.
+type DeliveryHistory struct {
+	// Last holds the last deliveries of each class, newest first, at
+	// most n each.
+	Last [numClasses][]Delivery
+	// Totals count the deliveries of each class since the start.
+	Totals [numClasses]uint64
+	// Counts are the counts since the start, by status then outcome.
+	Counts []DeliveryCount
+}
+
+// History copies the last n deliveries of each class, and the counts.
+func (l *DeliveryLog) History(n int) DeliveryHistory {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := DeliveryHistory{Totals: l.totals}
+	for c := range l.kept {
+		last := l.kept[c].NewestFirst()
+		h.Last[c] = last[:min(n, len(last))]
+	}
+	for _, c := range l.counts {
+		h.Counts = append(h.Counts, *c)
+	}
+	slices.SortFunc(h.Counts, func(a, b DeliveryCount) int {
+		return cmp.Or(cmp.Compare(a.Status, b.Status), cmp.Compare(a.Outcome, b.Outcome))
+	})
+	return h
 }
 
 // Record wraps the webhook's handler chain (guards included, so refused

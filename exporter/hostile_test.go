@@ -158,7 +158,7 @@ func TestHostileInputs(t *testing.T) {
 	}
 }
 
-// hostileKinds names, for each kind of hostile input README's Security
+// hostileKinds names, for each kind of hostile input docs/security.md
 // section lists, the cases of TestHostileInputs that are of that kind.
 var hostileKinds = map[string][]string{
 	"truncated JSON": {"truncated JSON", "truncated inside a string"},
@@ -177,21 +177,21 @@ var hostileKinds = map[string][]string{
 	"gzip bombs":             {"gzip body declared", "gzip bomb undeclared"},
 }
 
-// readmeHostileRE finds README's list of the hostile inputs the table checks.
+// readmeHostileRE finds docs/security.md's list of the hostile inputs the table checks.
 var readmeHostileRE = regexp.MustCompile(`a table of hostile inputs \(([^)]*)\)`)
 
-// checkReadmeKinds fails unless every kind of hostile input README promises
-// is covered by a case of the table, so that neither a case README relies
+// checkReadmeKinds fails unless every kind of hostile input docs/security.md promises
+// is covered by a case of the table, so that neither a case the doc relies
 // on nor a promise without a case can go unnoticed.
 func checkReadmeKinds(t *testing.T, cases []hostileCase) {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := readmeHostileRE.FindStringSubmatch(strings.Join(strings.Fields(string(readme)), " "))
 	if m == nil {
-		t.Fatal("README no longer lists the hostile inputs (\"a table of hostile inputs (...)\"); update this test")
+		t.Fatal("docs/security.md no longer lists the hostile inputs (\"a table of hostile inputs (...)\"); update this test")
 	}
 	names := make([]string, len(cases))
 	for i, c := range cases {
@@ -204,11 +204,11 @@ func checkReadmeKinds(t *testing.T, cases []hostileCase) {
 		}
 		covering, ok := hostileKinds[kind]
 		if !ok {
-			t.Errorf("README promises hostile inputs of kind %q, but hostileKinds names no case of it", kind)
+			t.Errorf("docs/security.md promises hostile inputs of kind %q, but hostileKinds names no case of it", kind)
 		}
 		for _, name := range covering {
 			if !slices.Contains(names, name) {
-				t.Errorf("README promises %q; its case %q is not in the table", kind, name)
+				t.Errorf("docs/security.md promises %q; its case %q is not in the table", kind, name)
 			}
 		}
 	}

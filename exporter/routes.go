@@ -23,11 +23,15 @@ type Config struct {
 	// MaxInFlight caps concurrent webhook requests (0: no cap).
 	MaxInFlight int
 	// Applications counts the events of application webhooks; nil leaves
-	// them to Ingester, which ignores them.
+	// them to Ingester, which ignores them. When it is also an
+	// ApplicationReader (the Tracker is), the status page lists them.
 	Applications ApplicationIngester
 	// ApplicationSecrets, when not nil, must sign every application
 	// webhook (X-ApplicationSignature).
 	ApplicationSecrets *appsig.File
+	// Gateway is this exporter's poller of the Gateway's REST API, for the
+	// status page; nil when the API is off.
+	Gateway GatewayPolls
 	// Guard protects the webhook and the delete API.
 	Guard    WriteGuard
 	Registry *prometheus.Registry
@@ -103,9 +107,10 @@ func NewHandlers(cfg Config) (*Handlers, error) {
 	main.Handle("GET /api/v1/servers/{origin}/{id}", ServerHandler(cfg.Fleet))
 	main.Handle("GET /api/v1/events", EventsHandler(deliveries))
 	if cfg.TelemetryPath != "/" {
+		appStats, _ := cfg.Applications.(ApplicationReader)
 		main.Handle("GET /{$}", StatusPage(StatusPageConfig{
 			Name: "LiveSwitch Exporter", Version: versionString(), Fleet: cfg.Fleet, Deliveries: deliveries,
-			Ready: cfg.Ready, Now: cfg.Now, Logger: cfg.Logger,
+			Gateway: cfg.Gateway, Applications: appStats, Ready: cfg.Ready, Now: cfg.Now, Logger: cfg.Logger,
 			Links: []Link{
 				{cfg.TelemetryPath, "Metrics"}, {"/api/v1/servers", "Servers (JSON)"}, {"/api/v1/events", "Deliveries (JSON)"},
 				{"/-/healthy", "Health"}, {"/-/ready", "Readiness"},

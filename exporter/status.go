@@ -25,13 +25,18 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 		}
 		return t.Time().Format(time.RFC3339)
 	},
+	"date": func(t time.Time) string { return t.UTC().Format(fullDate) },
 }).Parse(statusHTML))
+
+// fullDate is how the page writes a time in full (in a title, where a
+// relative age is shown).
+const fullDate = "2006-01-02 15:04:05.000 UTC"
 
 // Bounds of the status page, which must stay light on a phone and for a
 // fleet of thousands: the API has everything.
 const (
 	maxPageServers    = 500
-	maxPageDeliveries = 50
+	maxPageDeliveries = 20 // of each class
 	pageRefresh       = 10 // seconds
 )
 
@@ -41,28 +46,42 @@ type StatusPageConfig struct {
 	Links         []Link
 	Fleet         FleetReader
 	Deliveries    *DeliveryLog
-	Ready         func() bool
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// Gateway is this exporter's poller of the Gateway's REST API, nil
+	// when the API is off.
+	Gateway GatewayPolls
+	// Applications counts the application webhooks; nil when they are not
+	// counted.
+	Applications ApplicationReader
+	Ready        func() bool
+	Now          func() time.Time
+	Logger       *slog.Logger
 }
 
 // Link is one of the page's links to the exporter's other endpoints.
 type Link struct{ Address, Text string }
 
-// statusData is what the template renders.
+// statusData is what the template renders: the page's model, which the
+// tests check section by section.
 type statusData struct {
 	StatusPageConfig
-	Generated            time.Time
-	IsReady              bool
-	States               []string
-	Counts               []originCounts
-	Attention            int
-	Groups               []serverGroup
-	Shown, Total         int
-	Deliveries           []Delivery
-	Rejected, Remembered int
-	Refresh              int
+	Generated    time.Time
+	IsReady      bool
+	States       []stateName
+	Counts       []originCounts
+	Attention    int
+	Groups       []serverGroup
+	Shown, Total int
+	Gateway      gatewayLine
+	Apps         appsSection
+	Webhooks     deliveriesSection
+	Refresh      int
 }
+
+// stateName is a state as the counts' header names it: in full, and short
+// for a phone.
+type stateName struct{ Name, Short string }
+
+var shortStates = map[string]string{"running": "run", "registered": "reg", "unregistered": "unreg", "stopped": "stop"}
 
 type originCounts struct {
 	Origin  string
@@ -82,11 +101,15 @@ type serverRow struct {
 	// takes no sessions, which is what the paging alert watches.
 	Attention bool
 	InState   time.Duration
+	// Gateway is what the Gateway's REST API said of a media server; nil
+	// for other origins and when the API is off.
+	Gateway *serverGateway
 }
 
 // StatusPage serves the human view of the exporter at /: the fleet with the
-// media servers that need attention first, and the last webhook deliveries.
-// It is rendered on the server, refreshes itself, and needs no JavaScript.
+// media servers that need attention first, what the Gateway's REST API
+// says, the applications, and the webhook deliveries. It is rendered on
+// the server, refreshes itself, and needs no JavaScript.
 func StatusPage(cfg StatusPageConfig) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		var buf bytes.Buffer
@@ -103,7 +126,7 @@ func StatusPage(cfg StatusPageConfig) http.Handler {
 }
 
 func needsAttention(s *fleet.Server) bool {
-	return s.Origin == "mediaserver" && (s.State == fleet.StateRunning || s.State == fleet.StateUnregistered)
+	return s.Origin == mediaServerOrigin && (s.State == fleet.StateRunning || s.State == fleet.StateUnregistered)
 }
 
 func buildStatus(cfg StatusPageConfig) *statusData {
@@ -112,24 +135,89 @@ func buildStatus(cfg StatusPageConfig) *statusData {
 	d := &statusData{StatusPageConfig: cfg, Generated: now.UTC(), IsReady: cfg.Ready(),
 		Total: len(snap.Servers), Refresh: pageRefresh}
 	for _, st := range fleet.States() {
-		d.States = append(d.States, st.String())
+		name := st.String()
+		d.States = append(d.States, stateName{name, cmp.Or(shortStates[name], name)})
 	}
 	d.Counts = countByOrigin(snap.Servers, len(d.States))
-	d.Groups = groupServers(snap.Servers, now)
+	d.Gateway = buildGateway(&snap, cfg.Gateway, now)
+	var view *fleet.GatewayView
+	if d.Gateway.On {
+		view = snap.Gateway
+	}
+	d.Groups = groupServers(snap.Servers, view, now)
 	for _, g := range d.Groups {
 		d.Attention += g.Attention
 	}
 	d.Groups, d.Shown = limitRows(d.Groups, maxPageServers)
-	all := cfg.Deliveries.Recent()
-	d.Remembered = len(all)
-	for _, del := range all {
-		if !del.Accepted {
-			d.Rejected++
-		}
-	}
-	d.Deliveries = all[:min(len(all), maxPageDeliveries)]
+	d.Apps = buildApps(cfg.Applications, view, d.Gateway.On)
+	d.Webhooks = buildDeliveries(cfg.Deliveries.History(maxPageDeliveries), now)
 	return d
 }
+
+// deliveriesSection is what the page says of the webhook deliveries.
+type deliveriesSection struct {
+	// Counts are the counts since the start, by status and outcome.
+	Counts []countRow
+	// Totals count the deliveries of each class since the start.
+	Applied, NotApplied, Rejected uint64
+	// LastRejectedAt is when the last rejection came (when Rejected > 0),
+	// LastRejected its age; RecentRejection: within recentRejection.
+	LastRejectedAt  time.Time
+	LastRejected    time.Duration
+	RecentRejection bool
+	// Tables are the last rejected deliveries, then the last accepted but
+	// not applied, newest first.
+	Tables []deliveryTable
+	Kept   int
+}
+
+// deliveryTable is the last deliveries of one class.
+type deliveryTable struct {
+	Class DeliveryClass
+	Title string
+	Rows  []deliveryRow
+}
+
+// countRow is one line of the counts since the start.
+type countRow struct {
+	DeliveryCount
+	Class DeliveryClass
+	Age   time.Duration
+}
+
+type deliveryRow struct {
+	Delivery
+	Class DeliveryClass
+	Age   time.Duration
+}
+
+// recentRejection is how long a rejection marks the page's summary.
+const recentRejection = 5 * time.Minute
+
+func buildDeliveries(h DeliveryHistory, now time.Time) deliveriesSection {
+	s := deliveriesSection{Applied: h.Totals[ClassApplied], NotApplied: h.Totals[ClassNotApplied],
+		Rejected: h.Totals[ClassRejected], Kept: maxPageDeliveries}
+	for _, c := range h.Counts {
+		row := countRow{DeliveryCount: c, Class: ClassOf(c.Status), Age: now.Sub(c.Last)}
+		if row.Class == ClassRejected && c.Last.After(s.LastRejectedAt) {
+			s.LastRejectedAt = c.Last
+		}
+		s.Counts = append(s.Counts, row)
+	}
+	slices.SortStableFunc(s.Counts, func(a, b countRow) int { return cmp.Compare(a.Class, b.Class) })
+	s.LastRejected = now.Sub(s.LastRejectedAt)
+	s.RecentRejection = s.Rejected > 0 && s.LastRejected < recentRejection
+	for _, c := range []DeliveryClass{ClassRejected, ClassNotApplied} {
+		table := deliveryTable{Class: c, Title: tableTitles[c]}
+		for _, d := range h.Last[c] {
+			table.Rows = append(table.Rows, deliveryRow{d, c, now.Sub(d.Time)})
+		}
+		s.Tables = append(s.Tables, table)
+	}
+	return s
+}
+
+var tableTitles = [numClasses]string{ClassRejected: "Last rejected", ClassNotApplied: "Last accepted, not applied"}
 
 func countByOrigin(servers []fleet.Server, states int) []originCounts {
 	var out []originCounts
@@ -146,8 +234,9 @@ func countByOrigin(servers []fleet.Server, states int) []originCounts {
 }
 
 // groupServers groups by deployment and region; groups and rows that need
-// attention come first.
-func groupServers(servers []fleet.Server, now time.Time) []serverGroup {
+// attention come first. Media servers carry what view says of them, unless
+// it is nil (the API is off, or no poll succeeded yet).
+func groupServers(servers []fleet.Server, view *fleet.GatewayView, now time.Time) []serverGroup {
 	index := map[[2]string]int{}
 	var groups []serverGroup
 	for i := range servers {
@@ -161,6 +250,9 @@ func groupServers(servers []fleet.Server, now time.Time) []serverGroup {
 		}
 		row := serverRow{ServerJSON: serverJSON(s), Attention: needsAttention(s),
 			InState: now.Sub(time.UnixMilli(s.SinceMs()))}
+		if view != nil && s.Origin == mediaServerOrigin {
+			row.Gateway = mediaServerGateway(view, s.Info.ID)
+		}
 		groups[gi].Rows = append(groups[gi].Rows, row)
 		groups[gi].Attention += boolInt(row.Attention)
 	}

@@ -10,7 +10,8 @@ import (
 // AppConfig shapes the simulated applications.
 type AppConfig struct {
 	Seed uint64
-	// IDs are the applications' ids; one made-up application when empty.
+	// IDs are the applications' ids (ApplicationIDs(1) when empty): give the
+	// simulated Gateway the same (GatewayConfig.Applications).
 	IDs []string
 	// MaxSessions bounds the sessions (a client in a channel) in progress
 	// at once; DefaultMaxSessions when 0.
@@ -65,7 +66,7 @@ func NewAppGenerator(cfg AppConfig, now func() time.Time) *AppGenerator {
 		cfg.MaxSessions = DefaultMaxSessions
 	}
 	if len(cfg.IDs) == 0 {
-		cfg.IDs = []string{"simulated-app-1"}
+		cfg.IDs = ApplicationIDs(1)
 	}
 	g := &AppGenerator{rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)), now: now, cfg: cfg}
 	for _, id := range cfg.IDs {

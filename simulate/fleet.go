@@ -23,7 +23,30 @@ type FleetConfig struct {
 	SIPConnectors int
 	// Recording adds one recording monitor, mover and muxer per deployment.
 	Recording bool
+	// Scenario is the life the fleet lives once booted; the zero value is
+	// Stormy.
+	Scenario Scenario
 }
+
+// Scenario is the life a simulated fleet lives.
+type Scenario string
+
+const (
+	// Stormy is a load test's life: every step is as likely to be a
+	// restart, a flap or a shutdown as a heartbeat, whatever the clock
+	// says, so each server loses its registration several times a minute
+	// at 20 events/s. The generator's life since its start, which tests
+	// and load tests rely on: the zero Scenario.
+	Stormy Scenario = "stormy"
+	// Healthy is a production fleet's: heartbeats, and, by the clock, an
+	// incident every incidentEvery per server on average (a restart, a
+	// registration flap, or a shutdown for a few minutes), after which the
+	// server comes back. The command's default, for demos.
+	Healthy Scenario = "healthy"
+)
+
+// Scenarios are the names --scenario accepts.
+var Scenarios = []Scenario{Healthy, Stormy}
 
 // DefaultFleetConfig is a small production-like fleet: two deployments,
 // three regions, two gateways each, and the recording pipeline.
@@ -39,6 +62,10 @@ type server struct {
 	registers                                        bool // registers with a Gateway
 	up, registered, everRegistered                   bool
 	lastMs                                           int64
+	// due is when the healthy scenario next acts on the server (an
+	// incident, or its end), and then what it does.
+	due  time.Time
+	then func(*server)
 }
 
 // Event is one webhook, ready to post.
@@ -51,14 +78,18 @@ type Event struct {
 	// rendering of the same event.
 	state server
 	ms    int64
+	// queued is when the event was handed to a sender, from which its
+	// retries are bounded.
+	queued time.Time
 	// app describes an application event; nil for a server event.
 	app *appEvent
 }
 
 // Generator produces the event stream of a fleet: every server starts (and
-// registers), then rolling restarts, flaps, clean shutdowns, heartbeats and
-// returns follow one another at random. The stream is reproducible from the
-// seed, apart from timestamps, which follow the clock.
+// registers), then heartbeats and, as the scenario says, rolling restarts,
+// flaps, clean shutdowns and returns follow one another at random. The
+// stream is reproducible from the seed, apart from timestamps, which follow
+// the clock (and, in the healthy scenario, when incidents happen).
 type Generator struct {
 	// mu guards the fleet against its Gateway's API, which reads it while
 	// the senders draw events.
@@ -157,6 +188,10 @@ func (g *Generator) step() {
 		s := g.add(g.servers[g.rng.IntN(len(g.servers))].origin, "deployment-1", g.cfg.Regions[g.rng.IntN(len(g.cfg.Regions))], false)
 		s.registers = s.origin != "gateway"
 		g.boot(s)
+		return
+	}
+	if g.cfg.Scenario == Healthy {
+		g.healthyStep()
 		return
 	}
 	s := g.servers[g.rng.IntN(len(g.servers))]

@@ -23,21 +23,46 @@ type GatewayConfig struct {
 	Load float64
 	// Now is the clock the load follows; nil is time.Now.
 	Now func() time.Time
+	// Applications are the ids of the applications the Gateway has in use:
+	// those whose webhooks are simulated (AppConfig.IDs), so that the API's
+	// counts and the webhooks describe the same applications;
+	// ApplicationIDs(3) when empty.
+	Applications []string
 }
 
 // loadPeriod is how long one rise and fall of the load takes.
 const loadPeriod = 2 * time.Minute
 
-// simulatedApplications are the applications the simulated Gateway has in
-// use, with the connections each carries per unit of used capacity.
-var simulatedApplications = []struct {
-	id                      string
+// appProfile is how busy a simulated application is: the connections it
+// carries per unit of used capacity, per channel, and the clients per
+// connection.
+type appProfile struct {
+	name                    string
 	perCapacity, perChannel float64
 	clientsPerConnection    float64
-}{
-	{"sim-meetings", 40, 4, 0.6},
-	{"sim-webinars", 25, 50, 0.95},
-	{"sim-support", 6, 2, 0.5},
+}
+
+// appProfiles are given to the applications in turn; their names make the
+// default application ids.
+var appProfiles = []appProfile{
+	{"meetings", 40, 4, 0.6},
+	{"webinars", 25, 50, 0.95},
+	{"support", 6, 2, 0.5},
+}
+
+// ApplicationIDs are the ids of n made-up applications, the same for the
+// simulated Gateway and the simulated application webhooks: sim-meetings,
+// sim-webinars, sim-support, then sim-app-4, sim-app-5, ...
+func ApplicationIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		if i < len(appProfiles) {
+			ids[i] = "sim-" + appProfiles[i].name
+		} else {
+			ids[i] = fmt.Sprintf("sim-app-%d", i+1)
+		}
+	}
+	return ids
 }
 
 // simGateway serves the API of the Gateway of a simulated fleet.
@@ -50,12 +75,15 @@ type simGateway struct {
 // NewGateway serves, under /admin/api, the admin REST API of the Gateway of
 // gen's fleet: GET /v1/mediaservers lists its registered media servers
 // (the first draining, the second over capacity), GET /v1.0/applications
-// and /v1.0/applications/{id} three applications whose channels and
+// and /v1.0/applications/{id} cfg.Applications, whose channels and
 // connections follow the load. Errors are RFC 7807 problems, as
 // LiveSwitch's.
 func NewGateway(gen *Generator, cfg GatewayConfig) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if len(cfg.Applications) == 0 {
+		cfg.Applications = ApplicationIDs(len(appProfiles))
 	}
 	g := &simGateway{gen: gen, cfg: cfg, start: cfg.Now()}
 	mux := http.NewServeMux()
@@ -118,11 +146,7 @@ func (g *simGateway) mediaServers(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (g *simGateway) applications(w http.ResponseWriter, _ *http.Request) {
-	ids := make([]string, len(simulatedApplications))
-	for i, a := range simulatedApplications {
-		ids[i] = a.id
-	}
-	g.reply(w, ids)
+	g.reply(w, g.cfg.Applications)
 }
 
 func (g *simGateway) application(w http.ResponseWriter, r *http.Request) {
@@ -130,14 +154,15 @@ func (g *simGateway) application(w http.ResponseWriter, r *http.Request) {
 	for i := range g.gen.registeredMediaServers() {
 		total += g.capacity(i)
 	}
-	for _, a := range simulatedApplications {
-		if a.id != r.PathValue("id") {
+	for i, id := range g.cfg.Applications {
+		if id != r.PathValue("id") {
 			continue
 		}
+		a := appProfiles[i%len(appProfiles)]
 		connections := int(math.Round(total * a.perCapacity))
 		clients := int(math.Round(float64(connections) * a.clientsPerConnection))
 		g.reply(w, map[string]any{
-			"id": a.id, "channelCount": int(math.Ceil(float64(connections) / a.perChannel)),
+			"id": id, "channelCount": int(math.Ceil(float64(connections) / a.perChannel)),
 			"userCount": clients * 9 / 10, "deviceCount": clients, "clientCount": clients, "connectionCount": connections,
 		})
 		return

@@ -2,8 +2,10 @@ package simulate
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,4 +83,58 @@ func poll(t *testing.T, base, key string) *fleet.Observation {
 		t.Fatal(err)
 	}
 	return obs
+}
+
+// TestGatewayListsTheGivenApplications: the Gateway lists the applications
+// it is given, those whose webhooks are simulated, and counts each of them;
+// given none, the three of ApplicationIDs, which are also the webhooks'
+// default.
+func TestGatewayListsTheGivenApplications(t *testing.T) {
+	gen := NewGenerator(DefaultFleetConfig, nil)
+	for range 100 {
+		gen.Next()
+	}
+	for _, tc := range []struct{ given, want []string }{
+		{[]string{"app-x", "app-y", "app-z", "app-w"}, []string{"app-x", "app-y", "app-z", "app-w"}},
+		{nil, []string{"sim-meetings", "sim-webinars", "sim-support"}},
+	} {
+		srv := httptest.NewServer(NewGateway(gen, GatewayConfig{Load: 0.5, Applications: tc.given}))
+		defer srv.Close()
+		var ids []string
+		getJSON(t, srv.URL+"/admin/api/v1.0/applications", http.StatusOK, &ids)
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("given %v, the Gateway lists %v", tc.given, ids)
+		}
+		for _, id := range ids {
+			var app struct {
+				ID              string
+				ConnectionCount int
+			}
+			getJSON(t, srv.URL+"/admin/api/v1.0/applications/"+id, http.StatusOK, &app)
+			if app.ID != id || app.ConnectionCount == 0 {
+				t.Errorf("%s: %+v", id, app)
+			}
+		}
+		getJSON(t, srv.URL+"/admin/api/v1.0/applications/not-listed", http.StatusNotFound, nil)
+	}
+	if got := NewAppGenerator(AppConfig{}, nil).cfg.IDs; !slices.Equal(got, ApplicationIDs(1)) {
+		t.Errorf("the webhooks' default application is %v", got)
+	}
+}
+
+func getJSON(t *testing.T, url string, status int, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != status {
+		t.Fatalf("GET %s: %d, want %d", url, resp.StatusCode, status)
+	}
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

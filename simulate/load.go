@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,12 @@ type LoadConfig struct {
 	// Secrets sign the webhooks of the applications they name
 	// (X-ApplicationSignature).
 	Secrets map[string]string
+	// Retry says how long and how often an event is retried; the zero
+	// value never retries.
+	Retry Retry
+	// Logger tells when the target stops and starts answering again; nil
+	// logs nothing.
+	Logger *slog.Logger
 }
 
 // Source gives the events to send: a fleet's (Generator), applications'
@@ -71,15 +78,37 @@ func (i *interleaved) Next() Event {
 
 // Report sums up a run.
 type Report struct {
-	Sent     int
+	// Sent counts the events handed to the senders; each ends acknowledged,
+	// rejected, lost, or undelivered when the run was stopped.
+	Sent int
+	// ByStatus counts events by the status of their last answer.
 	ByStatus map[int]int
-	// Errors counts requests that got no HTTP answer at all.
-	Errors  int
-	Elapsed time.Duration
+	// Rejected counts events answered with a 4xx other than 429: a bad
+	// request, not retried.
+	Rejected int
+	// Retries counts the re-sends of an event, and RetriedFor why the
+	// attempt before each failed ("no answer", "status 503", ...).
+	Retries    int
+	RetriedFor map[string]int
+	// Lost counts events still without a 2xx when their retries ran out,
+	// and Undelivered those without one when the run was stopped.
+	Lost, Undelivered int
+	// RetryFor is the retry bound of the run, for the report.
+	RetryFor time.Duration
+	Elapsed  time.Duration
 	// latencies of acknowledged (2xx) requests
 	latencies []time.Duration
 	// Applications sums up the acknowledged application events.
 	Applications *AppTally
+	// Fleet is each server as its acknowledged events left it, by key
+	// ("<origin>/<id>"): what the target must show if nothing was lost.
+	Fleet map[string]ServerState
+}
+
+// ServerState is a simulated server's state as an exporter names it.
+type ServerState struct {
+	Origin, ID, State string
+	ms                int64
 }
 
 // Acked is the number of events the target acknowledged with a 2xx.
@@ -102,26 +131,46 @@ func (r *Report) Percentile(p float64) time.Duration {
 	return r.latencies[i]
 }
 
-// Write prints the report for a person.
+// Write prints the report for a person. Its first line says what became of
+// the events:
+//
+//	sent N events in Ds: A acknowledged (R events/s), J rejected, L lost
+//	retries: N (no answer=N status 503=N ...)
+//	lost: L (G still failing after retrying for D, U undelivered when stopped)
 func (r *Report) Write(w io.Writer) {
 	secs := r.Elapsed.Seconds()
-	fmt.Fprintf(w, "sent %d events in %.2fs: %d acknowledged (%.0f events/s), %d without answer\n",
-		r.Sent, secs, r.Acked(), float64(r.Acked())/max(secs, 1e-9), r.Errors)
+	fmt.Fprintf(w, "sent %d events in %.2fs: %d acknowledged (%.0f events/s), %d rejected, %d lost\n",
+		r.Sent, secs, r.Acked(), float64(r.Acked())/max(secs, 1e-9), r.Rejected, r.Lost+r.Undelivered)
+	fmt.Fprintf(w, "retries: %d%s\n", r.Retries, parenthesised(pairs(r.RetriedFor)))
+	fmt.Fprintf(w, "lost: %d (%d still failing after retrying for up to %s, %d undelivered when stopped)\n",
+		r.Lost+r.Undelivered, r.Lost, r.RetryFor, r.Undelivered)
 	fmt.Fprintf(w, "acknowledge latency: p50 %s p90 %s p99 %s max %s\n",
 		r.Percentile(50), r.Percentile(90), r.Percentile(99), r.Percentile(100))
-	codes := make([]int, 0, len(r.ByStatus))
-	for c := range r.ByStatus {
-		codes = append(codes, c)
-	}
-	sort.Ints(codes)
-	for _, c := range codes {
+	for _, c := range slices.Sorted(maps.Keys(r.ByStatus)) {
 		fmt.Fprintf(w, "status %d: %d\n", c, r.ByStatus[c])
+	}
+	if len(r.Fleet) > 0 {
+		states := map[string]int{}
+		for _, s := range r.Fleet {
+			states[s.State]++
+		}
+		fmt.Fprintf(w, "fleet as acknowledged: %d servers:%s\n", len(r.Fleet), pairs(states))
 	}
 	r.Applications.Write(w)
 }
 
+func parenthesised(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (" + strings.TrimPrefix(s, " ") + ")"
+}
+
 // Run posts the generator's events to the target until the config or ctx
-// ends the run, and reports what came back.
+// ends the run, and reports what came back. Count and Duration end the
+// generation, after which what was generated is still delivered (retries
+// included); ctx ends the run at once, what was not acknowledged by then
+// being reported undelivered.
 func Run(ctx context.Context, gen Source, cfg LoadConfig) *Report {
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	if cfg.Pushgateway {
@@ -132,30 +181,49 @@ func Run(ctx context.Context, gen Source, cfg LoadConfig) *Report {
 		transport.MaxIdleConnsPerHost = cfg.Concurrency
 		cfg.Client = &http.Client{Timeout: 30 * time.Second, Transport: transport}
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	generating := ctx
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		generating, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
 	senders := make([]*sender, cfg.Concurrency)
 	var wg sync.WaitGroup
+	health := newTargetHealth(cfg.Logger)
 	for i := range senders {
-		senders[i] = &sender{cfg: &cfg, queue: make(chan Event, max(16, cfg.Batch)), byStatus: map[int]int{}, tally: newAppTally()}
+		senders[i] = &sender{cfg: &cfg, ctx: ctx, health: health, queue: make(chan Event, max(16, cfg.Batch)),
+			byStatus: map[int]int{}, retriedFor: map[string]int{}, tally: newAppTally(), fleet: map[string]ServerState{}}
 		wg.Go(senders[i].run)
 	}
 	start := time.Now()
-	sent := dispatch(ctx, gen, cfg, senders, start)
+	sent := dispatch(generating, gen, cfg, senders, start)
 	for _, s := range senders {
 		close(s.queue)
 	}
 	wg.Wait()
-	rep := &Report{Sent: sent, ByStatus: map[int]int{}, Elapsed: time.Since(start), Applications: newAppTally()}
+	return report(senders, sent, cfg.Retry.For, time.Since(start))
+}
+
+// report sums up the senders' counts.
+func report(senders []*sender, sent int, retryFor, elapsed time.Duration) *Report {
+	rep := &Report{Sent: sent, ByStatus: map[int]int{}, RetriedFor: map[string]int{}, RetryFor: retryFor, Elapsed: elapsed,
+		Applications: newAppTally(), Fleet: map[string]ServerState{}}
 	for _, s := range senders {
 		rep.Applications.merge(s.tally)
 		for c, n := range s.byStatus {
 			rep.ByStatus[c] += n
 		}
-		rep.Errors += s.errors
+		for why, n := range s.retriedFor {
+			rep.RetriedFor[why] += n
+		}
+		maps.Copy(rep.Fleet, s.fleet) // a server's events all go through one sender
+		rep.Rejected += s.rejected
+		rep.Retries += s.retries
+		rep.Lost += s.lost
+		rep.Undelivered += s.undelivered
 		rep.latencies = append(rep.latencies, s.latencies...)
 	}
 	slices.Sort(rep.latencies)
@@ -176,6 +244,7 @@ func dispatch(ctx context.Context, gen Source, cfg LoadConfig, senders []*sender
 			}
 		}
 		ev := gen.Next()
+		ev.queued = time.Now()
 		h := fnv.New32a()
 		_, _ = h.Write([]byte(ev.Key))
 		select {
@@ -189,12 +258,21 @@ func dispatch(ctx context.Context, gen Source, cfg LoadConfig, senders []*sender
 }
 
 type sender struct {
-	cfg       *LoadConfig
-	queue     chan Event
-	byStatus  map[int]int
-	errors    int
-	latencies []time.Duration
-	tally     *AppTally
+	cfg *LoadConfig
+	// ctx stops the run: no more attempts once it is done.
+	ctx        context.Context
+	health     *targetHealth
+	queue      chan Event
+	byStatus   map[int]int
+	retriedFor map[string]int
+	rejected   int
+	retries    int
+	lost       int
+	// undelivered counts events without a 2xx when ctx was done.
+	undelivered int
+	latencies   []time.Duration
+	tally       *AppTally
+	fleet       map[string]ServerState
 	// next is an event taken from the queue that could not join the batch
 	// before it.
 	next *Event
@@ -206,19 +284,81 @@ func (s *sender) run() {
 		if len(batch) == 0 {
 			return
 		}
-		code, took, err := send(s.cfg, batch)
-		if err != nil {
-			s.errors += len(batch)
+		if s.ctx.Err() != nil {
+			s.undelivered += len(batch)
 			continue
 		}
-		s.byStatus[code] += len(batch)
-		if code >= 200 && code < 300 {
-			s.latencies = append(s.latencies, took)
-			for i := range batch {
-				s.tally.acked(&batch[i])
+		s.deliver(batch)
+	}
+}
+
+// deliver posts batch until it is answered with anything but a 5xx or a
+// 429, the retries run out, or the run is stopped. The sender's next events
+// wait meanwhile, so that each server's events still arrive in order.
+func (s *sender) deliver(batch []Event) {
+	deadline := batch[0].queued.Add(s.cfg.Retry.For)
+	for attempt := 0; ; attempt++ {
+		code, took, err := send(s.ctx, s.cfg, batch)
+		if err != nil && s.ctx.Err() != nil { // cut by the stop
+			s.undelivered += len(batch)
+			return
+		}
+		why := ""
+		switch {
+		case err != nil:
+			why = "no answer"
+		case code >= 500 || code == http.StatusTooManyRequests:
+			why = fmt.Sprintf("status %d", code)
+		default:
+			s.answered(batch, code, took)
+			return
+		}
+		wait := s.cfg.Retry.wait(attempt)
+		if time.Now().Add(wait).After(deadline) {
+			s.gaveUp(batch, code, why, err)
+			return
+		}
+		back := s.health.failing(why, err, wait)
+		select {
+		case <-time.After(wait):
+		case <-back: // another sender got an answer: the target is back
+		case <-s.ctx.Done():
+			s.undelivered += len(batch)
+			return
+		}
+		s.retries += len(batch)
+		s.retriedFor[why] += len(batch)
+	}
+}
+
+// answered counts batch, answered with code (no 5xx nor 429): acknowledged
+// or rejected.
+func (s *sender) answered(batch []Event, code int, took time.Duration) {
+	s.health.answered()
+	s.byStatus[code] += len(batch)
+	if code < 200 || code >= 300 {
+		s.rejected += len(batch)
+		return
+	}
+	s.latencies = append(s.latencies, took)
+	for i := range batch {
+		s.tally.acked(&batch[i])
+		if batch[i].app == nil {
+			st := batch[i].state
+			if old, ok := s.fleet[batch[i].Key]; !ok || old.ms <= batch[i].ms {
+				s.fleet[batch[i].Key] = ServerState{Origin: st.origin, ID: st.id, State: st.stateName(), ms: batch[i].ms}
 			}
 		}
 	}
+}
+
+// gaveUp counts batch as lost after its last failed attempt.
+func (s *sender) gaveUp(batch []Event, code int, why string, err error) {
+	s.lost += len(batch)
+	if code != 0 {
+		s.byStatus[code] += len(batch)
+	}
+	s.health.lost(why, err, len(batch))
 }
 
 // batch takes the next events to post together: up to cfg.Batch of those
@@ -272,13 +412,13 @@ func body(batch []Event, batched bool) []byte {
 	return append(append([]byte("["), bytes.Join(parts, []byte(","))...), ']')
 }
 
-func send(cfg *LoadConfig, batch []Event) (int, time.Duration, error) {
+func send(ctx context.Context, cfg *LoadConfig, batch []Event) (int, time.Duration, error) {
 	ev := batch[0]
 	method, url, payload, contentType := http.MethodPost, cfg.Target, body(batch, cfg.Batch > 1), "application/json"
 	if cfg.Pushgateway {
 		method, url, payload, contentType = http.MethodPut, strings.TrimSuffix(cfg.Target, "/")+ev.PushPath(), ev.PushBody(), "text/plain; version=0.0.4"
 	}
-	req, err := http.NewRequest(method, url, bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(payload))
 	if err != nil {
 		return 0, 0, err
 	}

@@ -17,15 +17,7 @@ func (e Event) PushPath() string {
 // derives from the webhook.
 func (e Event) PushBody() []byte {
 	s := e.state
-	state := "running"
-	switch {
-	case !s.up:
-		state = "stopped"
-	case s.registered:
-		state = "registered"
-	case s.everRegistered:
-		state = "unregistered"
-	}
+	state := s.stateName()
 	labels := fmt.Sprintf(`region=%q,deployment_id=%q`, s.region, s.deployment)
 	var b strings.Builder
 	fmt.Fprintf(&b, "liveswitch_server_up{%s} %d\n", labels, boolInt(s.up))
@@ -36,6 +28,19 @@ func (e Event) PushBody() []byte {
 	fmt.Fprintf(&b, "liveswitch_server_info{%s,machine_name=%q,version=%q} 1\n", labels, s.machine, s.version)
 	fmt.Fprintf(&b, "liveswitch_server_last_event_timestamp_seconds{%s} %.3f\n", labels, float64(e.ms)/1000)
 	return []byte(b.String())
+}
+
+// stateName is the server's state as the exporter names it.
+func (s server) stateName() string {
+	switch {
+	case !s.up:
+		return "stopped"
+	case s.registered:
+		return "registered"
+	case s.everRegistered:
+		return "unregistered"
+	}
+	return "running"
 }
 
 func boolInt(b bool) int {

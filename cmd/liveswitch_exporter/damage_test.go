@@ -146,6 +146,7 @@ func storeEndingWith(t *testing.T, ending string) string {
 		}
 		testenv.WaitFor(t, 60*time.Second, "1,500 events", func() bool { return strings.Count(p.log(), "Webhook applied") >= 1500 })
 		p.kill(t)
+		_ = simulate.Process.Kill() // it would retry for minutes
 		_ = simulate.Wait()
 		return dir
 	}

@@ -23,6 +23,13 @@ type image struct {
 	exposed    []string
 	entrypoint []string
 	chowned    map[string]string // destination of a COPY --chown: its owner
+	labels     map[string]string // LABEL, values as written (e.g. "${VERSION}")
+	from       string            // the stage's base image
+}
+
+// newImage is the empty configuration a stage starts with.
+func newImage() image {
+	return image{env: map[string]string{}, chowned: map[string]string{}, labels: map[string]string{}}
 }
 
 // readImage reads the instructions of the Dockerfile's last stage (no Docker
@@ -47,13 +54,14 @@ func readImage(t *testing.T, file string) image {
 		lines = append(lines, cont+trimmed)
 		cont = ""
 	}
-	img := image{env: map[string]string{}, chowned: map[string]string{}}
+	img := newImage()
 	for _, line := range lines {
 		instr, args, _ := strings.Cut(line, " ")
 		args = strings.TrimSpace(args)
 		switch strings.ToUpper(instr) {
 		case "FROM":
-			img = image{env: map[string]string{}, chowned: map[string]string{}} // a new stage
+			img = newImage() // a new stage
+			img.from = strings.Fields(args)[0]
 		case "ENV":
 			for _, kv := range strings.Fields(args) {
 				k, v, ok := strings.Cut(kv, "=")
@@ -72,6 +80,14 @@ func readImage(t *testing.T, file string) image {
 			img.exposed = append(img.exposed, strings.Fields(args)...)
 		case "ENTRYPOINT":
 			img.entrypoint = jsonOrFields(t, args)
+		case "LABEL":
+			for _, kv := range shellWords(args) {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					t.Fatalf("Dockerfile: LABEL %s: use the KEY=VALUE form", args)
+				}
+				img.labels[k] = v
+			}
 		case "COPY":
 			fields := strings.Fields(args)
 			for _, f := range fields {
@@ -82,6 +98,33 @@ func readImage(t *testing.T, file string) image {
 		}
 	}
 	return img
+}
+
+// shellWords splits args at blanks outside double quotes, and drops the
+// quotes: what a Dockerfile's LABEL makes of key="a value" pairs.
+func shellWords(args string) []string {
+	var words []string
+	var word strings.Builder
+	quoted, inWord := false, false
+	for _, r := range args {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case (r == ' ' || r == '\t') && !quoted:
+			if inWord {
+				words = append(words, word.String())
+				word.Reset()
+			}
+			inWord = false
+		default:
+			word.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, word.String())
+	}
+	return words
 }
 
 func jsonOrFields(t *testing.T, args string) []string {
@@ -105,18 +148,21 @@ type containerRun struct {
 	volumes []string          // container side of -v or volumes
 }
 
-// readmeDockerRuns returns the `docker run` commands of README's Docker
-// section, and the section's text.
-func readmeDockerRuns(t *testing.T) ([]containerRun, string) {
+// containerDoc is the user documentation of the image.
+const containerDoc = "../../docs/container.md"
+
+// docDockerRuns returns the `docker run` commands of docs/container.md's
+// Docker section, and the section's text.
+func docDockerRuns(t *testing.T) ([]containerRun, string) {
 	t.Helper()
-	section := readmeSection(t, "Docker")
+	section := markdownSection(t, containerDoc, "Docker")
 	var runs []containerRun
 	for _, line := range strings.Split(section, "\n") {
 		rest, ok := strings.CutPrefix(line, "docker run ")
 		if !ok {
 			continue
 		}
-		run := containerRun{where: "README: " + line, env: map[string]string{}}
+		run := containerRun{where: "docs/container.md: " + line, env: map[string]string{}}
 		fields := strings.Fields(rest)
 		for i := 0; i < len(fields); i++ {
 			switch f := fields[i]; f {
@@ -148,7 +194,7 @@ func readmeDockerRuns(t *testing.T) ([]containerRun, string) {
 		runs = append(runs, run)
 	}
 	if len(runs) == 0 {
-		t.Fatal("README's Docker section has no `docker run` command")
+		t.Fatal("docs/container.md's Docker section has no `docker run` command")
 	}
 	return runs, section
 }
@@ -196,13 +242,20 @@ func quickstartRuns(t *testing.T) []containerRun {
 // next section of the same level.
 func readmeSection(t *testing.T, title string) string {
 	t.Helper()
-	raw, err := os.ReadFile("../../README.md")
+	return markdownSection(t, "../../README.md", title)
+}
+
+// markdownSection returns the text of file's section "## title", up to the
+// next section of the same level.
+func markdownSection(t *testing.T, file, title string) string {
+	t.Helper()
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(raw), "\n## "+title+"\n")
 	if !ok {
-		t.Fatalf("README has no section %q", title)
+		t.Fatalf("%s has no section %q", file, title)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	return section
@@ -235,31 +288,31 @@ func parseWithEnv(t *testing.T, env map[string]string, args []string) (*cli, *ko
 	return &c, kctx, err
 }
 
-// TestDockerfileAgreesWithReadme holds the image to what README's Docker
-// section says of it: the fleet is stored in the volume it names, the user
+// TestDockerfileAgreesWithDocs holds the image to what docs/container.md's
+// Docker section says of it: the fleet is stored in the volume it names, the user
 // is not root and may write there, the exposed port is the exporter's, and
-// every way README and the quickstart run the image is a valid command line
+// every way docs/container.md and the quickstart run the image is a valid command line
 // that stores the fleet where they expect it.
-func TestDockerfileAgreesWithReadme(t *testing.T) {
+func TestDockerfileAgreesWithDocs(t *testing.T) {
 	img := readImage(t, "../../Dockerfile")
-	runs, section := readmeDockerRuns(t)
-	m := regexp.MustCompile("the fleet is\\s+stored in `([^`]+)`").FindStringSubmatch(section)
+	runs, section := docDockerRuns(t)
+	m := regexp.MustCompile("(?i)the fleet is\\s+stored in `([^`]+)`").FindStringSubmatch(section)
 	if m == nil {
-		t.Fatal("README's Docker section no longer says where the fleet is stored (\"the fleet is stored in `DIR`\")")
+		t.Fatal("docs/container.md's Docker section no longer says where the fleet is stored (\"the fleet is stored in `DIR`\")")
 	}
 	store := m[1]
 
 	if !slices.Contains(img.volumes, store) {
-		t.Errorf("README stores the fleet in %s; the image's volumes are %v", store, img.volumes)
+		t.Errorf("docs/container.md stores the fleet in %s; the image's volumes are %v", store, img.volumes)
 	}
 	if user, _, _ := strings.Cut(img.user, ":"); user == "" || user == "root" || user == "0" {
-		t.Errorf("README says the image runs as a non-root user; USER is %q", img.user)
+		t.Errorf("docs/container.md says the image runs as a non-root user; USER is %q", img.user)
 	}
 	if owner := img.chowned[store]; owner != img.user {
 		t.Errorf("the store %s is owned by %q, the exporter runs as %q: it could not write there", store, owner, img.user)
 	}
 	if len(img.entrypoint) != 1 || path.Base(img.entrypoint[0]) != name {
-		t.Errorf("ENTRYPOINT %v: README runs the image's arguments as the exporter's", img.entrypoint)
+		t.Errorf("ENTRYPOINT %v: docs/container.md runs the image's arguments as the exporter's", img.entrypoint)
 	}
 
 	defaults, _, err := parseWithEnv(t, nil, nil)
@@ -296,14 +349,14 @@ func TestDockerfileAgreesWithReadme(t *testing.T) {
 			}
 		}
 		if c.Serve.RedisURL != "" || c.Serve.StorageInMemory {
-			continue // README: replicas need no volume
+			continue // docs/container.md: replicas need no volume
 		}
 		dir := c.Serve.StoragePath
 		if !path.IsAbs(dir) {
 			dir = path.Join(img.workdir, dir)
 		}
 		if dir != store {
-			t.Errorf("%s: the fleet is stored in %s, README says %s", run.where, dir, store)
+			t.Errorf("%s: the fleet is stored in %s, docs/container.md says %s", run.where, dir, store)
 		}
 		if !slices.Contains(run.volumes, store) {
 			t.Errorf("%s: mounts no volume on the store %s (volumes %v)", run.where, store, run.volumes)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -12,18 +13,25 @@ import (
 	"github.com/alecthomas/kong"
 )
 
-// flagRowRE is a row of README's flag tables: | `--flag` | `default` | meaning |
+// flagRowRE is a row of the flag tables: | `--flag` | `default` | meaning |
 var flagRowRE = regexp.MustCompile("^\\| `(--[^`]+)` \\| *(?:`([^`]*)`)? *\\|")
 
-// readmeFlagTables returns the flags README's tables list, with their
-// defaults: the table of the Flags section (serve and the flags common to
-// every command) and the one of its simulate subsection.
+// flagsDoc is the flags reference, whose tables this file holds to kong's
+// flags.
+const flagsDoc = "../../docs/flags.md"
+
+// readmeFlagTables returns the flags docs/flags.md's tables list, with their
+// defaults: the first table (serve and the flags common to every command)
+// and the one of its simulate section.
 func readmeFlagTables(t *testing.T) (serve, simulate map[string]string) {
 	t.Helper()
-	section := readmeSection(t, "Flags")
-	serveText, simulateText, ok := strings.Cut(section, "\n### `simulate`\n")
+	raw, err := os.ReadFile(flagsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveText, simulateText, ok := strings.Cut(string(raw), "\n## `simulate`\n")
 	if !ok {
-		t.Fatal("README's Flags section has no ### `simulate` subsection")
+		t.Fatal(flagsDoc + " has no ## `simulate` section")
 	}
 	parse := func(text, which string) map[string]string {
 		rows := map[string]string{}
@@ -33,16 +41,16 @@ func readmeFlagTables(t *testing.T) (serve, simulate map[string]string) {
 			}
 			m := flagRowRE.FindStringSubmatch(line)
 			if m == nil {
-				t.Errorf("README, %s flags: a row this test cannot read (| `--flag` | `default` | meaning |): %s", which, line)
+				t.Errorf("docs/flags.md, %s flags: a row this test cannot read (| `--flag` | `default` | meaning |): %s", which, line)
 				continue
 			}
 			if _, dup := rows[m[1]]; dup {
-				t.Errorf("README, %s flags: %s is listed twice", which, m[1])
+				t.Errorf("docs/flags.md, %s flags: %s is listed twice", which, m[1])
 			}
 			rows[m[1]] = m[2]
 		}
 		if len(rows) == 0 {
-			t.Fatalf("README lists no %s flags", which)
+			t.Fatalf("docs/flags.md lists no %s flags", which)
 		}
 		return rows
 	}
@@ -90,7 +98,7 @@ func flagValue(t *testing.T, command, name string, args ...string) (any, error) 
 	return nil, fmt.Errorf("no flag --%s", name)
 }
 
-// TestReadmeListsEveryFlag holds README's flag tables to the command line:
+// TestReadmeListsEveryFlag holds docs/flags.md's tables to the command line:
 // every flag of serve (and the common ones) is in the Flags table, every
 // flag of simulate in its table, nothing is listed that does not exist, and
 // each listed default is the one the exporter applies.
@@ -98,7 +106,7 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 	serveRows, simulateRows := readmeFlagTables(t)
 	global, commands := modelFlags(t)
 	if len(commands) != 2 || commands["serve"] == nil || commands["simulate"] == nil {
-		t.Fatalf("commands %v: README documents serve and simulate; add a table for a new command", slices.Collect(maps.Keys(commands)))
+		t.Fatalf("commands %v: docs/flags.md documents serve and simulate; add a table for a new command", slices.Collect(maps.Keys(commands)))
 	}
 	for _, tc := range []struct {
 		command string
@@ -106,8 +114,8 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 		rows    map[string]string
 		where   string
 	}{
-		{"serve", append(slices.Clone(global), commands["serve"]...), serveRows, "README's Flags table"},
-		{"simulate", commands["simulate"], simulateRows, "README's simulate flag table"},
+		{"serve", append(slices.Clone(global), commands["serve"]...), serveRows, "docs/flags.md's serve table"},
+		{"simulate", commands["simulate"], simulateRows, "docs/flags.md's simulate table"},
 	} {
 		listed := map[string]bool{}
 		for _, f := range tc.flags {
@@ -140,7 +148,7 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 	}
 }
 
-// TestEveryFlagHasItsVariable makes README's rule true: every flag but
+// TestEveryFlagHasItsVariable makes docs/flags.md's rule true: every flag but
 // --version, of every command, is also set by LIVESWITCH_EXPORTER_<FLAG>,
 // the flag's name upper-cased with . and - turned into _, and no two flags
 // share a variable.
@@ -160,7 +168,7 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 		}
 		want := envPrefix + "_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(f.Name))
 		if !slices.Equal(f.Envs, []string{want}) {
-			t.Errorf("--%s is set by %v; README's rule says %s", f.Name, f.Envs, want)
+			t.Errorf("--%s is set by %v; docs/flags.md's rule says %s", f.Name, f.Envs, want)
 		}
 		for _, env := range f.Envs {
 			if other, dup := owner[env]; dup {

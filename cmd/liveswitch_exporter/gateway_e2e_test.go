@@ -161,7 +161,7 @@ func planMisses(t testing.TB) missPlan {
 	const quiet, horizon = 150, 400
 	for seed := uint64(1); seed <= 30; seed++ {
 		cfg := simulate.DefaultFleetConfig
-		cfg.Seed = seed
+		cfg.Seed, cfg.Scenario = seed, simulate.Stormy // as --scenario=stormy
 		gen := simulate.NewGenerator(cfg, nil)
 		p := missPlan{seed: seed, registered: -1, unregistered: -1}
 		for range horizon + quiet {
@@ -255,7 +255,7 @@ func (r *lossyRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func TestGatewayBootstrapsAndReconciles(t *testing.T) {
 	plan := planMisses(t)
 	relay, relaySrv := newLossyRelay(t, plan)
-	sim := startSimulator(t, "--target="+relaySrv.URL, "--concurrency=1", "--rate=25", fmt.Sprintf("--seed=%d", plan.seed))
+	sim := startSimulator(t, "--target="+relaySrv.URL, "--scenario=stormy", "--concurrency=1", "--rate=25", fmt.Sprintf("--seed=%d", plan.seed))
 	t.Cleanup(relay.release) // the simulator stops only once its delivery in hand is answered
 	p := startExporter(t, apiFlags(t, sim, "250ms")...)
 	relay.target = p.url("/webhook")

@@ -150,6 +150,10 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Flee
 	if err != nil {
 		return err
 	}
+	var polls exporter.GatewayPolls // the status page's; a nil *Poller must stay a nil interface
+	if poller != nil {
+		polls = poller
+	}
 	var ready atomic.Bool
 	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
@@ -161,6 +165,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Flee
 		Guard:         guard,
 		Registry:      registry,
 		Fleet:         f,
+		Gateway:       polls,
 		Logger:        logger,
 
 		Applications:       apps,

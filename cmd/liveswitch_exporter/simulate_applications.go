@@ -36,32 +36,18 @@ func (f *simulatedApplicationFlags) Validate() error {
 	return nil
 }
 
-// source returns what to send: the fleet's events, interleaved with the
-// applications' when there are any, and the secrets that sign them.
-func (f *simulatedApplicationFlags) source(fleet *simulate.Generator, seed uint64, pushgateway bool) (simulate.Source, map[string]string, error) {
+// applications returns the ids of the simulated applications, and the
+// secrets that sign their webhooks: the first --applications ids of the
+// secrets file, or made-up ones. The simulated Gateway lists the same ids.
+func (f *simulatedApplicationFlags) applications(pushgateway bool) ([]string, map[string]string, error) {
 	if f.Applications == 0 {
-		return fleet, nil, nil
+		return nil, nil, nil
 	}
 	if pushgateway {
 		return nil, nil, errors.New("--pushgateway simulates the fleet only; drop --applications")
 	}
-	ids, secrets, err := f.applicationIDs()
-	if err != nil {
-		return nil, nil, err
-	}
-	apps := simulate.NewAppGenerator(simulate.AppConfig{Seed: seed, IDs: ids}, nil)
-	return simulate.Interleave(fleet, apps, appsPerServerEvent), secrets, nil
-}
-
-// applicationIDs are the first --applications ids of the secrets file, in
-// order, or made-up ones without a file.
-func (f *simulatedApplicationFlags) applicationIDs() ([]string, map[string]string, error) {
 	if f.SecretsFile == "" {
-		ids := make([]string, f.Applications)
-		for i := range ids {
-			ids[i] = fmt.Sprintf("simulated-app-%d", i+1)
-		}
-		return ids, nil, nil
+		return simulate.ApplicationIDs(f.Applications), nil, nil
 	}
 	raw, err := os.ReadFile(f.SecretsFile)
 	if err != nil {
@@ -76,4 +62,14 @@ func (f *simulatedApplicationFlags) applicationIDs() ([]string, map[string]strin
 		return nil, nil, fmt.Errorf("--application-secrets-file holds %d applications, fewer than --applications=%d", len(ids), f.Applications)
 	}
 	return ids[:f.Applications], secrets, nil
+}
+
+// source returns what to send: the fleet's events, interleaved with those
+// of the applications apps when there are any.
+func (f *simulatedApplicationFlags) source(fleet *simulate.Generator, apps []string, seed uint64) simulate.Source {
+	if len(apps) == 0 {
+		return fleet
+	}
+	gen := simulate.NewAppGenerator(simulate.AppConfig{Seed: seed, IDs: apps}, nil)
+	return simulate.Interleave(fleet, gen, appsPerServerEvent)
 }

@@ -23,8 +23,9 @@ type simulatedGatewayFlags struct {
 	Load          float64 `name:"api-load" default:"0.5" help:"Mean used capacity of the simulated media servers, from 0 to 1."`
 }
 
-// serve starts the simulated Gateway's API if asked to; stop ends it.
-func (f *simulatedGatewayFlags) serve(gen *simulate.Generator, logger *slog.Logger) (stop func(), err error) {
+// serve starts the simulated Gateway's API if asked to, listing apps (or,
+// with none, the three of simulate.ApplicationIDs); stop ends it.
+func (f *simulatedGatewayFlags) serve(gen *simulate.Generator, apps []string, logger *slog.Logger) (stop func(), err error) {
 	if f.ListenAddress == "" {
 		return func() {}, nil
 	}
@@ -39,7 +40,7 @@ func (f *simulatedGatewayFlags) serve(gen *simulate.Generator, logger *slog.Logg
 		return nil, fmt.Errorf("--api-listen-address: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           simulate.NewGateway(gen, simulate.GatewayConfig{Key: key, PascalCase: f.PascalCase, Load: f.Load}),
+		Handler:           simulate.NewGateway(gen, simulate.GatewayConfig{Key: key, PascalCase: f.PascalCase, Load: f.Load, Applications: apps}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {

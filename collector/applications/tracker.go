@@ -51,8 +51,9 @@ type Tracker struct {
 	outcomes *fleet.OutcomeCounter
 	logs     *ratelog.Limiter
 
-	mu      sync.Mutex
-	apps    map[string]bool
+	mu sync.Mutex
+	// apps are the applications counted, each with its recent counts.
+	apps    map[string]*recent
 	pending *pendingTable
 }
 
@@ -70,7 +71,7 @@ func New(opts Options) *Tracker {
 	return &Tracker{
 		opts: opts, metrics: newMetrics(), outcomes: &fleet.OutcomeCounter{},
 		logs: ratelog.New(refusalLogInterval, opts.Now),
-		apps: map[string]bool{}, pending: newPendingTable(opts.MaxPending, opts.PendingTTL),
+		apps: map[string]*recent{}, pending: newPendingTable(opts.MaxPending, opts.PendingTTL),
 	}
 }
 
@@ -157,9 +158,12 @@ func (t *Tracker) count(ev *event.ApplicationEvent, now time.Time) fleet.Outcome
 	if ev.Type == failed {
 		t.metrics.failures.WithLabelValues(app, connectionType(ev.ConnectionType)).Inc()
 	}
+	var setup float64
+	observed := false
 	if ev.ConnectionID != "" {
-		t.pair(ev, now)
+		setup, observed = t.pair(ev, now)
 	}
+	t.apps[app].count(now, ev.Type, setup, observed)
 	return fleet.OutcomeApplied
 }
 
@@ -168,13 +172,13 @@ func (t *Tracker) count(ev *event.ApplicationEvent, now time.Time) fleet.Outcome
 // counters at zero, so that its failure ratio exists from its first
 // event on.
 func (t *Tracker) admit(app string) bool {
-	if t.apps[app] {
+	if t.apps[app] != nil {
 		return true
 	}
 	if t.opts.MaxApplications > 0 && len(t.apps) >= t.opts.MaxApplications {
 		return false
 	}
-	t.apps[app] = true
+	t.apps[app] = &recent{}
 	t.metrics.events.WithLabelValues(app, connected)
 	t.metrics.events.WithLabelValues(app, failed)
 	return true
@@ -182,19 +186,23 @@ func (t *Tracker) admit(app string) bool {
 
 // pair moves a connection through the pending table: an initializing
 // enters it, a connected leaves it and is observed when it came after its
-// initializing, a failed or closed leaves it unobserved.
-func (t *Tracker) pair(ev *event.ApplicationEvent, now time.Time) {
+// initializing (the setup time in seconds is returned), a failed or closed
+// leaves it unobserved.
+func (t *Tracker) pair(ev *event.ApplicationEvent, now time.Time) (setup float64, observed bool) {
 	k := t.pending.key(ev.ApplicationID, ev.ConnectionID)
 	switch ev.Type {
 	case initializing:
 		t.pending.start(k, ev.Timestamp, now)
 	case connected:
 		if startMs, ok := t.pending.finish(k); ok && ev.Timestamp >= startMs {
-			t.metrics.setup.WithLabelValues(ev.ApplicationID).Observe(float64(ev.Timestamp-startMs) / 1000)
+			setup = float64(ev.Timestamp-startMs) / 1000
+			t.metrics.setup.WithLabelValues(ev.ApplicationID).Observe(setup)
+			return setup, true
 		}
 	case failed, closed:
 		t.pending.finish(k)
 	}
+	return 0, false
 }
 
 // Describe implements prometheus.Collector.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // GatewayView is what the fleet holds from the Gateway's REST API: the last
@@ -59,4 +60,16 @@ func (v *GatewayView) Validate() error {
 		return fmt.Errorf("lists not sorted by id")
 	}
 	return nil
+}
+
+// apiFreshIntervals is how many poll intervals a successful poll stays
+// recent: a replica that does not poll itself learns that the API is down
+// only from the successes that stop coming.
+const apiFreshIntervals = 3
+
+// APIUp is the rule of liveswitch_api_up, which the status page shows too:
+// a successful poll (v, nil before the first) is recent at now, and this
+// exporter's own polls have not failed since (failedMs).
+func APIUp(v *GatewayView, failedMs int64, now time.Time) bool {
+	return v != nil && failedMs < v.PollMs && now.UnixMilli()-v.PollMs <= apiFreshIntervals*v.IntervalMs
 }

@@ -84,6 +84,15 @@ func (o *Observation) Validate() error {
 	return nil
 }
 
+// Validate checks one media server by the rules of Observation.Validate,
+// but for an id listed twice, which only the whole list shows. A poller
+// skips the items that fail it and keeps the rest (Observation.Validate
+// then passes), so that one bad item does not blind the others.
+func (m *MediaServerFacts) Validate() error { return m.validate(map[string]bool{}) }
+
+// Validate checks one application as MediaServerFacts.Validate does.
+func (a *ApplicationFacts) Validate() error { return a.validate(map[string]bool{}) }
+
 func validateID(id string, seen map[string]bool) error {
 	switch {
 	case id == "":

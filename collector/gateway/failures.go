@@ -2,56 +2,64 @@ package gateway
 
 import (
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
-// failureLogInterval spaces the lines about a failure that goes on: one at
-// once, then one a minute saying how many were held back.
+// failureLogInterval spaces the lines about a failure that goes on with one
+// reason: one at once, then one a minute saying how many were held back.
 const failureLogInterval = time.Minute
 
-// failureLog reports a failure that repeats at every poll without flooding
-// the log, and its end. It never writes the API key: a reason that somehow
-// holds it (an answer echoing it) has it masked.
+// failureLog reports failures without flooding the log, nor hiding why:
+// the first failure of an episode is logged at once, and so is each change
+// of its reason (by kind); only repeats of one reason are rate-limited, with
+// their count. The end of an episode is logged at once, with how many
+// polls failed. It never writes the API key: a reason that holds a run of
+// it (an answer echoing it) has it masked.
 type failureLog struct {
-	logger  *slog.Logger
-	limiter *ratelog.Limiter
-	now     func() time.Time
-	key     string
-	msg     string
-	// failing since first, total times.
+	logger *slog.Logger
+	now    func() time.Time
+	mask   keyMask
+	msg    string
+	// The episode: failing since first, total times, lately for reason,
+	// of kind; limiter spaces the repeats of kind.
 	failing bool
 	first   time.Time
 	total   int
+	reason  string
+	kind    string
+	limiter *ratelog.Limiter
 }
 
-func newFailureLog(logger *slog.Logger, now func() time.Time, key, msg string) *failureLog {
-	return &failureLog{logger: logger, limiter: ratelog.New(failureLogInterval, now), now: now, key: key, msg: msg}
+func newFailureLog(logger *slog.Logger, now func() time.Time, mask keyMask, msg string) *failureLog {
+	return &failureLog{logger: logger, now: now, mask: mask, msg: msg}
 }
 
-func (l *failureLog) failed(reason string) {
-	if !l.failing {
-		l.failing, l.first = true, l.now()
+// failed records a failure; kind sorts its reason (reasons of one kind may
+// differ in details that do not make a new reason).
+func (l *failureLog) failed(kind, reason string) {
+	reason = l.mask.mask(reason)
+	args := []any{"reason", reason}
+	switch {
+	case !l.failing:
+		l.failing, l.first, l.total, l.limiter = true, l.now(), 0, nil
+	case kind != l.kind:
+		args = append(args, "previous_reason", l.reason)
+		l.limiter = nil
 	}
+	if l.limiter == nil { // a new episode or reason: its first line goes out at once
+		l.kind, l.limiter = kind, ratelog.New(failureLogInterval, l.now)
+	}
+	l.reason = reason
 	l.total++
-	l.limiter.Log(l.logger, slog.LevelWarn, l.msg, "reason", l.mask(reason), "failing_since", l.first)
+	l.limiter.Log(l.logger, slog.LevelWarn, l.msg, append(args, "failures", l.total, "failing_since", l.first)...)
 }
 
-// succeeded ends a failure, saying so (at most once a minute) if there was
-// one.
+// succeeded ends a failure, saying so if there was one.
 func (l *failureLog) succeeded(msg string) {
 	if l.failing {
-		l.limiter.Log(l.logger, slog.LevelInfo, msg, "failures", l.total, "failing_since", l.first)
+		l.logger.Info(msg, "failures", l.total, "failing_since", l.first, "last_reason", l.reason)
 	}
-	l.failing, l.total = false, 0
-}
-
-// mask hides the key, should an answer have echoed it.
-func (l *failureLog) mask(s string) string {
-	if len(l.key) < 8 {
-		return s // too short to tell from other text; it is never put in a reason
-	}
-	return strings.ReplaceAll(s, l.key, "<api-key>")
+	l.failing, l.total, l.limiter = false, 0, nil
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -25,9 +26,11 @@ import (
 const testKey = "test-key-5f0c2d9e8b7a"
 
 // fixtureAPI serves testdata as the Gateway's API, camelCase or PascalCase,
-// to requests that carry testKey. hostile, when set, answers instead.
+// to requests that carry its key (testKey when empty). hostile, when set,
+// answers instead.
 type fixtureAPI struct {
 	pascal  bool
+	key     string
 	hostile atomic.Pointer[http.HandlerFunc]
 }
 
@@ -36,7 +39,7 @@ func (a *fixtureAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		(*h)(w, r)
 		return
 	}
-	if r.Header.Get("X-API-Key") != testKey {
+	if key := cmp.Or(a.key, testKey); r.Header.Get("X-API-Key") != key {
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(`{"type":"about:blank","title":"Unauthorized","status":401}`))
@@ -100,7 +103,7 @@ func newRig(t *testing.T, configure func(*Config)) *rig {
 	r.writer = writer.New(r.fleet, nil, writer.Options{Now: r.clock.Now})
 	t.Cleanup(r.writer.Close)
 	cfg := Config{URL: r.srv.URL + "/admin/api", Key: testKey, Interval: 15 * time.Second, Timeout: 2 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(r.logs, nil)), Now: r.clock.Now}
+		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: r.clock.Now}
 	if configure != nil {
 		configure(&cfg)
 	}

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // Sink is where a poller's results go: the fleet's writer
@@ -36,6 +39,8 @@ type Poller struct {
 	logger   *slog.Logger
 	failures *failureLog
 	stores   *failureLog
+	skipped  *skippedLog
+	last     lastFailure
 }
 
 // New checks cfg, registers the request metrics in reg and returns a poller
@@ -54,19 +59,21 @@ func New(cfg Config, sink Sink, reg prometheus.Registerer) (*Poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := newRequestMetrics(reg)
+	metrics, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
 	base, _ := baseURL(cfg.URL)
+	mask := newKeyMask(cfg.Key)
 	p := &Poller{
 		cfg:    cfg,
-		client: &client{http: httpClient, base: base.String(), key: cfg.Key, timeout: cfg.Timeout, metrics: metrics},
+		client: &client{http: httpClient, base: base.String(), key: cfg.Key, mask: mask, timeout: cfg.Timeout, metrics: metrics},
 		sink:   sink, logger: cfg.Logger,
-		failures: newFailureLog(cfg.Logger, cfg.Now, cfg.Key,
+		failures: newFailureLog(cfg.Logger, cfg.Now, mask,
 			"Polling the Gateway's REST API failed; the fleet keeps its last good observation"),
-		stores: newFailureLog(cfg.Logger, cfg.Now, cfg.Key,
+		stores: newFailureLog(cfg.Logger, cfg.Now, mask,
 			"Storing what the Gateway's REST API said failed; nothing applied"),
+		skipped: &skippedLog{logger: cfg.Logger, metrics: metrics},
 	}
 	return p, nil
 }
@@ -102,12 +109,18 @@ func (p *Poller) tick(ctx context.Context) {
 	}
 	if err != nil {
 		p.sink.PollFailed(start)
-		p.failures.failed(err.Error())
+		kind := err.Error()
+		var pe *PollError
+		if errors.As(err, &pe) {
+			kind = pe.Endpoint + " " + pe.kind
+		}
+		p.failures.failed(kind, err.Error())
+		p.last.set(start, p.failures.mask.mask(err.Error()))
 		return
 	}
 	if err := p.sink.Observe(ctx, obs); err != nil {
 		if ctx.Err() == nil {
-			p.stores.failed(err.Error())
+			p.stores.failed(storeFailureKind(err), err.Error())
 		}
 		return
 	}
@@ -115,49 +128,80 @@ func (p *Poller) tick(ctx context.Context) {
 	p.failures.succeeded("The Gateway's REST API answers again")
 }
 
-// Poll reads both endpoints once and returns what they said, checked
-// against the fleet's rules for label values. Any bad answer fails the
-// whole poll with a *PollError.
+// storeFailureKind sorts a failure to store an observation for the log: by
+// the hint of a storage error, which names its cause without details.
+func storeFailureKind(err error) string {
+	var se *writer.StorageError
+	if errors.As(err, &se) {
+		return se.Hint
+	}
+	return "refused"
+}
+
+// Poll reads both endpoints once and returns what they said. An answer
+// that cannot be read as a whole (no answer, a status other than 200, no
+// JSON or not the expected shape) fails the poll with a *PollError; an
+// item of an answer that breaks the fleet's rules is skipped, counted and
+// logged (see skippedLog), and the rest is kept.
 func (p *Poller) Poll(ctx context.Context) (*fleet.Observation, error) {
 	obs := &fleet.Observation{AtMs: p.cfg.Now().UnixMilli(), IntervalMs: p.cfg.Interval.Milliseconds()}
 	body, err := p.client.get(ctx, endpointMediaServers, "/v1/mediaservers")
 	if err != nil {
 		return nil, err
 	}
-	if obs.MediaServers, err = decodeMediaServers(body); err != nil {
-		return nil, &PollError{endpointMediaServers, err.Error()}
+	servers, skipped, err := decodeMediaServers(body, p.client.mask)
+	if err != nil {
+		return nil, p.answerFailed(endpointMediaServers, err)
 	}
+	obs.MediaServers = servers
 	if max := p.cfg.MaxMediaServers; max > 0 && len(obs.MediaServers) > max {
-		return nil, &PollError{endpointMediaServers, "lists more media servers than --server.max"}
+		return nil, p.client.failure(endpointMediaServers, "too many", "lists more media servers than --server.max")
 	}
-	if obs.Applications, err = p.applications(ctx); err != nil {
+	apps, err := p.applications(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if err := obs.Validate(); err != nil {
-		return nil, &PollError{"answers", err.Error()}
+	obs.Applications = apps.facts
+	if err := obs.Validate(); err != nil { // a rule the items were not checked by: a bug
+		return nil, p.client.failure("answers", "invalid", err.Error())
 	}
+	p.skipped.report(append(skipped, apps.skipped...), apps.listed, apps.unread)
 	return obs, nil
 }
 
+// answerFailed is the *PollError of an answer that cannot be read.
+func (p *Poller) answerFailed(endpoint string, err error) *PollError {
+	var bad *badAnswer
+	if errors.As(err, &bad) {
+		return p.client.failure(endpoint, bad.kind, bad.text)
+	}
+	return p.client.failure(endpoint, "invalid", err.Error())
+}
+
+// applicationsRead is what a poll read of the applications.
+type applicationsRead struct {
+	facts   []fleet.ApplicationFacts
+	skipped []skippedItem
+	listed  int // ids listed, valid or not
+	unread  int // listed after the first maxApplications valid ones
+}
+
 // applications reads the ids in use, then each one's snapshot, a few at a
-// time; the first failure fails them all.
-func (p *Poller) applications(ctx context.Context) ([]fleet.ApplicationFacts, error) {
+// time. An application that ended in between (404) is left out; one whose
+// snapshot has a bad member is skipped; any other failure fails them all.
+func (p *Poller) applications(ctx context.Context) (applicationsRead, error) {
+	var read applicationsRead
 	body, err := p.client.get(ctx, endpointApplications, "/v1.0/applications")
 	if err != nil {
-		return nil, err
-	}
-	ids, err := decodeApplicationIDs(body)
-	if err != nil {
-		return nil, &PollError{endpointApplications, err.Error()}
+		return read, err
 	}
 	// The ids are checked before any is put in a request.
-	apps := make([]fleet.ApplicationFacts, len(ids))
-	for i, id := range ids {
-		apps[i].ID = id
+	ids, skipped, unread, err := decodeApplicationIDs(body, p.client.mask)
+	if err != nil {
+		return read, p.answerFailed(endpointApplications, err)
 	}
-	if err := (&fleet.Observation{AtMs: 1, IntervalMs: 1, Applications: apps}).Validate(); err != nil {
-		return nil, &PollError{endpointApplications, err.Error()}
-	}
+	read.skipped, read.unread, read.listed = skipped, unread, len(ids)+len(skipped)+unread
+	snapshots := make([]snapshot, len(ids))
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sem := make(chan struct{}, fetchConcurrency)
@@ -169,28 +213,49 @@ func (p *Poller) applications(ctx context.Context) ([]fleet.ApplicationFacts, er
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			app, err := p.application(ctx, id)
-			if err != nil {
-				cancel(err)
+			snapshots[i] = p.application(ctx, id)
+			if snapshots[i].err != nil {
+				cancel(snapshots[i].err)
 			}
-			apps[i] = app
 		})
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return nil, err
+		return read, err
 	}
-	return apps, nil
+	for i, s := range snapshots {
+		switch {
+		case s.gone:
+			p.logger.Debug("An application listed by the Gateway ended before its snapshot was read", "application", itemName(ids[i], i, p.client.mask))
+		case s.skip != nil:
+			read.skipped = append(read.skipped, skippedItem{endpointApplication, s.skip, itemName(ids[i], i, p.client.mask)})
+		default:
+			read.facts = append(read.facts, s.facts)
+		}
+	}
+	return read, nil
 }
 
-func (p *Poller) application(ctx context.Context, id string) (fleet.ApplicationFacts, error) {
+// snapshot is what became of one application's snapshot.
+type snapshot struct {
+	facts fleet.ApplicationFacts
+	gone  bool       // 404: the application ended since it was listed
+	skip  *itemError // read, but to be skipped
+	err   error      // fails the poll
+}
+
+func (p *Poller) application(ctx context.Context, id string) snapshot {
 	body, err := p.client.get(ctx, endpointApplication, "/v1.0/applications/"+url.PathEscape(id))
-	if err != nil {
-		return fleet.ApplicationFacts{}, err
+	var pe *PollError
+	switch {
+	case errors.As(err, &pe) && pe.status == http.StatusNotFound:
+		return snapshot{gone: true}
+	case err != nil:
+		return snapshot{err: err}
 	}
-	app, err := decodeApplication(body, id)
+	facts, skip, err := decodeApplication(body, id)
 	if err != nil {
-		return fleet.ApplicationFacts{}, &PollError{endpointApplication, err.Error()}
+		return snapshot{err: p.answerFailed(endpointApplication, err)}
 	}
-	return app, nil
+	return snapshot{facts: facts, skip: skip}
 }

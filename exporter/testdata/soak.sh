@@ -24,7 +24,7 @@ go build -o "$work/liveswitch_exporter" ./cmd/liveswitch_exporter
 pids+=($!)
 until curl -fsS -o /dev/null "http://127.0.0.1:$PORT/-/ready" 2>/dev/null; do sleep 0.1; done
 
-"$work/liveswitch_exporter" simulate --target "http://127.0.0.1:$PORT/webhook" --deployments 10 \
+"$work/liveswitch_exporter" simulate --target "http://127.0.0.1:$PORT/webhook" --scenario stormy --deployments 10 \
   --media-servers 30 --concurrency 16 --rate "$RATE" --duration "$DURATION" >"$work/simulate.log" 2>&1 &
 sim=$!
 pids+=($sim)
