@@ -1,102 +1,30 @@
 package collector
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
-// benchFleet builds a fleet of n servers spread over origins, deployments and
-// regions, as a real one is.
-func benchFleet(b testing.TB, n int) (*Fleet, *Writer) {
+// benchFleet builds, through a writer, a fleet of n servers spread over
+// origins, deployments and regions, as a real one is.
+func benchFleet(b testing.TB, n int) *fleet.Fleet {
 	b.Helper()
-	fleet := NewFleet()
-	w := NewWriter(fleet, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: func() time.Time { return testNow }})
-	origins := []string{"mediaserver", "mediaserver", "mediaserver", "gateway", "sipconnector", "recordingmuxer"}
-	actions := []string{"registered", "registered", "running", "unregistered", "stopped"}
-	for i := range n {
-		origin := origins[i%len(origins)]
-		action := actions[i%len(actions)]
-		if action == "running" {
-			action = "started"
-		}
-		body := eventJSON(testNow.UnixMilli()-int64(n-i), origin, action, fmt.Sprintf(
-			`{"id":"%08x-4b3e-b2a5-42761849ae19","version":"1.24.2.0","machineName":"%s-%05d","coreCount":16,`+
-				`"operatingSystem":"linux","operatingSystemVersion":"6.1.0-28-amd64","architecture":"x64",`+
-				`"deploymentId":"deployment-%d","region":"region-%d"}`, i, origin, i, i%3, i%7))
-		if _, err := w.Ingest(context.Background(), []byte(body)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return fleet, w
-}
-
-// fillHistories applies HistoryLen more lifecycle events to each of the n
-// servers of benchFleet, in batches.
-func fillHistories(b *testing.B, w *Writer, n int) {
-	b.Helper()
-	actions := []string{"started", "registered", "unregistered", "registered", "stopped"}
-	origins := []string{"mediaserver", "mediaserver", "mediaserver", "gateway", "sipconnector", "recordingmuxer"}
-	for i := range n {
-		var batch []string
-		for k := range HistoryLen {
-			batch = append(batch, eventJSON(testNow.UnixMilli()+int64(k+1), origins[i%len(origins)], actions[k%len(actions)],
-				fmt.Sprintf(`{"id":"%08x-4b3e-b2a5-42761849ae19"}`, i)))
-		}
-		if _, err := w.Ingest(context.Background(), []byte("["+strings.Join(batch, ",")+"]")); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// realisticEvent is a server event as LiveSwitch sends them.
-var realisticEvent = []byte(eventJSON(1700000000000, "mediaserver", "registered", `{"iceServerUris":["stun:stun.example.com:3478"],`+
-	`"region":"us-east","id":"dc5e5677-5b0d-4b3e-b2a5-42761849ae19","version":"1.24.2.0","machineName":"ms-1",`+
-	`"coreCount":12,"operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64",`+
-	`"networkInterfaces":[{"name":"eth0","addresses":["10.0.0.4"]}],"deploymentId":"prod"}`))
-
-// BenchmarkDecode measures decoding one realistic event.
-func BenchmarkDecode(b *testing.B) {
-	body := realisticEvent
-	b.ReportAllocs()
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := Decode(body, DefaultDecodeOptions, testNow); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkApply measures applying one decoded event to a fleet of 10,000
-// servers: the rule, the staging and the publication, without the store.
-func BenchmarkApply(b *testing.B) {
-	fleet, w := benchFleet(b, 10000)
+	f := fleet.New()
+	w := writer.New(f, nil, writer.Options{Decode: event.DefaultDecodeOptions, Now: func() time.Time { return fixture.Now }})
 	defer w.Close()
-	snap := fleet.Snapshot()
-	events := make([]Event, len(snap.Servers))
-	for i, s := range snap.Servers {
-		events[i] = Event{Kind: KindLifecycle, Origin: s.Origin, Server: s.Info}
-	}
-	b.ReportAllocs()
-	var st staging // reused group after group, as the writer's folder does
-	i := 0
-	for b.Loop() {
-		ev := &events[i%len(events)]
-		ev.Timestamp = testNow.UnixMilli() + int64(i)
-		ev.Action = Action(i % int(numActions))
-		st.reset(fleet, Limits{MaxServers: 20000})
-		st.apply(ev)
-		fleet.publish(st.changes, st.applied, &Stats{})
-		i++
-	}
+	fixture.Ingest(b, w, fixture.ServerBodies(n)...)
+	return f
 }
 
 // BenchmarkScrape measures serving /metrics for fleets of 100, 1,000 and
@@ -104,12 +32,11 @@ func BenchmarkApply(b *testing.B) {
 // serving the same series as ConstMetrics built beforehand.
 func BenchmarkScrape(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
-		fleet, w := benchFleet(b, n)
-		w.Close()
+		f := benchFleet(b, n)
 		exporter := prometheus.NewRegistry()
-		exporter.MustRegister(NewCollector(fleet))
+		exporter.MustRegister(NewCollector(f))
 		bound := prometheus.NewRegistry()
-		bound.MustRegister(prebuilt(b, NewCollector(fleet)))
+		bound.MustRegister(prebuilt(b, NewCollector(f)))
 		for _, tc := range []struct {
 			name string
 			reg  *prometheus.Registry
@@ -161,44 +88,4 @@ func prebuilt(b testing.TB, c prometheus.Collector) constCollector {
 		out = append(out, m)
 	}
 	return out
-}
-
-// BenchmarkFleetMemory reports the heap a tracked server costs, with a fleet
-// of 10,000 servers built through the webhook path.
-// With history=20 every server also holds a full history of lifecycle
-// events, the most a long-lived server costs.
-func BenchmarkFleetMemory(b *testing.B) {
-	for _, full := range []bool{false, true} {
-		b.Run(fmt.Sprintf("history=%d", boolInt(full)*(HistoryLen-1)+1), func(b *testing.B) { fleetMemory(b, full) })
-	}
-}
-
-func fleetMemory(b *testing.B, fullHistory bool) {
-	for b.Loop() {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		fleet, w := benchFleet(b, 10000)
-		if fullHistory {
-			fillHistories(b, w, 10000)
-		}
-		w.Close()
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(fleet.Len()), "heap-bytes/server")
-		runtime.KeepAlive(fleet)
-	}
-}
-
-// BenchmarkDecodeManyMembers decodes a hostile 1 MiB event of 100,000
-// made-up members: its cost must grow linearly with the body (it was
-// quadratic once, 26 s for this body).
-func BenchmarkDecodeManyMembers(b *testing.B) {
-	body := manyMembers(100000, "")
-	b.SetBytes(int64(len(body)))
-	for b.Loop() {
-		if _, err := Decode(body, DecodeOptions{}, testNow); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

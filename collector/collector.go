@@ -3,6 +3,8 @@ package collector
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -22,7 +24,7 @@ func serverDesc(name, help string, extra ...string) *prometheus.Desc {
 // Collector exposes a fleet to Prometheus. Every scrape builds all series
 // from one snapshot, so values never mix two moments of the fleet.
 type Collector struct {
-	fleet *Fleet
+	fleet *fleet.Fleet
 
 	up, state, cores, info, lastEvent, stateChange, events, flaps *prometheus.Desc
 	servers, groupCores                                           *prometheus.Desc
@@ -33,13 +35,13 @@ type Collector struct {
 	// the API is off.
 	gateway *gatewayDescs
 	// also counts the events received outside the fleet; nil for none.
-	also *OutcomeCounter
+	also *fleet.OutcomeCounter
 }
 
 // NewCollector returns a collector of fleet's metrics.
-func NewCollector(fleet *Fleet, opts ...CollectorOption) *Collector {
+func NewCollector(f *fleet.Fleet, opts ...CollectorOption) *Collector {
 	c := &Collector{
-		fleet: fleet,
+		fleet: f,
 		up:    serverDesc("up", "1 unless the server's last lifecycle event says it stopped."),
 		state: serverDesc("state", "Lifecycle state of the server: 1 for the current state, 0 for the others.", "state"),
 		cores: serverDesc("cores", "CPU cores of the server, as reported in its coreCount."),
@@ -80,7 +82,7 @@ func NewCollector(fleet *Fleet, opts ...CollectorOption) *Collector {
 // CountAlso adds the counts of also to liveswitch_exporter_events_total
 // and to the last-received time: the events the exporter handles outside
 // the fleet (application events). It returns c.
-func (c *Collector) CountAlso(also *OutcomeCounter) *Collector {
+func (c *Collector) CountAlso(also *fleet.OutcomeCounter) *Collector {
 	c.also = also
 	return c
 }
@@ -102,7 +104,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.fleet.Snapshot()
 	if c.also != nil {
 		extra := c.also.Stats()
-		snap.Stats.add(&extra)
+		snap.Stats.Add(&extra)
 	}
 	groups := make(map[groupKey]*groupTotals)
 	buf := make([]string, 0, len(serverLabels)+5)
@@ -118,25 +120,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		t.add(s)
 	}
 	for g, t := range groups {
-		for st := range numStates {
+		for st := range fleet.NumStates {
 			ch <- prometheus.MustNewConstMetric(c.servers, prometheus.GaugeValue, float64(t.byState[st]),
-				g.origin, g.region, g.deployment, State(st).String())
+				g.origin, g.region, g.deployment, fleet.State(st).String())
 		}
 		ch <- prometheus.MustNewConstMetric(c.groupCores, prometheus.GaugeValue, float64(t.cores),
 			g.origin, g.region, g.deployment)
 	}
-	for o := range numOutcomes {
+	for o := range fleet.NumOutcomes {
 		ch <- prometheus.MustNewConstMetric(c.outcomes, prometheus.CounterValue,
-			float64(snap.Stats.Outcomes[o]), Outcome(o).String())
+			float64(snap.Stats.Outcomes[o]), fleet.Outcome(o).String())
 	}
 	ch <- prometheus.MustNewConstMetric(c.lastReceived, prometheus.GaugeValue, float64(snap.Stats.LastReceivedMs)/1000)
 	ch <- prometheus.MustNewConstMetric(c.storageErrors, prometheus.CounterValue, float64(snap.Stats.StorageErrors))
 	ch <- prometheus.MustNewConstMetric(c.storageUp, prometheus.GaugeValue, boolFloat(snap.StorageUp))
 	ch <- prometheus.MustNewConstMetric(c.tracked, prometheus.GaugeValue, float64(len(snap.Servers)))
 	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(snap.Stats.Limit))
-	for r := range numReasons {
+	for r := range fleet.NumForgetReasons {
 		ch <- prometheus.MustNewConstMetric(c.forgotten, prometheus.CounterValue,
-			float64(snap.Stats.Forgotten[r]), ForgetReason(r).String())
+			float64(snap.Stats.Forgotten[r]), fleet.ForgetReason(r).String())
 	}
 	for l := storage.LossNone + 1; l < storage.NumLosses; l++ {
 		ch <- prometheus.MustNewConstMetric(c.dataLoss, prometheus.CounterValue, float64(snap.Stats.DataLoss[l]), l.String())
@@ -146,7 +148,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server, buf []string) {
+func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *fleet.Server, buf []string) {
 	// buf holds the server's labels followed by a metric's own; NewConstMetric
 	// copies the values, so one buffer serves every metric of the server.
 	labels := append(buf[:0], s.Origin, s.Info.ID, s.Info.Region, s.Info.DeploymentID)
@@ -155,16 +157,16 @@ func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server, buf []
 		ch <- prometheus.MustNewConstMetric(d, t, v, append(labels[:n], extra...)...)
 	}
 	emit(c.up, prometheus.GaugeValue, boolFloat(s.Up()))
-	for st := range numStates {
-		emit(c.state, prometheus.GaugeValue, boolFloat(s.State == State(st)), State(st).String())
+	for st := range fleet.NumStates {
+		emit(c.state, prometheus.GaugeValue, boolFloat(s.State == fleet.State(st)), fleet.State(st).String())
 	}
 	emit(c.cores, prometheus.GaugeValue, float64(s.Info.CoreCount))
 	emit(c.info, prometheus.GaugeValue, 1, s.Info.MachineName, s.Info.Version, s.Info.OperatingSystem,
 		s.Info.OperatingSystemVersion, s.Info.Architecture)
 	emit(c.lastEvent, prometheus.GaugeValue, float64(s.LastEventMs)/1000)
 	emit(c.stateChange, prometheus.GaugeValue, float64(s.SinceMs())/1000)
-	for a := range numActions {
-		emit(c.events, prometheus.CounterValue, float64(s.Events[a]), Action(a).String())
+	for a := range event.NumActions {
+		emit(c.events, prometheus.CounterValue, float64(s.Events[a]), event.Action(a).String())
 	}
 	emit(c.flaps, prometheus.CounterValue, float64(s.Flaps))
 }
@@ -172,11 +174,11 @@ func (c *Collector) collectServer(ch chan<- prometheus.Metric, s *Server, buf []
 type groupKey struct{ origin, region, deployment string }
 
 type groupTotals struct {
-	byState [numStates]int
+	byState [fleet.NumStates]int
 	cores   int
 }
 
-func (t *groupTotals) add(s *Server) {
+func (t *groupTotals) add(s *fleet.Server) {
 	t.byState[s.State]++
 	if s.Up() {
 		t.cores += s.Info.CoreCount

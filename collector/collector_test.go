@@ -8,58 +8,50 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
-// newTestWriter returns an in-memory fleet and its writer on the test clock.
-func newTestWriter(t *testing.T) (*Fleet, *Writer) {
+// newWriter returns an in-memory fleet and the writer that feeds it, on a
+// clock the test moves: the metrics are built from what it applies.
+func newWriter(t *testing.T) (*fleet.Fleet, *writer.Writer, *fixture.Clock) {
 	t.Helper()
-	fleet := NewFleet()
-	w := NewWriter(fleet, nil, WriterOptions{Decode: DefaultDecodeOptions, Now: func() time.Time { return testNow }})
+	f, clock := fleet.New(), fixture.NewClock()
+	w := writer.New(f, nil, writer.Options{Decode: event.DefaultDecodeOptions, Now: clock.Now})
 	t.Cleanup(w.Close)
-	return fleet, w
-}
-
-func ingest(t *testing.T, w *Writer, bodies ...string) []Result {
-	t.Helper()
-	results := make([]Result, len(bodies))
-	for i, b := range bodies {
-		res, err := w.Ingest(context.Background(), []byte(b))
-		if err != nil {
-			t.Fatalf("body %d: %v", i, err)
-		}
-		results[i] = res
-	}
-	return results
+	return f, w, clock
 }
 
 func TestCollectorGolden(t *testing.T) {
-	fleet, w := newTestWriter(t)
+	f, w, _ := newWriter(t)
 	batch, err := os.ReadFile(filepath.Join("testdata", "batch.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ingest(t, w, string(batch),
-		eventJSON(1700000000000, "gateway", "started", `{"id":"gw-1","version":"1.24.2.0","machineName":"gw-a","coreCount":4,"deploymentId":"prod","operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64"}`),
-		eventJSON(1700000000500, "mediaserver", "started", `{"id":"ms-2","machineName":"ms-b","coreCount":16,"deploymentId":"prod","region":"us-east"}`),
-		eventJSON(1700000003000, "mediaserver", "unregistered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
-		eventJSON(1700000004000, "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
-		eventJSON(1700000004000, "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
-		eventJSON(1700000001000, "sipconnector", "started", `{"id":"sip-1","coreCount":2,"deploymentId":"prod","region":"eu-west"}`),
-		eventJSON(1700000002000, "sipconnector", "stopped", `{"id":"sip-1","coreCount":2,"deploymentId":"prod","region":"eu-west"}`),
-		eventJSON(1700000001500, "sipconnector", "registered", `{"id":"sip-1"}`),
-		eventJSON(1700000005000, "gateway", "stats", `{"id":"gw-1"}`),
+	fixture.Ingest(t, w, string(batch),
+		fixture.EventJSON(1700000000000, "gateway", "started", `{"id":"gw-1","version":"1.24.2.0","machineName":"gw-a","coreCount":4,"deploymentId":"prod","operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64"}`),
+		fixture.EventJSON(1700000000500, "mediaserver", "started", `{"id":"ms-2","machineName":"ms-b","coreCount":16,"deploymentId":"prod","region":"us-east"}`),
+		fixture.EventJSON(1700000003000, "mediaserver", "unregistered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
+		fixture.EventJSON(1700000004000, "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
+		fixture.EventJSON(1700000004000, "mediaserver", "registered", `{"id":"ms-1","region":"us-east","deploymentId":"prod"}`),
+		fixture.EventJSON(1700000001000, "sipconnector", "started", `{"id":"sip-1","coreCount":2,"deploymentId":"prod","region":"eu-west"}`),
+		fixture.EventJSON(1700000002000, "sipconnector", "stopped", `{"id":"sip-1","coreCount":2,"deploymentId":"prod","region":"eu-west"}`),
+		fixture.EventJSON(1700000001500, "sipconnector", "registered", `{"id":"sip-1"}`),
+		fixture.EventJSON(1700000005000, "gateway", "stats", `{"id":"gw-1"}`),
 	)
 	ingestInvalid(t, w, `{"nonsense":true}`)
 	golden := filepath.Join("testdata", "metrics.golden")
 	if *update {
-		if err := os.WriteFile(golden, exposition(t, NewCollector(fleet)), 0o644); err != nil {
+		if err := os.WriteFile(golden, exposition(t, NewCollector(f)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,46 +60,20 @@ func TestCollectorGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer want.Close()
-	if err := testutil.CollectAndCompare(NewCollector(fleet), want); err != nil {
+	if err := testutil.CollectAndCompare(NewCollector(f), want); err != nil {
 		t.Fatal(err)
 	}
-	problems, err := testutil.CollectAndLint(NewCollector(fleet))
+	problems, err := testutil.CollectAndLint(NewCollector(f))
 	if err != nil || len(problems) > 0 {
 		t.Fatalf("lint: %v %v", err, problems)
 	}
 }
 
-func ingestInvalid(t *testing.T, w *Writer, body string) {
+func ingestInvalid(t *testing.T, w *writer.Writer, body string) {
 	t.Helper()
-	var invalid *InvalidError
+	var invalid *event.InvalidError
 	if _, err := w.Ingest(context.Background(), []byte(body)); !errors.As(err, &invalid) {
 		t.Fatalf("%s: got %v, want InvalidError", body, err)
-	}
-}
-
-func TestIngestResults(t *testing.T) {
-	_, w := newTestWriter(t)
-	started := eventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
-	res := ingest(t, w, started, started, "["+started+","+eventJSON(1700000001000, "mediaserver", "stopped", `{"id":"m"}`)+"]")
-	if !res[0].AllApplied() || res[0].Total() != 1 {
-		t.Errorf("first delivery: %s", res[0])
-	}
-	if res[1].AllApplied() || res[1].Outcomes[OutcomeDuplicate] != 1 {
-		t.Errorf("retry: %s", res[1])
-	}
-	if got := res[2].String(); got != "applied=1 duplicate=1" {
-		t.Errorf("batch: %s", got)
-	}
-}
-
-// TestRejectedBatchChangesNothing: one bad event rejects the whole batch.
-func TestRejectedBatchChangesNothing(t *testing.T) {
-	fleet, w := newTestWriter(t)
-	good := eventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`)
-	ingestInvalid(t, w, "["+good+`,{"timestamp":1}]`)
-	snap := fleet.Snapshot()
-	if len(snap.Servers) != 0 || snap.Stats.Outcomes[OutcomeApplied] != 0 || snap.Stats.Outcomes[OutcomeInvalid] != 2 {
-		t.Fatalf("after a rejected batch: %+v", snap)
 	}
 }
 

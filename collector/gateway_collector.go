@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // CollectorOption configures a Collector.
@@ -22,35 +24,30 @@ func WithGatewayAPI(now func() time.Time) CollectorOption {
 	return func(c *Collector) { c.gateway = newGatewayDescs(now) }
 }
 
-// apiFreshIntervals is how many poll intervals a successful poll stays
-// recent: a replica that does not poll itself learns that the API is down
-// only from the successes that stop coming.
-const apiFreshIntervals = 3
-
 // appCounts are the per-application series and where each comes from.
 var appCounts = []struct {
 	name, help string
-	get        func(*ApplicationFacts) *int64
+	get        func(*fleet.ApplicationFacts) *int64
 }{
-	{"channels", "Channels of the application, as the Gateway's REST API counts them.", func(a *ApplicationFacts) *int64 { return a.Channels }},
-	{"clients", "Clients of the application, as the Gateway's REST API counts them.", func(a *ApplicationFacts) *int64 { return a.Clients }},
-	{"connections", "Connections of the application, as the Gateway's REST API counts them.", func(a *ApplicationFacts) *int64 { return a.Connections }},
-	{"users", "Users of the application, as the Gateway's REST API counts them.", func(a *ApplicationFacts) *int64 { return a.Users }},
-	{"devices", "Devices of the application, as the Gateway's REST API counts them.", func(a *ApplicationFacts) *int64 { return a.Devices }},
+	{"channels", "Channels of the application, as the Gateway's REST API counts them.", func(a *fleet.ApplicationFacts) *int64 { return a.Channels }},
+	{"clients", "Clients of the application, as the Gateway's REST API counts them.", func(a *fleet.ApplicationFacts) *int64 { return a.Clients }},
+	{"connections", "Connections of the application, as the Gateway's REST API counts them.", func(a *fleet.ApplicationFacts) *int64 { return a.Connections }},
+	{"users", "Users of the application, as the Gateway's REST API counts them.", func(a *fleet.ApplicationFacts) *int64 { return a.Users }},
+	{"devices", "Devices of the application, as the Gateway's REST API counts them.", func(a *fleet.ApplicationFacts) *int64 { return a.Devices }},
 }
 
 // mediaServerGauges are the per-media-server series from the API and where
 // each comes from; a fact the API did not give has no series.
 var mediaServerGauges = []struct {
 	name, help string
-	get        func(*MediaServerFacts) (float64, bool)
+	get        func(*fleet.MediaServerFacts) (float64, bool)
 }{
 	{"used_capacity_ratio", "Used capacity of the media server as the Gateway reports it: a fraction where 1 is full (may pass 1 for a while).",
-		func(m *MediaServerFacts) (float64, bool) { return deref(m.UsedCapacity) }},
-	{"available", "1 when the Gateway reports the media server available for new sessions.", boolFact(func(m *MediaServerFacts) *bool { return m.Available })},
-	{"active", "1 when the Gateway reports the media server active.", boolFact(func(m *MediaServerFacts) *bool { return m.Active })},
-	{"draining", "1 when the Gateway reports the media server draining (taking no new sessions).", boolFact(func(m *MediaServerFacts) *bool { return m.Draining })},
-	{"over_capacity", "1 when the Gateway reports the media server over capacity.", boolFact(func(m *MediaServerFacts) *bool { return m.OverCapacity })},
+		func(m *fleet.MediaServerFacts) (float64, bool) { return deref(m.UsedCapacity) }},
+	{"available", "1 when the Gateway reports the media server available for new sessions.", boolFact(func(m *fleet.MediaServerFacts) *bool { return m.Available })},
+	{"active", "1 when the Gateway reports the media server active.", boolFact(func(m *fleet.MediaServerFacts) *bool { return m.Active })},
+	{"draining", "1 when the Gateway reports the media server draining (taking no new sessions).", boolFact(func(m *fleet.MediaServerFacts) *bool { return m.Draining })},
+	{"over_capacity", "1 when the Gateway reports the media server over capacity.", boolFact(func(m *fleet.MediaServerFacts) *bool { return m.OverCapacity })},
 }
 
 func deref(p *float64) (float64, bool) {
@@ -60,8 +57,8 @@ func deref(p *float64) (float64, bool) {
 	return *p, true
 }
 
-func boolFact(at func(*MediaServerFacts) *bool) func(*MediaServerFacts) (float64, bool) {
-	return func(m *MediaServerFacts) (float64, bool) {
+func boolFact(at func(*fleet.MediaServerFacts) *bool) func(*fleet.MediaServerFacts) (float64, bool) {
+	return func(m *fleet.MediaServerFacts) (float64, bool) {
 		if b := at(m); b != nil {
 			return boolFloat(*b), true
 		}
@@ -108,16 +105,16 @@ func (g *gatewayDescs) describe(ch chan<- *prometheus.Desc) {
 
 // collect emits the API's series from the scrape's snapshot. Before the
 // first successful poll only the API's own series are there.
-func (g *gatewayDescs) collect(ch chan<- prometheus.Metric, snap *Snapshot) {
+func (g *gatewayDescs) collect(ch chan<- prometheus.Metric, snap *fleet.Snapshot) {
 	v := snap.Gateway
-	var view GatewayView
+	var view fleet.GatewayView
 	if v != nil {
 		view = *v
 	}
-	ch <- prometheus.MustNewConstMetric(g.up, prometheus.GaugeValue, boolFloat(APIUp(v, snap.APIFailedMs, g.now())))
+	ch <- prometheus.MustNewConstMetric(g.up, prometheus.GaugeValue, boolFloat(fleet.APIUp(v, snap.APIFailedMs, g.now())))
 	ch <- prometheus.MustNewConstMetric(g.lastSuccess, prometheus.GaugeValue, float64(view.PollMs)/1000)
-	for c := range numChanges {
-		ch <- prometheus.MustNewConstMetric(g.change, prometheus.CounterValue, float64(view.Reconciled[c]), Change(c).String())
+	for c := range fleet.NumChanges {
+		ch <- prometheus.MustNewConstMetric(g.change, prometheus.CounterValue, float64(view.Reconciled[c]), fleet.Change(c).String())
 	}
 	if v == nil {
 		return
@@ -134,19 +131,12 @@ func (g *gatewayDescs) collect(ch chan<- prometheus.Metric, snap *Snapshot) {
 	}
 }
 
-// APIUp is the rule of liveswitch_api_up, which the status page shows too:
-// a successful poll is recent, and this exporter's own polls have not
-// failed since.
-func APIUp(v *GatewayView, failedMs int64, now time.Time) bool {
-	return v != nil && failedMs < v.PollMs && now.UnixMilli()-v.PollMs <= apiFreshIntervals*v.IntervalMs
-}
-
 // collectListed tells, for every media server of the fleet, whether the
 // Gateway listed it.
-func (g *gatewayDescs) collectListed(ch chan<- prometheus.Metric, snap *Snapshot) {
+func (g *gatewayDescs) collectListed(ch chan<- prometheus.Metric, snap *fleet.Snapshot) {
 	for i := range snap.Servers {
 		s := &snap.Servers[i]
-		if s.Origin != mediaServerOrigin {
+		if s.Origin != fleet.MediaServerOrigin {
 			continue
 		}
 		_, listed := snap.Gateway.Listed(s.Info.ID)
@@ -158,25 +148,25 @@ func (g *gatewayDescs) collectListed(ch chan<- prometheus.Metric, snap *Snapshot
 // collectMediaServers emits what the API said of each listed media server,
 // labelled as the fleet labels it (so that the series join the others), or
 // as the API does when the fleet does not track it.
-func (g *gatewayDescs) collectMediaServers(ch chan<- prometheus.Metric, snap *Snapshot) {
+func (g *gatewayDescs) collectMediaServers(ch chan<- prometheus.Metric, snap *fleet.Snapshot) {
 	for i := range snap.Gateway.MediaServers {
 		m := &snap.Gateway.MediaServers[i]
 		region, deployment := m.Region, m.DeploymentID
-		if s := findServer(snap.Servers, Key{Origin: mediaServerOrigin, ID: m.ID}); s != nil {
+		if s := findServer(snap.Servers, fleet.Key{Origin: fleet.MediaServerOrigin, ID: m.ID}); s != nil {
 			region, deployment = s.Info.Region, s.Info.DeploymentID
 		}
 		for j, gauge := range mediaServerGauges {
 			if v, ok := gauge.get(m); ok {
 				ch <- prometheus.MustNewConstMetric(g.mediaServer[j], prometheus.GaugeValue, v,
-					mediaServerOrigin, m.ID, region, deployment)
+					fleet.MediaServerOrigin, m.ID, region, deployment)
 			}
 		}
 	}
 }
 
 // findServer finds k in servers sorted as Snapshot sorts them.
-func findServer(servers []Server, k Key) *Server {
-	i, ok := slices.BinarySearchFunc(servers, k, func(s Server, k Key) int {
+func findServer(servers []fleet.Server, k fleet.Key) *fleet.Server {
+	i, ok := slices.BinarySearchFunc(servers, k, func(s fleet.Server, k fleet.Key) int {
 		return cmp.Or(cmp.Compare(s.Origin, k.Origin), cmp.Compare(s.Info.ID, k.ID))
 	})
 	if !ok {

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 )
 
 // TestCountAlso: events handled outside the fleet join the fleet's in
@@ -13,15 +16,15 @@ import (
 // refused), and move the last-received time; the ones taken are not
 // counted there.
 func TestCountAlso(t *testing.T) {
-	fleet, w := newTestWriter(t)
-	ingest(t, w, eventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`))
+	f, w, _ := newWriter(t)
+	fixture.Ingest(t, w, fixture.EventJSON(1700000000000, "mediaserver", "started", `{"id":"m"}`))
 	ingestInvalid(t, w, `{"timestamp":1}`)
-	var also OutcomeCounter
-	var res Result
-	res.Outcomes[OutcomeApplied], res.Outcomes[OutcomeIgnored], res.Outcomes[OutcomeRefused] = 3, 1, 2
-	also.AddResult(res, testNow.Add(time.Second))
-	also.Add(OutcomeInvalid, 2, testNow)
-	also.Add(OutcomeRefused, 0, testNow.Add(time.Hour)) // nothing counted, time unchanged
+	var also fleet.OutcomeCounter
+	var res fleet.Result
+	res.Outcomes[fleet.OutcomeApplied], res.Outcomes[fleet.OutcomeIgnored], res.Outcomes[fleet.OutcomeRefused] = 3, 1, 2
+	also.AddResult(res, fixture.Now.Add(time.Second))
+	also.Add(fleet.OutcomeInvalid, 2, fixture.Now)
+	also.Add(fleet.OutcomeRefused, 0, fixture.Now.Add(time.Hour)) // nothing counted, time unchanged
 	want := `
 # HELP liveswitch_exporter_events_total Events received on the webhook, by what the exporter did with them.
 # TYPE liveswitch_exporter_events_total counter
@@ -35,12 +38,12 @@ liveswitch_exporter_events_total{outcome="refused"} 2
 # TYPE liveswitch_exporter_last_event_received_timestamp_seconds gauge
 liveswitch_exporter_last_event_received_timestamp_seconds 1.700000061e+09
 `
-	c := NewCollector(fleet).CountAlso(&also)
+	c := NewCollector(f).CountAlso(&also)
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 		"liveswitch_exporter_events_total", "liveswitch_exporter_last_event_received_timestamp_seconds"); err != nil {
 		t.Fatal(err)
 	}
-	if got := fleet.Snapshot().Stats.Outcomes[OutcomeApplied]; got != 1 {
+	if got := f.Snapshot().Stats.Outcomes[fleet.OutcomeApplied]; got != 1 {
 		t.Fatalf("the fleet's own count changed: %d applied", got)
 	}
 }

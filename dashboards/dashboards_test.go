@@ -21,7 +21,10 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
@@ -217,8 +220,8 @@ func loadRules(t *testing.T, file string) ruleFile {
 // Gateway's REST API.
 func exporterMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	fleet := collector.NewFleet()
-	w := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
+	f := fleet.New()
+	w := writer.New(f, nil, writer.Options{Decode: event.DefaultDecodeOptions})
 	defer w.Close()
 	gen := simulate.NewGenerator(simulate.DefaultFleetConfig, nil)
 	for range 300 {
@@ -227,10 +230,10 @@ func exporterMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	apps := simulatedApplications(t)
-	reg := exporter.NewRegistry(collector.NewCollector(fleet, collector.WithGatewayAPI(nil)).CountAlso(apps.Outcomes()), apps,
+	reg := exporter.NewRegistry(collector.NewCollector(f, collector.WithGatewayAPI(nil)).CountAlso(apps.Outcomes()), apps,
 		exporter.StartedEmpty(false))
 	pollOnce(t, gen, w, reg)
-	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: fleet,
+	if _, err := exporter.NewHandlers(exporter.Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: f,
 		Ready: func() bool { return true }, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps}); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +257,7 @@ func exporterMetrics(t *testing.T) map[string]bool {
 // applications, so that their series exist.
 func simulatedApplications(t *testing.T) *applications.Tracker {
 	t.Helper()
-	apps := applications.New(applications.Options{Decode: collector.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 1000})
+	apps := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 1000})
 	gen := simulate.NewAppGenerator(simulate.AppConfig{Seed: 1, IDs: []string{"app-1", "app-2"}}, nil)
 	for range 2000 {
 		if _, err := apps.Ingest(gen.Next().Body, nil); err != nil {
@@ -266,7 +269,7 @@ func simulatedApplications(t *testing.T) *applications.Tracker {
 
 // pollOnce has a real poller read gen's simulated Gateway once, on a
 // loopback listener, so that the API's series exist.
-func pollOnce(t *testing.T, gen *simulate.Generator, w *collector.Writer, reg prometheus.Registerer) {
+func pollOnce(t *testing.T, gen *simulate.Generator, w *writer.Writer, reg prometheus.Registerer) {
 	t.Helper()
 	api := httptest.NewServer(simulate.NewGateway(gen, simulate.GatewayConfig{Load: 0.5}))
 	defer api.Close()

@@ -5,14 +5,14 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // FleetReader is what the read API and the status page need from the fleet;
-// collector.Fleet is the implementation. Both only read consistent copies.
+// fleet.Fleet is the implementation. Both only read consistent copies.
 type FleetReader interface {
-	Snapshot() collector.Snapshot
-	Server(k collector.Key) (collector.Server, []collector.AppliedEvent, bool)
+	Snapshot() fleet.Snapshot
+	Server(k fleet.Key) (fleet.Server, []fleet.AppliedEvent, bool)
 }
 
 // ServerJSON is a server as the API shows it.
@@ -71,7 +71,7 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 // Time converts t to a time.Time in UTC.
 func (t Time) Time() time.Time { return time.UnixMilli(int64(t)).UTC() }
 
-func serverJSON(s *collector.Server) ServerJSON {
+func serverJSON(s *fleet.Server) ServerJSON {
 	return ServerJSON{
 		Origin: s.Origin, ID: s.Info.ID, State: s.State.String(), Up: s.Up(), Since: Time(s.SinceMs()),
 		Region: s.Info.Region, DeploymentID: s.Info.DeploymentID, MachineName: s.Info.MachineName,
@@ -85,27 +85,27 @@ type serverFilter struct{ origin, state, region, deployment string }
 func parseServerFilter(r *http.Request) (serverFilter, string) {
 	q := r.URL.Query()
 	f := serverFilter{q.Get("origin"), q.Get("state"), q.Get("region"), q.Get("deployment_id")}
-	if _, ok := collector.ParseState(f.state); f.state != "" && !ok {
+	if _, ok := fleet.ParseState(f.state); f.state != "" && !ok {
 		return f, "state must be one of running, registered, unregistered, stopped"
 	}
 	return f, ""
 }
 
-func (f serverFilter) match(s *collector.Server) bool {
+func (f serverFilter) match(s *fleet.Server) bool {
 	return (f.origin == "" || f.origin == s.Origin) && (f.state == "" || f.state == s.State.String()) &&
 		(f.region == "" || f.region == s.Info.Region) && (f.deployment == "" || f.deployment == s.Info.DeploymentID)
 }
 
 // ServersHandler answers GET /api/v1/servers: every tracked server, sorted by
 // origin and id, filtered by ?origin=, ?state=, ?region=, ?deployment_id=.
-func ServersHandler(fleet FleetReader) http.Handler {
+func ServersHandler(reader FleetReader) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		filter, problem := parseServerFilter(r)
 		if problem != "" {
 			writeJSONError(w, http.StatusBadRequest, problem)
 			return
 		}
-		snap := fleet.Snapshot()
+		snap := reader.Snapshot()
 		out := struct {
 			Count   int          `json:"count"`
 			Servers []ServerJSON `json:"servers"`
@@ -122,9 +122,9 @@ func ServersHandler(fleet FleetReader) http.Handler {
 
 // ServerHandler answers GET /api/v1/servers/{origin}/{id}: one server with
 // its last applied lifecycle events, or 404.
-func ServerHandler(fleet FleetReader) http.Handler {
+func ServerHandler(reader FleetReader) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, events, ok := fleet.Server(collector.Key{Origin: r.PathValue("origin"), ID: r.PathValue("id")})
+		s, events, ok := reader.Server(fleet.Key{Origin: r.PathValue("origin"), ID: r.PathValue("id")})
 		if !ok {
 			writeJSONError(w, http.StatusNotFound, "no such server")
 			return

@@ -21,11 +21,11 @@ func (s *testServer) getJSON(t *testing.T, path string, v any) int {
 func feedAPIFleet(t *testing.T, srv *testServer) {
 	t.Helper()
 	for _, body := range []string{
-		event(t0, "mediaserver.registered", `{"id":"ms-1","region":"eu","deploymentId":"prod","coreCount":8,"machineName":"m1","version":"1.2"}`),
-		event(t0, "mediaserver.started", `{"id":"ms-2","region":"us","deploymentId":"prod"}`),
-		event(t0, "mediaserver.unregistered", `{"id":"ms-3","region":"eu","deploymentId":"staging"}`),
-		event(t0, "gateway.started", `{"id":"gw-1","deploymentId":"prod"}`),
-		event(t0, "sipconnector.stopped", `{"id":"sip-1","region":"eu","deploymentId":"prod"}`),
+		serverEvent(t0, "mediaserver.registered", `{"id":"ms-1","region":"eu","deploymentId":"prod","coreCount":8,"machineName":"m1","version":"1.2"}`),
+		serverEvent(t0, "mediaserver.started", `{"id":"ms-2","region":"us","deploymentId":"prod"}`),
+		serverEvent(t0, "mediaserver.unregistered", `{"id":"ms-3","region":"eu","deploymentId":"staging"}`),
+		serverEvent(t0, "gateway.started", `{"id":"gw-1","deploymentId":"prod"}`),
+		serverEvent(t0, "sipconnector.stopped", `{"id":"sip-1","region":"eu","deploymentId":"prod"}`),
 	} {
 		if code, answer := srv.do(t, http.MethodPost, WebhookPath, body); code != http.StatusNoContent {
 			t.Fatalf("feeding %s: %d %s", body, code, answer)
@@ -85,7 +85,7 @@ func TestServerAPIShowsItsLastEvents(t *testing.T) {
 	actions := []string{"started", "registered", "unregistered", "registered"}
 	const n = 24
 	for i := range n {
-		srv.do(t, http.MethodPost, WebhookPath, event(t0+int64(i), "mediaserver."+actions[i%4], `{"id":"ms-1"}`))
+		srv.do(t, http.MethodPost, WebhookPath, serverEvent(t0+int64(i), "mediaserver."+actions[i%4], `{"id":"ms-1"}`))
 	}
 	var one ServerJSON
 	if code := srv.getJSON(t, "/api/v1/servers/mediaserver/ms-1", &one); code != http.StatusOK {
@@ -126,7 +126,7 @@ func TestEventsAPIKeepsTheLastDeliveries(t *testing.T) {
 		resp.Body.Close()
 	}
 	for i := range AppliedKept + 40 {
-		post(WebhookPath+"?token=s3cret-token", "", event(t0+int64(i), "mediaserver.registered", fmt.Sprintf(`{"id":"ms-%d"}`, i%3)))
+		post(WebhookPath+"?token=s3cret-token", "", serverEvent(t0+int64(i), "mediaserver.registered", fmt.Sprintf(`{"id":"ms-%d"}`, i%3)))
 	}
 	big := `{"timestamp":"soon","type":"mediaserver.registered","pad":"` + strings.Repeat("é", 1500) + `"}`
 	post(WebhookPath, "Bearer s3cret-token", big)

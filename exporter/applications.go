@@ -8,17 +8,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
 // ApplicationIngester counts the events of application webhooks
 // (collector/applications.Tracker is the implementation). It returns
-// collector.ErrNotApplications for a body that holds none, and calls
+// event.ErrNotApplications for a body that holds none, and calls
 // verify with the applications a body names before it counts anything.
 type ApplicationIngester interface {
-	Ingest(body []byte, verify func(applicationIDs []string) error) (collector.Result, error)
+	Ingest(body []byte, verify func(applicationIDs []string) error) (fleet.Result, error)
 }
 
 // refusalLogInterval spaces the log lines of refused signatures: a
@@ -65,10 +66,10 @@ func newApplicationRoute(cfg Config) (*ApplicationRoute, error) {
 }
 
 // ingest gives body to the route when it holds application events, else
-// to fleet.
-func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleet Ingester) (collector.Result, error) {
+// to the fleet's writer.
+func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleetWriter Ingester) (fleet.Result, error) {
 	if a == nil {
-		return fleet.Ingest(r.Context(), body)
+		return fleetWriter.Ingest(r.Context(), body)
 	}
 	var verify func([]string) error
 	if a.secrets != nil {
@@ -76,8 +77,8 @@ func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleet Ingester) 
 		verify = func(apps []string) error { return a.verify(r, body, signature, apps) }
 	}
 	res, err := a.in.Ingest(body, verify)
-	if errors.Is(err, collector.ErrNotApplications) {
-		return fleet.Ingest(r.Context(), body)
+	if errors.Is(err, event.ErrNotApplications) {
+		return fleetWriter.Ingest(r.Context(), body)
 	}
 	return res, err
 }

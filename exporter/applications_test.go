@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
@@ -28,7 +29,7 @@ type appServer struct {
 // not empty (applicationId: secret lines of YAML).
 func newAppServer(t *testing.T, secrets string, mutate func(*Config)) *appServer {
 	t.Helper()
-	tracker := applications.New(applications.Options{Decode: collector.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 100})
+	tracker := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 100})
 	var file *appsig.File
 	if secrets != "" {
 		path := filepath.Join(t.TempDir(), "secrets.yml")
@@ -157,7 +158,7 @@ func (s *appServer) refusals(t *testing.T, reason string) int {
 func TestApplicationWebhooksBesideTheFleet(t *testing.T) {
 	srv := newAppServer(t, "app-a: secret-of-a\n", func(c *Config) { c.Guard.Token = "tok" })
 	now := time.Now().UnixMilli()
-	server := event(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d"}`)
+	server := serverEvent(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d"}`)
 	app := appBody(now, "app-a")
 	mixed := "[" + server + "," + strings.TrimPrefix(app, "[")
 	signed := func(b string) http.Header {
@@ -183,7 +184,7 @@ func TestApplicationWebhooksBesideTheFleet(t *testing.T) {
 	if n := srv.fleet.Len(); n != 1 {
 		t.Fatalf("%d servers, want the one of the server webhook", n)
 	}
-	if out := srv.tracker.Outcomes().Stats().Outcomes; out[collector.OutcomeApplied] != 0 || out[collector.OutcomeInvalid] != 3 {
+	if out := srv.tracker.Outcomes().Stats().Outcomes; out[fleet.OutcomeApplied] != 0 || out[fleet.OutcomeInvalid] != 3 {
 		t.Fatalf("application outcomes %v: want the 3 events of the mixed body invalid and nothing else (taken events count in their own family)", out)
 	}
 	_, metrics := srv.do(t, "GET", "/metrics", "")

@@ -94,7 +94,7 @@ func newBenchEvents(servers int) *benchEvents {
 	e := &benchEvents{base: time.Now().Add(-time.Hour).UnixMilli()}
 	for i := range servers {
 		for _, action := range []string{"registered", "unregistered"} {
-			e.templates = append(e.templates, []byte(event(1000000000000, "mediaserver."+action, fmt.Sprintf(
+			e.templates = append(e.templates, []byte(serverEvent(1000000000000, "mediaserver."+action, fmt.Sprintf(
 				`{"id":"ms-%05d","version":"1.24.2.0","machineName":"ms-%05d","coreCount":16,"region":"us-east","deploymentId":"prod",`+
 					`"operatingSystem":"linux","operatingSystemVersion":"6.1","architecture":"x64"}`, i, i))))
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ring"
 )
 
@@ -156,8 +156,8 @@ func (l *DeliveryLog) count(status int, outcome string, at time.Time) {
 
 // notAppliedOutcomes are the outcomes a 202 names besides applied.
 var notAppliedOutcomes = []string{
-	collector.OutcomeDuplicate.String(), collector.OutcomeOutOfOrder.String(), collector.OutcomeIgnored.String(),
-	collector.OutcomeRefused.String(), collector.OutcomeInvalid.String(), "pending",
+	fleet.OutcomeDuplicate.String(), fleet.OutcomeOutOfOrder.String(), fleet.OutcomeIgnored.String(),
+	fleet.OutcomeRefused.String(), fleet.OutcomeInvalid.String(), "pending",
 }
 
 // countNotApplied counts a 202 under each outcome its answer names
@@ -168,7 +168,7 @@ func (l *DeliveryLog) countNotApplied(d Delivery) {
 		var part string
 		part, rest, _ = strings.Cut(rest, " ")
 		name, _, _ := strings.Cut(part, "=")
-		if name == "" || name == collector.OutcomeApplied.String() {
+		if name == "" || name == fleet.OutcomeApplied.String() {
 			continue
 		}
 		if !slices.Contains(notAppliedOutcomes, name) {

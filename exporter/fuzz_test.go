@@ -19,6 +19,9 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // FuzzWebhook drives the whole webhook handler, request to fleet: no panic,
@@ -27,35 +30,35 @@ import (
 func FuzzWebhook(f *testing.F) {
 	now := time.Now().UnixMilli()
 	for _, s := range []string{
-		event(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`),
-		event(now+1, "mediaserver.registered", `{"id":"m1","region":"eu"}`),
-		"[" + event(now+2, "gateway.started", `{"id":"g"}`) + "," + event(now+3, "gateway.stats", `{"id":"g"}`) + "]",
-		event(now, "newcomponent.started", `{"id":"n","version":2}`),
+		serverEvent(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`),
+		serverEvent(now+1, "mediaserver.registered", `{"id":"m1","region":"eu"}`),
+		"[" + serverEvent(now+2, "gateway.started", `{"id":"g"}`) + "," + serverEvent(now+3, "gateway.stats", `{"id":"g"}`) + "]",
+		serverEvent(now, "newcomponent.started", `{"id":"n","version":2}`),
 		`{"timestamp":1,"type":"client.joined"}`, `{`, `[]`,
 		`[{"timestamp":` + strconv.FormatInt(now, 10) + `,"origin":"client","type":"channel.client.joined","client":{"applicationId":"a"}}]`,
 	} {
 		f.Add([]byte(s), "")
 	}
-	f.Add([]byte(event(now, "gateway.stopped", `{"id":"g"}`)), "gzip")
+	f.Add([]byte(serverEvent(now, "gateway.stopped", `{"id":"g"}`)), "gzip")
 
-	fleet := collector.NewFleet()
-	writer := collector.NewWriter(fleet, nil, collector.WriterOptions{
-		Decode: collector.DefaultDecodeOptions, Limits: collector.Limits{MaxServers: 50},
+	servers := fleet.New()
+	w := writer.New(servers, nil, writer.Options{
+		Decode: event.DefaultDecodeOptions, Limits: fleet.Limits{MaxServers: 50},
 	})
-	f.Cleanup(writer.Close)
-	apps := applications.New(applications.Options{Decode: collector.DefaultDecodeOptions, MaxApplications: 20, MaxPending: 100})
+	f.Cleanup(w.Close)
+	apps := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 20, MaxPending: 100})
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collector.NewCollector(fleet).CountAlso(apps.Outcomes()), apps)
+	reg.MustRegister(collector.NewCollector(servers).CountAlso(apps.Outcomes()), apps)
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: fleet, Ready: ready.Load,
+	h, err := NewHandlers(Config{TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: servers, Ready: ready.Load,
 		MaxBodyBytes: 64 << 10, MaxInFlight: 4, Registry: reg, Logger: slog.New(slog.DiscardHandler), Applications: apps})
 	if err != nil {
 		f.Fatal(err)
 	}
 
 	f.Fuzz(func(t *testing.T, body []byte, encoding string) {
-		before := fleet.Snapshot().Servers
+		before := servers.Snapshot().Servers
 		req := httptest.NewRequest(http.MethodPost, WebhookPath, bytes.NewReader(body))
 		req.Header.Set("Content-Encoding", encoding)
 		rec := httptest.NewRecorder()
@@ -64,7 +67,7 @@ func FuzzWebhook(f *testing.F) {
 		case rec.Code >= 500 || rec.Code < 200:
 			t.Fatalf("status %d for %q", rec.Code, body)
 		case rec.Code >= 400:
-			if after := fleet.Snapshot().Servers; !reflect.DeepEqual(after, before) {
+			if after := servers.Snapshot().Servers; !reflect.DeepEqual(after, before) {
 				t.Fatalf("rejected (%d) but the fleet changed", rec.Code)
 			}
 			if reason := rec.Body.String(); strings.Count(reason, "\n") != 1 {

@@ -42,9 +42,9 @@ func TestHostileInputs(t *testing.T) {
 	now := time.Now().UnixMilli()
 	ts := fmt.Sprint(now)
 	for _, body := range []string{
-		event(now-10, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`),
-		event(now-5, "mediaserver.registered", `{"id":"m1","region":"eu","deploymentId":"d"}`),
-		event(now-5, "gateway.started", `{"id":"g1","deploymentId":"d"}`),
+		serverEvent(now-10, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`),
+		serverEvent(now-5, "mediaserver.registered", `{"id":"m1","region":"eu","deploymentId":"d"}`),
+		serverEvent(now-5, "gateway.started", `{"id":"g1","deploymentId":"d"}`),
 	} {
 		if code, reply := srv.do(t, "POST", WebhookPath, body); code != http.StatusNoContent {
 			t.Fatalf("seeding: %d %s", code, reply)
@@ -123,7 +123,7 @@ func TestHostileInputs(t *testing.T) {
 		{"client event", `{"timestamp":` + ts + `,"origin":"client","type":"client.unregistered","client":{"id":"m1"}}`, "", 202},
 		{"stats of an unknown server", hostileEvent(ts, "mediaserver.stats", "mediaserver", `{"id":"nobody"}`), "", 202},
 		{"stats with a garbage object", hostileEvent(ts, "mediaserver.stats", "mediaserver", `[1,{"x":null}]`), "", 202},
-		{"replayed old event", event(now-10, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`), "", 202},
+		{"replayed old event", serverEvent(now-10, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d","coreCount":8}`), "", 202},
 	}
 	checkReadmeKinds(t, cases)
 	_, before := srv.do(t, "GET", "/metrics", "")

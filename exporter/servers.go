@@ -5,12 +5,12 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // Forgetter removes servers from the fleet on an operator's word.
 type Forgetter interface {
-	Forget(ctx context.Context, k collector.Key) (bool, error)
+	Forget(ctx context.Context, k fleet.Key) (bool, error)
 }
 
 // DeleteServerHandler forgets one server at once: an operator retiring a
@@ -19,7 +19,7 @@ type Forgetter interface {
 // It is mounted as DELETE /api/v1/servers/{origin}/{id}.
 func DeleteServerHandler(f Forgetter, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k := collector.Key{Origin: r.PathValue("origin"), ID: r.PathValue("id")}
+		k := fleet.Key{Origin: r.PathValue("origin"), ID: r.PathValue("id")}
 		found, err := f.Forget(r.Context(), k)
 		switch {
 		case err != nil:

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 //go:embed status.html
@@ -125,8 +125,8 @@ func StatusPage(cfg StatusPageConfig) http.Handler {
 	})
 }
 
-func needsAttention(s *collector.Server) bool {
-	return s.Origin == mediaServerOrigin && (s.State == collector.StateRunning || s.State == collector.StateUnregistered)
+func needsAttention(s *fleet.Server) bool {
+	return s.Origin == mediaServerOrigin && (s.State == fleet.StateRunning || s.State == fleet.StateUnregistered)
 }
 
 func buildStatus(cfg StatusPageConfig) *statusData {
@@ -134,13 +134,13 @@ func buildStatus(cfg StatusPageConfig) *statusData {
 	snap := cfg.Fleet.Snapshot()
 	d := &statusData{StatusPageConfig: cfg, Generated: now.UTC(), IsReady: cfg.Ready(),
 		Total: len(snap.Servers), Refresh: pageRefresh}
-	for _, st := range collector.States() {
+	for _, st := range fleet.States() {
 		name := st.String()
 		d.States = append(d.States, stateName{name, cmp.Or(shortStates[name], name)})
 	}
 	d.Counts = countByOrigin(snap.Servers, len(d.States))
 	d.Gateway = buildGateway(&snap, cfg.Gateway, now)
-	var view *collector.GatewayView
+	var view *fleet.GatewayView
 	if d.Gateway.On {
 		view = snap.Gateway
 	}
@@ -219,7 +219,7 @@ func buildDeliveries(h DeliveryHistory, now time.Time) deliveriesSection {
 
 var tableTitles = [numClasses]string{ClassRejected: "Last rejected", ClassNotApplied: "Last accepted, not applied"}
 
-func countByOrigin(servers []collector.Server, states int) []originCounts {
+func countByOrigin(servers []fleet.Server, states int) []originCounts {
 	var out []originCounts
 	for i := range servers {
 		s := &servers[i]
@@ -236,7 +236,7 @@ func countByOrigin(servers []collector.Server, states int) []originCounts {
 // groupServers groups by deployment and region; groups and rows that need
 // attention come first. Media servers carry what view says of them, unless
 // it is nil (the API is off, or no poll succeeded yet).
-func groupServers(servers []collector.Server, view *collector.GatewayView, now time.Time) []serverGroup {
+func groupServers(servers []fleet.Server, view *fleet.GatewayView, now time.Time) []serverGroup {
 	index := map[[2]string]int{}
 	var groups []serverGroup
 	for i := range servers {

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // ApplicationReader is what the status page reads of the application
@@ -65,7 +65,7 @@ type gatewayCounts struct {
 	Channels, Clients, Connections, Users, Devices string
 }
 
-func buildApps(reader ApplicationReader, view *collector.GatewayView, gatewayOn bool) appsSection {
+func buildApps(reader ApplicationReader, view *fleet.GatewayView, gatewayOn bool) appsSection {
 	s := appsSection{Counted: reader != nil, GatewayOn: gatewayOn, Window: fmt.Sprintf("%g minutes", applications.RecentWindow.Minutes())}
 	index := map[string]int{}
 	var rows []appRow

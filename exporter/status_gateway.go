@@ -6,7 +6,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // GatewayPolls is what the status page learns from this exporter's poller
@@ -60,7 +60,7 @@ type serverGateway struct {
 
 // buildGateway reads the API's state from the fleet's snapshot and from
 // this exporter's poller.
-func buildGateway(snap *collector.Snapshot, polls GatewayPolls, now time.Time) gatewayLine {
+func buildGateway(snap *fleet.Snapshot, polls GatewayPolls, now time.Time) gatewayLine {
 	if polls == nil {
 		return gatewayLine{}
 	}
@@ -71,7 +71,7 @@ func buildGateway(snap *collector.Snapshot, polls GatewayPolls, now time.Time) g
 	}
 	// The poller's failure counts too, so that the line never says up beside
 	// a failure that the fleet has not recorded yet.
-	g.Up = collector.APIUp(snap.Gateway, max(snap.APIFailedMs, failedAt.UnixMilli()), now)
+	g.Up = fleet.APIUp(snap.Gateway, max(snap.APIFailedMs, failedAt.UnixMilli()), now)
 	if v := snap.Gateway; v != nil {
 		g.Polled, g.LastPoll, g.Interval = true, time.UnixMilli(v.PollMs).UTC(), time.Duration(v.IntervalMs)*time.Millisecond
 		g.Listed, g.Untracked = len(v.MediaServers), len(v.MediaServers)
@@ -91,7 +91,7 @@ func buildGateway(snap *collector.Snapshot, polls GatewayPolls, now time.Time) g
 
 // mediaServerGateway is what the page shows of a media server beside its
 // state when the API is on.
-func mediaServerGateway(v *collector.GatewayView, id string) *serverGateway {
+func mediaServerGateway(v *fleet.GatewayView, id string) *serverGateway {
 	m, listed := v.Listed(id)
 	if !listed {
 		return &serverGateway{}

@@ -10,19 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // pageNow is the clock of the page model's tests.
 var pageNow = time.UnixMilli(t0).Add(time.Hour).UTC()
 
 // fixedFleet is a FleetReader that always shows one snapshot.
-type fixedFleet struct{ snap collector.Snapshot }
+type fixedFleet struct{ snap fleet.Snapshot }
 
-func (f fixedFleet) Snapshot() collector.Snapshot { return f.snap }
-func (f fixedFleet) Server(collector.Key) (collector.Server, []collector.AppliedEvent, bool) {
-	return collector.Server{}, nil, false
+func (f fixedFleet) Snapshot() fleet.Snapshot { return f.snap }
+func (f fixedFleet) Server(fleet.Key) (fleet.Server, []fleet.AppliedEvent, bool) {
+	return fleet.Server{}, nil, false
 }
 
 // lastFailure is a GatewayPolls whose last failure is given.
@@ -40,27 +41,27 @@ func (a fixedApps) Recent() []applications.Recent { return a }
 
 func ptr[T any](v T) *T { return &v }
 
-func mediaServer(id string, state collector.State) collector.Server {
-	return collector.Server{Origin: "mediaserver", Info: collector.Info{ID: id, Region: "eu", DeploymentID: "prod"}, State: state,
+func mediaServer(id string, state fleet.State) fleet.Server {
+	return fleet.Server{Origin: "mediaserver", Info: event.Info{ID: id, Region: "eu", DeploymentID: "prod"}, State: state,
 		LastActionMs: pageNow.Add(-10 * time.Minute).UnixMilli(), LastEventMs: pageNow.Add(-time.Minute).UnixMilli()}
 }
 
 // testFleet is three media servers, ms-3 up but not registered; the
 // Gateway lists ms-1 (42% used), ms-2 (draining, over capacity, 107%) and
 // ms-9, which the fleet does not track.
-func testFleet(polledAgo time.Duration) collector.Snapshot {
-	snap := collector.Snapshot{Servers: []collector.Server{
-		mediaServer("ms-1", collector.StateRegistered), mediaServer("ms-2", collector.StateRegistered),
-		mediaServer("ms-3", collector.StateRunning),
+func testFleet(polledAgo time.Duration) fleet.Snapshot {
+	snap := fleet.Snapshot{Servers: []fleet.Server{
+		mediaServer("ms-1", fleet.StateRegistered), mediaServer("ms-2", fleet.StateRegistered),
+		mediaServer("ms-3", fleet.StateRunning),
 	}}
 	if polledAgo >= 0 {
-		snap.Gateway = &collector.GatewayView{PollMs: pageNow.Add(-polledAgo).UnixMilli(), IntervalMs: 15000,
-			MediaServers: []collector.MediaServerFacts{
+		snap.Gateway = &fleet.GatewayView{PollMs: pageNow.Add(-polledAgo).UnixMilli(), IntervalMs: 15000,
+			MediaServers: []fleet.MediaServerFacts{
 				{ID: "ms-1", UsedCapacity: ptr(0.42), Draining: ptr(false), OverCapacity: ptr(false)},
 				{ID: "ms-2", UsedCapacity: ptr(1.07), Draining: ptr(true), OverCapacity: ptr(true)},
 				{ID: "ms-9"},
 			},
-			Applications: []collector.ApplicationFacts{
+			Applications: []fleet.ApplicationFacts{
 				{ID: "app-b", Channels: ptr(int64(3)), Connections: ptr(int64(12))},
 				{ID: "app-gw-only", Clients: ptr(int64(2))},
 			}}
@@ -69,7 +70,7 @@ func testFleet(polledAgo time.Duration) collector.Snapshot {
 }
 
 // statusFor builds the page model of a state.
-func statusFor(snap collector.Snapshot, polls GatewayPolls, apps ApplicationReader, log *DeliveryLog) *statusData {
+func statusFor(snap fleet.Snapshot, polls GatewayPolls, apps ApplicationReader, log *DeliveryLog) *statusData {
 	if log == nil {
 		log = NewDeliveryLog()
 	}
@@ -326,7 +327,7 @@ func TestStatusPage(t *testing.T) {
 	srv := newTestServerWith(t, func(c *Config) { c.Now = func() time.Time { return now } })
 	feedAPIFleet(t, srv)
 	srv.do(t, http.MethodPost, WebhookPath, `{"type":"mediaserver.registered"}`)
-	srv.do(t, http.MethodPost, WebhookPath, event(t0, "mediaserver.registered", `{"id":"ms-1"}`)) // a duplicate: 202
+	srv.do(t, http.MethodPost, WebhookPath, serverEvent(t0, "mediaserver.registered", `{"id":"ms-1"}`)) // a duplicate: 202
 	code, page := srv.do(t, http.MethodGet, "/", "")
 	if code != http.StatusOK {
 		t.Fatalf("status %d", code)
@@ -386,7 +387,7 @@ func TestRejectionSurvivesAcceptedFlood(t *testing.T) {
 	for i := range perSecond * seconds {
 		clock = clock.Add(time.Second / perSecond)
 		action := []string{"registered", "unregistered"}[i%2]
-		if code, answer := srv.do(t, http.MethodPost, WebhookPath, event(t0+int64(i), "mediaserver."+action, `{"id":"ms-flood"}`)); code != http.StatusNoContent {
+		if code, answer := srv.do(t, http.MethodPost, WebhookPath, serverEvent(t0+int64(i), "mediaserver."+action, `{"id":"ms-flood"}`)); code != http.StatusNoContent {
 			t.Fatalf("accepted delivery %d: %d %s", i, code, answer)
 		}
 	}

@@ -9,14 +9,16 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 )
 
-// Ingester applies webhook bodies to the fleet. collector.Writer is the
+// Ingester applies webhook bodies to the fleet. writer.Writer is the
 // implementation; the interface keeps this package free of how it is done.
 type Ingester interface {
-	Ingest(ctx context.Context, body []byte) (collector.Result, error)
+	Ingest(ctx context.Context, body []byte) (fleet.Result, error)
 }
 
 // DefaultMaxBodyBytes bounds one webhook body (LiveSwitch batches included).
@@ -85,7 +87,7 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, er
 }
 
 // answer replies to a webhook with what became of its events, and logs it.
-func answer(w http.ResponseWriter, r *http.Request, res collector.Result, err error, logger *slog.Logger) {
+func answer(w http.ResponseWriter, r *http.Request, res fleet.Result, err error, logger *slog.Logger) {
 	if err != nil {
 		answerError(w, r, err, logger)
 		return
@@ -109,8 +111,8 @@ func answer(w http.ResponseWriter, r *http.Request, res collector.Result, err er
 // answerError replies to a webhook that was not taken. A 503 names what
 // happened and what to do, never a file or an address.
 func answerError(w http.ResponseWriter, r *http.Request, err error, logger *slog.Logger) {
-	var invalid *collector.InvalidError
-	var stored *collector.StorageError
+	var invalid *event.InvalidError
+	var stored *writer.StorageError
 	var unsigned *appsig.Error
 	switch {
 	case errors.As(err, &unsigned): // logged by the route, at most once per interval
@@ -126,7 +128,7 @@ func answerError(w http.ResponseWriter, r *http.Request, err error, logger *slog
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		logger.Info("The client went away before its events were taken; nothing applied", "remote", r.RemoteAddr)
 		unavailable(w, "not applied: the request ended before its events were taken; retry")
-	case errors.Is(err, collector.ErrClosed):
+	case errors.Is(err, writer.ErrClosed):
 		unavailable(w, "not applied: the exporter is shutting down; retry later")
 	default:
 		logger.Warn("Webhook not applied", "remote", r.RemoteAddr, "err", err)

@@ -8,16 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // lateIngester hands a body to the real writer only once its client went
 // away: what a slow commit looks like to a client that gave up.
-type lateIngester struct{ w *collector.Writer }
+type lateIngester struct{ w *writer.Writer }
 
-func (l lateIngester) Ingest(ctx context.Context, body []byte) (collector.Result, error) {
+func (l lateIngester) Ingest(ctx context.Context, body []byte) (fleet.Result, error) {
 	<-ctx.Done()
 	return l.w.Ingest(context.WithoutCancel(ctx), body)
 }
@@ -29,12 +30,12 @@ func TestAbortedRequestLoggedAsWhatHappened(t *testing.T) {
 	logs := &testenv.LogBuffer{}
 	srv := newTestServerWith(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
-		c.Ingester = lateIngester{c.Ingester.(*collector.Writer)}
+		c.Ingester = lateIngester{c.Ingester.(*writer.Writer)}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+WebhookPath,
-		strings.NewReader(event(t0, "mediaserver.registered", `{"id":"m"}`)))
+		strings.NewReader(serverEvent(t0, "mediaserver.registered", `{"id":"m"}`)))
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Fatal("the request was answered although its client gave up")
 	}
@@ -44,7 +45,7 @@ func TestAbortedRequestLoggedAsWhatHappened(t *testing.T) {
 	if !strings.Contains(logs.String(), `outcomes="applied=1"`) || strings.Contains(logs.String(), "nothing applied") {
 		t.Fatalf("log:\n%s", logs.String())
 	}
-	if m, _, ok := srv.fleet.Server(collector.Key{Origin: "mediaserver", ID: "m"}); !ok || m.State != collector.StateRegistered {
+	if m, _, ok := srv.fleet.Server(fleet.Key{Origin: "mediaserver", ID: "m"}); !ok || m.State != fleet.StateRegistered {
 		t.Fatal("the event was not applied")
 	}
 }
@@ -63,7 +64,7 @@ func TestFailingStoreAnswersWithoutLogFlood(t *testing.T) {
 	srv := newTestServerFull(t, store, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
 	store.Close()
 	for i := range 50 {
-		code, body := srv.do(t, http.MethodPost, WebhookPath, event(t0+int64(i), "mediaserver.started", `{"id":"m"}`))
+		code, body := srv.do(t, http.MethodPost, WebhookPath, serverEvent(t0+int64(i), "mediaserver.started", `{"id":"m"}`))
 		if code != http.StatusServiceUnavailable || strings.Contains(body, dir) || !strings.Contains(body, "retry later") {
 			t.Fatalf("request %d: %d %q", i, code, body)
 		}

@@ -14,6 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
@@ -22,7 +25,7 @@ import (
 type testServer struct {
 	*httptest.Server
 	handler http.Handler
-	fleet   *collector.Fleet
+	fleet   *fleet.Fleet
 	ready   *atomic.Bool
 }
 
@@ -45,15 +48,15 @@ func newTestServerWith(t testing.TB, mutate func(*Config)) *testServer {
 
 func newTestServerFull(t testing.TB, store storage.Store, mutate func(*Config)) *testServer {
 	t.Helper()
-	fleet := collector.NewFleet()
-	writer := collector.NewWriter(fleet, store, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
-	t.Cleanup(writer.Close)
+	f := fleet.New()
+	w := writer.New(f, store, writer.Options{Decode: event.DefaultDecodeOptions})
+	t.Cleanup(w.Close)
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(collector.NewCollector(fleet))
+	reg.MustRegister(collector.NewCollector(f))
 	ready := &atomic.Bool{}
 	ready.Store(true)
 	cfg := Config{
-		TelemetryPath: "/metrics", Ingester: writer, Forgetter: writer, Fleet: fleet, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
+		TelemetryPath: "/metrics", Ingester: w, Forgetter: w, Fleet: f, Ready: ready.Load, MaxBodyBytes: DefaultMaxBodyBytes,
 		Registry: reg, Logger: slog.New(slog.DiscardHandler),
 	}
 	mutate(&cfg)
@@ -63,7 +66,7 @@ func newTestServerFull(t testing.TB, store storage.Store, mutate func(*Config)) 
 	}
 	srv := httptest.NewServer(h.Main)
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, handler: h.Main, fleet: fleet, ready: ready}
+	return &testServer{Server: srv, handler: h.Main, fleet: f, ready: ready}
 }
 
 // inFlight reads the webhook requests in flight from /metrics.
@@ -110,7 +113,7 @@ func (s *testServer) doWith(t *testing.T, method, path, body string, header http
 	return resp.StatusCode, string(b)
 }
 
-func event(ts int64, typ, object string) string {
+func serverEvent(ts int64, typ, object string) string {
 	origin, _, _ := strings.Cut(typ, ".")
 	return `{"timestamp":` + strconv.FormatInt(ts, 10) + `,"origin":"` + origin + `","type":"` + typ + `","` + origin + `":` + object + `}`
 }
@@ -118,7 +121,7 @@ func event(ts int64, typ, object string) string {
 func TestWebhookAnswers(t *testing.T) {
 	srv := newTestServer(t, 1024)
 	now := time.Now().UnixMilli()
-	started := event(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d"}`)
+	started := serverEvent(now, "mediaserver.started", `{"id":"m1","region":"eu","deploymentId":"d"}`)
 	for _, tc := range []struct {
 		name, method, body string
 		code               int
@@ -127,16 +130,16 @@ func TestWebhookAnswers(t *testing.T) {
 	}{
 		{"applied", "POST", started, http.StatusNoContent, "", 1},
 		{"duplicate", "POST", started, http.StatusAccepted, "duplicate=1", 1},
-		{"out of order", "POST", event(now-1000, "mediaserver.stopped", `{"id":"m1"}`), http.StatusAccepted, "out_of_order=1", 1},
-		{"batch in order", "POST", "[" + event(now+1, "mediaserver.registered", `{"id":"m1"}`) + "," +
-			event(now+2, "gateway.started", `{"id":"g1"}`) + "]", http.StatusNoContent, "", 2},
-		{"unknown kind", "POST", event(now, "gateway.updated", `{"id":"g1"}`), http.StatusAccepted, "ignored=1", 2},
+		{"out of order", "POST", serverEvent(now-1000, "mediaserver.stopped", `{"id":"m1"}`), http.StatusAccepted, "out_of_order=1", 1},
+		{"batch in order", "POST", "[" + serverEvent(now+1, "mediaserver.registered", `{"id":"m1"}`) + "," +
+			serverEvent(now+2, "gateway.started", `{"id":"g1"}`) + "]", http.StatusNoContent, "", 2},
+		{"unknown kind", "POST", serverEvent(now, "gateway.updated", `{"id":"g1"}`), http.StatusAccepted, "ignored=1", 2},
 		{"client event", "POST", `{"timestamp":1224486000000,"origin":"client","type":"client.registered","client":{"id":"c"}}`,
 			http.StatusAccepted, "ignored=1", 2},
-		{"stats of an unknown server", "POST", event(now, "sipconnector.stats", `{"id":"nobody"}`), http.StatusAccepted, "ignored=1", 2},
+		{"stats of an unknown server", "POST", serverEvent(now, "sipconnector.stats", `{"id":"nobody"}`), http.StatusAccepted, "ignored=1", 2},
 		{"malformed", "POST", `{"timestamp":`, http.StatusBadRequest, "malformed JSON", 2},
-		{"missing id", "POST", event(now, "gateway.started", `{}`), http.StatusBadRequest, `missing "id"`, 2},
-		{"batch with one bad event", "POST", "[" + event(now+5, "gateway.stopped", `{"id":"g1"}`) + `,{"type":"x.started"}]`,
+		{"missing id", "POST", serverEvent(now, "gateway.started", `{}`), http.StatusBadRequest, `missing "id"`, 2},
+		{"batch with one bad event", "POST", "[" + serverEvent(now+5, "gateway.stopped", `{"id":"g1"}`) + `,{"type":"x.started"}]`,
 			http.StatusBadRequest, "event 1:", 2},
 		{"too large", "POST", `{"pad":"` + strings.Repeat("x", 2048) + `"}`, http.StatusRequestEntityTooLarge, "exceeds", 2},
 		{"GET", "GET", "", http.StatusMethodNotAllowed, "only POST", 2},
@@ -157,8 +160,8 @@ func TestWebhookAnswers(t *testing.T) {
 			}
 		})
 	}
-	g, _, _ := srv.fleet.Server(collector.Key{Origin: "gateway", ID: "g1"})
-	if g.State != collector.StateRunning {
+	g, _, _ := srv.fleet.Server(fleet.Key{Origin: "gateway", ID: "g1"})
+	if g.State != fleet.StateRunning {
 		t.Fatalf("the rejected batch stopped the gateway: %+v", g)
 	}
 	_, metrics := srv.do(t, "GET", "/metrics", "")
@@ -181,7 +184,7 @@ func TestWebhookAnswers(t *testing.T) {
 func TestProbesAndReadiness(t *testing.T) {
 	srv := newTestServer(t, DefaultMaxBodyBytes)
 	srv.ready.Store(false)
-	body := event(time.Now().UnixMilli(), "gateway.started", `{"id":"g"}`)
+	body := serverEvent(time.Now().UnixMilli(), "gateway.started", `{"id":"g"}`)
 	for _, tc := range []struct {
 		method, path, body string
 		code               int
@@ -216,7 +219,7 @@ func TestProbesAndReadiness(t *testing.T) {
 
 func TestDeleteServer(t *testing.T) {
 	srv := newTestServer(t, DefaultMaxBodyBytes)
-	if code, _ := srv.do(t, "POST", WebhookPath, event(time.Now().UnixMilli(), "mediaserver.started", `{"id":"a/b"}`)); code != http.StatusNoContent {
+	if code, _ := srv.do(t, "POST", WebhookPath, serverEvent(time.Now().UnixMilli(), "mediaserver.started", `{"id":"a/b"}`)); code != http.StatusNoContent {
 		t.Fatalf("post: %d", code)
 	}
 	for _, tc := range []struct {
@@ -245,7 +248,7 @@ func TestStorageFailureAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := newTestServerWithStore(t, DefaultMaxBodyBytes, store)
-	fleet := srv.fleet
+	f := srv.fleet
 	now := time.Now().UnixMilli()
 	post := func(body string) *http.Response {
 		resp, err := http.Post(srv.URL+WebhookPath, "application/json", strings.NewReader(body))
@@ -255,16 +258,16 @@ func TestStorageFailureAnswers503(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	if resp := post(event(now, "mediaserver.registered", `{"id":"m"}`)); resp.StatusCode != http.StatusNoContent {
+	if resp := post(serverEvent(now, "mediaserver.registered", `{"id":"m"}`)); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("before the failure: %d", resp.StatusCode)
 	}
 	store.Close()
-	resp := post(event(now+1, "mediaserver.unregistered", `{"id":"m"}`))
+	resp := post(serverEvent(now+1, "mediaserver.unregistered", `{"id":"m"}`))
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("after the failure: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	m, _, _ := fleet.Server(collector.Key{Origin: "mediaserver", ID: "m"})
-	if m.State != collector.StateRegistered {
+	m, _, _ := f.Server(fleet.Key{Origin: "mediaserver", ID: "m"})
+	if m.State != fleet.StateRegistered {
 		t.Fatalf("a failed write changed the fleet: %s", m.State)
 	}
 	r, err := http.Get(srv.URL + "/metrics")

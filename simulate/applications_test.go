@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 )
 
@@ -34,13 +34,13 @@ var testApps = AppConfig{Seed: 3, IDs: []string{"app-a", "app-b", "app-c"}}
 func TestAppGeneratorLife(t *testing.T) {
 	a, b := NewAppGenerator(testApps, fakeClock(10*time.Millisecond)), NewAppGenerator(testApps, fakeClock(10*time.Millisecond))
 	kinds := map[string]int{}
-	conns := map[string][]collector.ApplicationEvent{}
+	conns := map[string][]event.ApplicationEvent{}
 	for i := range 20000 {
 		ea, eb := a.Next(), b.Next()
 		if !bytes.Equal(ea.Body, eb.Body) {
 			t.Fatalf("event %d differs between two generators of one seed", i)
 		}
-		evs, err := collector.DecodeApplications(ea.Body, collector.DefaultDecodeOptions, time.UnixMilli(1800000000000))
+		evs, err := event.DecodeApplications(ea.Body, event.DefaultDecodeOptions, time.UnixMilli(1800000000000))
 		if err != nil {
 			t.Fatalf("event %d is not valid: %v\n%s", i, err, ea.Body)
 		}
@@ -62,7 +62,7 @@ func TestAppGeneratorLife(t *testing.T) {
 }
 
 // checkConnections checks each connection's life, and that about 2% fail.
-func checkConnections(t *testing.T, conns map[string][]collector.ApplicationEvent) {
+func checkConnections(t *testing.T, conns map[string][]event.ApplicationEvent) {
 	t.Helper()
 	failed, finished := 0, 0
 	for id, evs := range conns {
@@ -72,7 +72,7 @@ func checkConnections(t *testing.T, conns map[string][]collector.ApplicationEven
 		if evs[1].Type != "connection.connecting" {
 			t.Fatalf("connection %s: %s after initializing", id, evs[1].Type)
 		}
-		i := slices.IndexFunc(evs, func(e collector.ApplicationEvent) bool {
+		i := slices.IndexFunc(evs, func(e event.ApplicationEvent) bool {
 			return e.Type == "connection.connected" || e.Type == "connection.failed"
 		})
 		if i < 0 {
@@ -105,7 +105,7 @@ func TestRunBatchesSignsAndTallies(t *testing.T) {
 			http.Error(w, "not a batch of 1 to 8 events", http.StatusBadRequest)
 			return
 		}
-		evs, err := collector.DecodeApplications(body, collector.DefaultDecodeOptions, time.Now().Add(time.Hour))
+		evs, err := event.DecodeApplications(body, event.DefaultDecodeOptions, time.Now().Add(time.Hour))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

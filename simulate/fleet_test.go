@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 )
 
 func TestGeneratorEventsAreValidAndReproducible(t *testing.T) {
@@ -22,7 +22,7 @@ func TestGeneratorEventsAreValidAndReproducible(t *testing.T) {
 		if ea.Key != eb.Key || !bytes.Equal(ea.Body, eb.Body) {
 			t.Fatalf("event %d differs between two generators of one seed", i)
 		}
-		evs, err := collector.Decode(ea.Body, collector.DefaultDecodeOptions, clock().Add(time.Hour))
+		evs, err := event.Decode(ea.Body, event.DefaultDecodeOptions, clock().Add(time.Hour))
 		if err != nil {
 			t.Fatalf("event %d is not valid: %v\n%s", i, err, ea.Body)
 		}

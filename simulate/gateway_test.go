@@ -11,8 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // TestGatewayServesItsFleet reads the simulated Gateway with the exporter's
@@ -23,9 +25,9 @@ func TestGatewayServesItsFleet(t *testing.T) {
 	gen := NewGenerator(DefaultFleetConfig, nil)
 	registered := map[string]bool{}
 	for range 300 {
-		evs, err := collector.Decode(gen.Next().Body, collector.DefaultDecodeOptions, time.Now().Add(time.Hour))
-		if err == nil && evs[0].Origin == "mediaserver" && evs[0].Kind == collector.KindLifecycle {
-			registered[evs[0].Server.ID] = evs[0].Action == collector.ActionRegistered
+		evs, err := event.Decode(gen.Next().Body, event.DefaultDecodeOptions, time.Now().Add(time.Hour))
+		if err == nil && evs[0].Origin == "mediaserver" && evs[0].Kind == event.KindLifecycle {
+			registered[evs[0].Server.ID] = evs[0].Action == event.ActionRegistered
 		}
 	}
 	for _, pascal := range []bool{false, true} {
@@ -67,9 +69,9 @@ func TestGatewayRequiresTheKey(t *testing.T) {
 	}
 }
 
-func poll(t *testing.T, base, key string) *collector.Observation {
+func poll(t *testing.T, base, key string) *fleet.Observation {
 	t.Helper()
-	w := collector.NewWriter(collector.NewFleet(), nil, collector.WriterOptions{})
+	w := writer.New(fleet.New(), nil, writer.Options{})
 	t.Cleanup(w.Close)
 	p, err := gateway.New(gateway.Config{URL: base + "/admin/api", Key: key, Interval: time.Second, Timeout: 5 * time.Second},
 		w, prometheus.NewRegistry())

@@ -3,8 +3,8 @@ package main
 import (
 	"log/slog"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 )
 
@@ -33,7 +33,7 @@ func (f *applicationFlags) openSecrets(logger *slog.Logger) (*appsig.File, error
 }
 
 // tracker returns the counter of application events.
-func (f *applicationFlags) tracker(decode collector.DecodeOptions, logger *slog.Logger) *applications.Tracker {
+func (f *applicationFlags) tracker(decode event.DecodeOptions, logger *slog.Logger) *applications.Tracker {
 	return applications.New(applications.Options{
 		Decode: decode, MaxApplications: f.Max, MaxPending: f.MaxPending, Logger: logger,
 	})

@@ -951,7 +951,7 @@ func TestChartPodsStartTheExporter(t *testing.T) {
 				resp.Body.Close()
 				return
 			}
-			body, err := os.ReadFile("../../collector/testdata/mediaserver-registered.json")
+			body, err := os.ReadFile("../../collector/event/testdata/mediaserver-registered.json")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,6 +20,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
@@ -28,8 +31,8 @@ import (
 // and renders its metrics: what any exporter fed the same events must show.
 func referenceExposition(t *testing.T, bodies [][]byte) string {
 	t.Helper()
-	fleet := collector.NewFleet()
-	w := collector.NewWriter(fleet, nil, collector.WriterOptions{Decode: collector.DefaultDecodeOptions})
+	f := fleet.New()
+	w := writer.New(f, nil, writer.Options{Decode: event.DefaultDecodeOptions})
 	defer w.Close()
 	for _, b := range bodies {
 		if _, err := w.Ingest(context.Background(), b); err != nil {
@@ -37,7 +40,7 @@ func referenceExposition(t *testing.T, bodies [][]byte) string {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector.NewCollector(fleet))
+	reg.MustRegister(collector.NewCollector(f))
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

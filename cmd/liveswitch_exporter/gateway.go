@@ -11,6 +11,7 @@ import (
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // gatewayFlags configure the poller of the Gateway's REST API; without a URL
@@ -66,7 +67,7 @@ func (g *gatewayFlags) config(logger *slog.Logger) (*gateway.Config, error) {
 
 // poller returns the poller of cfg writing to w, or nil when the API is
 // off (cfg nil).
-func (g *gatewayFlags) poller(cfg *gateway.Config, w *collector.Writer, reg prometheus.Registerer, maxServers int, logger *slog.Logger) (*gateway.Poller, error) {
+func (g *gatewayFlags) poller(cfg *gateway.Config, w *writer.Writer, reg prometheus.Registerer, maxServers int, logger *slog.Logger) (*gateway.Poller, error) {
 	if cfg == nil {
 		return nil, nil
 	}

@@ -285,7 +285,7 @@ func runImage(t *testing.T, b buildah, ctr, version, revision string) {
 	if !strings.Contains(p.log(), `path=/data`) {
 		t.Errorf("the exporter in the image did not store its fleet in /data:\n%s", p.log())
 	}
-	body, err := os.ReadFile("../../collector/testdata/mediaserver-registered.json")
+	body, err := os.ReadFile("../../collector/event/testdata/mediaserver-registered.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,11 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/replica"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -74,8 +78,8 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fleet := collector.NewFleet()
-	opened, err := s.openWriter(ctx, fleet, logger)
+	f := fleet.New()
+	opened, err := s.openWriter(ctx, f, logger)
 	if err != nil {
 		st.closeListeners()
 		if errors.Is(err, errStopped) {
@@ -84,7 +88,7 @@ func (s *serveCmd) Run(logger *slog.Logger) error {
 		}
 		return err
 	}
-	err = s.serve(ctx, logger, fleet, opened, st)
+	err = s.serve(ctx, logger, f, opened, st)
 	opened.writer.Close()
 	return errors.Join(err, opened.closeStore())
 }
@@ -162,15 +166,15 @@ func (s *serveCmd) checkWebConfigs() error {
 }
 
 // serve restores the fleet and serves until ctx ends or a listener fails.
-func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collector.Fleet, opened *openedStore, st *startup) error {
+func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Fleet, opened *openedStore, st *startup) error {
 	if st.guard.Token == "" {
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
-	writer := opened.writer
+	w := opened.writer
 	apps := s.Applications.tracker(s.decodeOptions(), logger)
-	registry := exporter.NewRegistry(collector.NewCollector(fleet, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps,
+	registry := exporter.NewRegistry(collector.NewCollector(f, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps,
 		exporter.StartedEmpty(opened.startedEmpty != nil))
-	poller, err := s.Gateway.poller(st.gateway, writer, registry, s.ServerMax, logger)
+	poller, err := s.Gateway.poller(st.gateway, w, registry, s.ServerMax, logger)
 	if err != nil {
 		st.closeListeners()
 		return err
@@ -182,14 +186,14 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	var ready atomic.Bool
 	handlers, err := exporter.NewHandlers(exporter.Config{
 		TelemetryPath: s.TelemetryPath,
-		Ingester:      writer,
-		Forgetter:     writer,
-		Ready:         func() bool { return ready.Load() && writer.Healthy() },
+		Ingester:      w,
+		Forgetter:     w,
+		Ready:         func() bool { return ready.Load() && w.Healthy() },
 		MaxBodyBytes:  s.MaxBodyBytes,
 		MaxInFlight:   s.MaxInFlight,
 		Guard:         st.guard,
 		Registry:      registry,
-		Fleet:         fleet,
+		Fleet:         f,
 		Gateway:       polls,
 		Logger:        logger,
 
@@ -207,7 +211,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 	defer stopServing()
 	served := make(chan error, 1)
 	go func() { served <- exporter.Serve(serveCtx, logger, s.timeouts(), s.endpoints(handlers, st)...) }()
-	if err := writer.Restore(ctx); err != nil {
+	if err := w.Restore(ctx); err != nil {
 		stopServing()
 		<-served
 		if ctx.Err() != nil {
@@ -216,8 +220,8 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 		return err
 	}
 	ready.Store(true)
-	logger.Info("Fleet restored; ready", "servers", fleet.Len())
-	go writer.RunSweeper(serveCtx)
+	logger.Info("Fleet restored; ready", "servers", f.Len())
+	go w.RunSweeper(serveCtx)
 	if poller != nil {
 		go poller.Run(serveCtx)
 	}
@@ -226,7 +230,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, fleet *collec
 
 // openedStore is the fleet's writer on the store the flags chose.
 type openedStore struct {
-	writer *collector.Writer
+	writer *writer.Writer
 	// closeStore releases the store after the writer is closed.
 	closeStore func() error
 	// startedEmpty is set when the embedded store started empty in place
@@ -239,10 +243,10 @@ var errStopped = errors.New("stopped")
 
 // openWriter starts the fleet's writer on the store the flags choose: a
 // shared Redis, the embedded store, or none.
-func (s *serveCmd) openWriter(ctx context.Context, fleet *collector.Fleet, logger *slog.Logger) (*openedStore, error) {
-	opts := collector.WriterOptions{
+func (s *serveCmd) openWriter(ctx context.Context, f *fleet.Fleet, logger *slog.Logger) (*openedStore, error) {
+	opts := writer.Options{
 		Decode: s.decodeOptions(),
-		Limits: collector.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
+		Limits: fleet.Limits{MaxServers: s.ServerMax, Retention: s.ServerRetention, StaleAfter: s.ServerStaleAfter},
 		Logger: logger,
 	}
 	if s.RedisURL != "" {
@@ -253,24 +257,24 @@ func (s *serveCmd) openWriter(ctx context.Context, fleet *collector.Fleet, logge
 			return nil, err
 		}
 		logger.Info("Fleet state is shared through Redis", "prefix", s.RedisPrefix)
-		return &openedStore{writer: collector.NewReplica(fleet, log, opts, collector.ReplicaOptions{Timeout: s.RedisTimeout}),
+		return &openedStore{writer: replica.New(f, log, opts, replica.Options{Timeout: s.RedisTimeout}),
 			closeStore: log.Close}, nil
 	}
 	if s.StorageInMemory || s.StoragePath == "" {
 		logger.Warn("Fleet state is kept in memory only: it is lost when the exporter stops")
-		return &openedStore{writer: collector.NewWriter(fleet, nil, opts), closeStore: func() error { return nil }}, nil
+		return &openedStore{writer: writer.New(f, nil, opts), closeStore: func() error { return nil }}, nil
 	}
 	store, err := s.openStore(ctx, logger)
 	if err != nil {
 		return nil, err
 	}
-	return &openedStore{writer: collector.NewWriter(fleet, store, opts), closeStore: store.Close, startedEmpty: store.StartedEmpty()}, nil
+	return &openedStore{writer: writer.New(f, store, opts), closeStore: store.Close, startedEmpty: store.StartedEmpty()}, nil
 }
 
 // decodeOptions bound webhook bodies alike for the fleet and the
 // applications.
-func (s *serveCmd) decodeOptions() collector.DecodeOptions {
-	return collector.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew}
+func (s *serveCmd) decodeOptions() event.DecodeOptions {
+	return event.DecodeOptions{MaxEvents: s.MaxEvents, MaxFutureSkew: s.MaxFutureSkew}
 }
 
 // openStore opens the embedded store. Checking a large store on a slow
@@ -287,7 +291,7 @@ func (s *serveCmd) openStore(ctx context.Context, logger *slog.Logger) (*storage
 		store, err := storage.Open(s.StoragePath, storage.Options{
 			Logger:             logger,
 			StartEmptyOnDamage: s.StorageOnDamage == "start-empty",
-			CheckRecord:        collector.CheckRecord,
+			CheckRecord:        writer.CheckRecord,
 			OnFatal: func(err error) {
 				logger.Error("The store failed beyond repair; exiting (every acknowledged event is stored)", "err", err)
 				os.Exit(1)

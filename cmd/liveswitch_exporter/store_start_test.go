@@ -15,7 +15,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
@@ -118,8 +120,8 @@ func bigStore(t *testing.T, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := collector.NewWriter(collector.NewFleet(), store, collector.WriterOptions{
-		Decode: collector.DecodeOptions{MaxEvents: 1000, MaxFutureSkew: time.Hour}})
+	w := writer.New(fleet.New(), store, writer.Options{
+		Decode: event.DecodeOptions{MaxEvents: 1000, MaxFutureSkew: time.Hour}})
 	stamp := time.Now().Add(-time.Minute).UnixMilli()
 	for batch := range n / 1000 {
 		var b strings.Builder

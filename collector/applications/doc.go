@@ -3,8 +3,8 @@
 // type, connection failures by connection type, and the time connections
 // take to set up.
 //
-// Its entry point is Tracker.Ingest: it decodes a body (with the fleet's
-// decoder, collector.DecodeApplications), lets the caller verify the
+// Its entry point is Tracker.Ingest: it decodes a body (with the webhook
+// decoder, event.DecodeApplications), lets the caller verify the
 // applications the body names (the HTTP layer checks LiveSwitch's
 // signature there, before anything is counted), then counts every event.
 //

@@ -5,7 +5,8 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // heapAfterGC is the live heap, in bytes, once the garbage is collected.
@@ -24,15 +25,15 @@ func heapAfterGC() uint64 {
 func TestMemoryFlatUnderNeverConnectingConnections(t *testing.T) {
 	const total, maxPending, step = 1_000_000, DefaultMaxPending, 1000
 	tr, _ := newTestTracker(t, DefaultMaxApplications, maxPending)
-	events := make([]collector.ApplicationEvent, step)
+	events := make([]event.ApplicationEvent, step)
 	feed := func(from, to int) {
 		for i := from; i < to; i += step {
 			for j := range events {
-				events[j] = collector.ApplicationEvent{Timestamp: t0.UnixMilli() + int64(i+j), Type: initializing,
+				events[j] = event.ApplicationEvent{Timestamp: t0.UnixMilli() + int64(i+j), Type: initializing,
 					ApplicationID: fmt.Sprintf("app-%d", (i+j)%3), ConnectionID: fmt.Sprintf("%08x-7d1f-4a7e-9a51-2f3c6e0d9a10", i+j),
 					ConnectionType: "sfu"}
 			}
-			if res := tr.apply(events, testNow); res.Outcomes[collector.OutcomeApplied] != step {
+			if res := tr.apply(events, testNow); res.Outcomes[fleet.OutcomeApplied] != step {
 				t.Fatalf("%s", res)
 			}
 		}

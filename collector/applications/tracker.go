@@ -8,13 +8,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
 
 // Options configure a Tracker.
 type Options struct {
-	Decode collector.DecodeOptions
+	Decode event.DecodeOptions
 	// MaxApplications caps the applications counted; events of further
 	// applications are refused (counted in
 	// liveswitch_exporter_events_total{outcome="refused"} only). 0 means
@@ -47,7 +48,7 @@ const refusalLogInterval = time.Minute
 type Tracker struct {
 	opts     Options
 	metrics  *metrics
-	outcomes *collector.OutcomeCounter
+	outcomes *fleet.OutcomeCounter
 	logs     *ratelog.Limiter
 
 	mu sync.Mutex
@@ -68,7 +69,7 @@ func New(opts Options) *Tracker {
 		opts.PendingTTL = DefaultPendingTTL
 	}
 	return &Tracker{
-		opts: opts, metrics: newMetrics(), outcomes: &collector.OutcomeCounter{},
+		opts: opts, metrics: newMetrics(), outcomes: &fleet.OutcomeCounter{},
 		logs: ratelog.New(refusalLogInterval, opts.Now),
 		apps: map[string]*recent{}, pending: newPendingTable(opts.MaxPending, opts.PendingTTL),
 	}
@@ -78,31 +79,31 @@ func New(opts Options) *Tracker {
 // (past MaxApplications) and invalid (in a body rejected as malformed); the
 // events it took are counted under their type. Give it to
 // collector.Collector.CountAlso.
-func (t *Tracker) Outcomes() *collector.OutcomeCounter { return t.outcomes }
+func (t *Tracker) Outcomes() *fleet.OutcomeCounter { return t.outcomes }
 
 // Ingest takes the body of a webhook, and is the package's entry point.
 //
-// It returns collector.ErrNotApplications, having counted nothing, for a
+// It returns event.ErrNotApplications, having counted nothing, for a
 // body without application events: the fleet's. A malformed body, or one
-// mixing server and application events, is a *collector.InvalidError,
+// mixing server and application events, is a *event.InvalidError,
 // counted as invalid. Then verify, when not nil, is given the applications
 // the events name, in order, "" standing for events that name none; an
 // error of verify is returned as is, and nothing is counted. Otherwise
 // every event is counted, and the result says how.
-func (t *Tracker) Ingest(body []byte, verify func(applicationIDs []string) error) (collector.Result, error) {
+func (t *Tracker) Ingest(body []byte, verify func(applicationIDs []string) error) (fleet.Result, error) {
 	now := t.opts.Now()
-	events, err := collector.DecodeApplications(body, t.opts.Decode, now)
-	var invalid *collector.InvalidError
+	events, err := event.DecodeApplications(body, t.opts.Decode, now)
+	var invalid *event.InvalidError
 	switch {
 	case errors.As(err, &invalid):
-		t.outcomes.Add(collector.OutcomeInvalid, invalid.Events, now)
-		return collector.Result{}, err
+		t.outcomes.Add(fleet.OutcomeInvalid, invalid.Events, now)
+		return fleet.Result{}, err
 	case err != nil:
-		return collector.Result{}, err
+		return fleet.Result{}, err
 	}
 	if verify != nil {
 		if err := verify(applicationIDs(events)); err != nil {
-			return collector.Result{}, err
+			return fleet.Result{}, err
 		}
 	}
 	res := t.apply(events, now)
@@ -111,7 +112,7 @@ func (t *Tracker) Ingest(body []byte, verify func(applicationIDs []string) error
 }
 
 // applicationIDs lists the distinct applications events name, in order.
-func applicationIDs(events []collector.ApplicationEvent) []string {
+func applicationIDs(events []event.ApplicationEvent) []string {
 	var ids []string
 	seen := map[string]bool{}
 	for _, ev := range events {
@@ -125,15 +126,15 @@ func applicationIDs(events []collector.ApplicationEvent) []string {
 
 // apply counts the events of one body, all under one lock, so that the
 // two ends of a connection are paired whatever other bodies come at once.
-func (t *Tracker) apply(events []collector.ApplicationEvent, now time.Time) collector.Result {
-	var res collector.Result
+func (t *Tracker) apply(events []event.ApplicationEvent, now time.Time) fleet.Result {
+	var res fleet.Result
 	refused := 0
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range events {
 		o := t.count(&events[i], now)
 		res.Outcomes[o]++
-		if o == collector.OutcomeRefused {
+		if o == fleet.OutcomeRefused {
 			refused++
 		}
 	}
@@ -145,12 +146,12 @@ func (t *Tracker) apply(events []collector.ApplicationEvent, now time.Time) coll
 }
 
 // count counts one event and says what became of it.
-func (t *Tracker) count(ev *collector.ApplicationEvent, now time.Time) collector.Outcome {
+func (t *Tracker) count(ev *event.ApplicationEvent, now time.Time) fleet.Outcome {
 	switch {
 	case !kinds[ev.Type] || ev.ApplicationID == "":
-		return collector.OutcomeIgnored
+		return fleet.OutcomeIgnored
 	case !t.admit(ev.ApplicationID):
-		return collector.OutcomeRefused
+		return fleet.OutcomeRefused
 	}
 	app := ev.ApplicationID
 	t.metrics.events.WithLabelValues(app, ev.Type).Inc()
@@ -163,7 +164,7 @@ func (t *Tracker) count(ev *collector.ApplicationEvent, now time.Time) collector
 		setup, observed = t.pair(ev, now)
 	}
 	t.apps[app].count(now, ev.Type, setup, observed)
-	return collector.OutcomeApplied
+	return fleet.OutcomeApplied
 }
 
 // admit reports whether app's events are counted: it is known, or there is
@@ -187,7 +188,7 @@ func (t *Tracker) admit(app string) bool {
 // enters it, a connected leaves it and is observed when it came after its
 // initializing (the setup time in seconds is returned), a failed or closed
 // leaves it unobserved.
-func (t *Tracker) pair(ev *collector.ApplicationEvent, now time.Time) (setup float64, observed bool) {
+func (t *Tracker) pair(ev *event.ApplicationEvent, now time.Time) (setup float64, observed bool) {
 	k := t.pending.key(ev.ApplicationID, ev.ConnectionID)
 	switch ev.Type {
 	case initializing:

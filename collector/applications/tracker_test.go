@@ -13,7 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -24,7 +25,7 @@ var testNow = t0.Add(time.Minute)
 func newTestTracker(t testing.TB, maxApps, maxPending int) (*Tracker, *time.Time) {
 	t.Helper()
 	now := testNow
-	return New(Options{Decode: collector.DefaultDecodeOptions, MaxApplications: maxApps, MaxPending: maxPending,
+	return New(Options{Decode: event.DefaultDecodeOptions, MaxApplications: maxApps, MaxPending: maxPending,
 		Now: func() time.Time { return now }}), &now
 }
 
@@ -40,7 +41,7 @@ func appEvent(ms int64, typ, app, conn, connType string) string {
 
 func batch(events ...string) string { return "[" + strings.Join(events, ",") + "]" }
 
-func mustIngest(t *testing.T, tr *Tracker, body string) collector.Result {
+func mustIngest(t *testing.T, tr *Tracker, body string) fleet.Result {
 	t.Helper()
 	res, err := tr.Ingest([]byte(body), nil)
 	if err != nil {
@@ -95,7 +96,7 @@ func TestTrackerGolden(t *testing.T) {
 func TestTrackerOutcomes(t *testing.T) {
 	for _, tc := range []struct {
 		name, body string
-		want       string // collector.Result.String()
+		want       string // fleet.Result.String()
 	}{
 		{"documented kinds", batch(appEvent(0, "client.registered", "a", "", ""), appEvent(1, "client.stats", "a", "", "")), "applied=2"},
 		{"an unknown kind of a known origin", appEvent(0, "connection.exploded", "a", "c", "sfu"), "ignored=1"},
@@ -134,7 +135,7 @@ func TestTrackerRefusesBeyondMaxApplications(t *testing.T) {
 	if strings.Contains(exposition(t, tr), `application_id="c"`) || tr.pending.len() != 0 {
 		t.Fatal("the refused application has series or pending connections")
 	}
-	if got := tr.Outcomes().Stats().Outcomes[collector.OutcomeRefused]; got != 2 {
+	if got := tr.Outcomes().Stats().Outcomes[fleet.OutcomeRefused]; got != 2 {
 		t.Fatalf("%d refused counted, want 2", got)
 	}
 }
@@ -206,7 +207,7 @@ func TestTrackerVerify(t *testing.T) {
 	if !errors.Is(err, refusal) || !slices.Equal(seen, []string{"b", "a", ""}) {
 		t.Fatalf("got %v, verify saw %q", err, seen)
 	}
-	if got := tr.Outcomes().Stats(); got != (collector.Stats{}) {
+	if got := tr.Outcomes().Stats(); got != (fleet.Stats{}) {
 		t.Fatalf("a refused body was counted: %+v", got)
 	}
 	if text := exposition(t, tr); strings.Contains(text, "application_id") || tr.pending.len() != 0 {
@@ -220,14 +221,14 @@ func TestTrackerVerify(t *testing.T) {
 func TestTrackerLeavesServerBodiesAndCountsInvalidOnes(t *testing.T) {
 	tr, _ := newTestTracker(t, 10, 10)
 	server := `{"timestamp":1700000000000,"origin":"gateway","type":"gateway.started","gateway":{"id":"g"}}`
-	if _, err := tr.Ingest([]byte(server), func([]string) error { t.Fatal("verify called for a server body"); return nil }); !errors.Is(err, collector.ErrNotApplications) {
+	if _, err := tr.Ingest([]byte(server), func([]string) error { t.Fatal("verify called for a server body"); return nil }); !errors.Is(err, event.ErrNotApplications) {
 		t.Fatalf("server body: %v", err)
 	}
-	var invalid *collector.InvalidError
+	var invalid *event.InvalidError
 	if _, err := tr.Ingest([]byte(batch(appEvent(0, "client.left", "a", "", ""), server)), nil); !errors.As(err, &invalid) {
 		t.Fatalf("mixed body: %v", err)
 	}
-	if got := tr.Outcomes().Stats().Outcomes; got[collector.OutcomeInvalid] != 2 || got[collector.OutcomeApplied] != 0 {
+	if got := tr.Outcomes().Stats().Outcomes; got[fleet.OutcomeInvalid] != 2 || got[fleet.OutcomeApplied] != 0 {
 		t.Fatalf("outcomes %v, want 2 invalid only", got)
 	}
 }

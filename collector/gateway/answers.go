@@ -9,7 +9,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
 // An answer is read in two steps. Its shape (JSON, an array or an object,
@@ -81,8 +81,8 @@ const maxUsedCapacity = 2
 
 // decodeMediaServers reads the bare JSON array of GET /v1/mediaservers,
 // keeping the valid media servers and listing what it skipped.
-func decodeMediaServers(body []byte, mask keyMask) ([]collector.MediaServerFacts, []skippedItem, error) {
-	var out []collector.MediaServerFacts
+func decodeMediaServers(body []byte, mask keyMask) ([]fleet.MediaServerFacts, []skippedItem, error) {
+	var out []fleet.MediaServerFacts
 	var skipped []skippedItem
 	seen := map[string]bool{}
 	err := eachElement(body, func(i int, raw json.RawMessage) {
@@ -110,7 +110,7 @@ func decodeMediaServers(body []byte, mask keyMask) ([]collector.MediaServerFacts
 // the server is kept, since the Gateway does list it and its other facts are
 // true. Skipping it would show it unlisted (liveswitch_server_gateway_listed
 // 0) and page for a server that is fine.
-func decodeMediaServer(raw json.RawMessage, mask keyMask) (m collector.MediaServerFacts, dropped []*itemError, err *itemError) {
+func decodeMediaServer(raw json.RawMessage, mask keyMask) (m fleet.MediaServerFacts, dropped []*itemError, err *itemError) {
 	if raw[0] != '{' {
 		return m, nil, &itemError{reasonNotObject, fmt.Sprintf("is a JSON %s, want an object", kindName(raw))}
 	}
@@ -126,13 +126,13 @@ func decodeMediaServer(raw json.RawMessage, mask keyMask) (m collector.MediaServ
 	if mask.holds(m.ID) {
 		return m, nil, &itemError{reasonHoldsKey, `"id" holds part of the API key`}
 	}
-	if err := (&collector.MediaServerFacts{ID: m.ID}).Validate(); err != nil {
+	if err := (&fleet.MediaServerFacts{ID: m.ID}).Validate(); err != nil {
 		return m, nil, &itemError{reasonInvalidValue, err.Error()}
 	}
 	facts := factReader{mask: mask, id: m.ID}
-	m.Region = facts.label(a.Region, "region", func(f *collector.MediaServerFacts, v string) { f.Region = v })
-	m.DeploymentID = facts.label(a.DeploymentID, "deploymentId", func(f *collector.MediaServerFacts, v string) { f.DeploymentID = v })
-	m.Version = facts.label(a.Version, "version", func(f *collector.MediaServerFacts, v string) { f.Version = v })
+	m.Region = facts.label(a.Region, "region", func(f *fleet.MediaServerFacts, v string) { f.Region = v })
+	m.DeploymentID = facts.label(a.DeploymentID, "deploymentId", func(f *fleet.MediaServerFacts, v string) { f.DeploymentID = v })
+	m.Version = facts.label(a.Version, "version", func(f *fleet.MediaServerFacts, v string) { f.Version = v })
 	m.CoreCount = facts.cores(a.CoreCount)
 	m.UsedCapacity = facts.capacity(a.UsedCapacity)
 	m.Available = facts.flag(a.Available, "available")
@@ -169,7 +169,7 @@ func (f *factReader) drop(reason, detail string) {
 
 // label reads a fact that becomes a label value: a string the webhook
 // decoder would accept, holding no part of the API key.
-func (f *factReader) label(raw json.RawMessage, name string, set func(*collector.MediaServerFacts, string)) (v string) {
+func (f *factReader) label(raw json.RawMessage, name string, set func(*fleet.MediaServerFacts, string)) (v string) {
 	f.read(func(r *itemReader) { v = r.text(raw, name) })
 	if v == "" {
 		return ""
@@ -178,7 +178,7 @@ func (f *factReader) label(raw json.RawMessage, name string, set func(*collector
 		f.drop(reasonHoldsKey, fmt.Sprintf("%q holds part of the API key", name))
 		return ""
 	}
-	check := collector.MediaServerFacts{ID: f.id}
+	check := fleet.MediaServerFacts{ID: f.id}
 	set(&check, v)
 	if err := check.Validate(); err != nil {
 		f.drop(reasonInvalidValue, err.Error())
@@ -193,7 +193,7 @@ func (f *factReader) cores(raw json.RawMessage) int {
 	if n == nil {
 		return 0
 	}
-	check := collector.MediaServerFacts{ID: f.id, CoreCount: int(max(min(*n, math.MaxInt32), math.MinInt32))}
+	check := fleet.MediaServerFacts{ID: f.id, CoreCount: int(max(min(*n, math.MaxInt32), math.MinInt32))}
 	if err := check.Validate(); err != nil {
 		f.drop(reasonInvalidValue, err.Error())
 		return 0
@@ -263,7 +263,7 @@ func decodeApplicationID(raw json.RawMessage, mask keyMask) (string, *itemError)
 	if mask.holds(id) {
 		return id, &itemError{reasonHoldsKey, `"id" holds part of the API key`}
 	}
-	app := collector.ApplicationFacts{ID: id}
+	app := fleet.ApplicationFacts{ID: id}
 	if err := app.Validate(); err != nil {
 		return id, &itemError{reasonInvalidValue, err.Error()}
 	}
@@ -273,16 +273,16 @@ func decodeApplicationID(raw json.RawMessage, mask keyMask) (string, *itemError)
 // decodeApplication reads GET /v1.0/applications/{id}. An answer that is no
 // JSON object fails the poll; one with a bad member, or the id of another
 // application, is an item to skip.
-func decodeApplication(body []byte, id string) (collector.ApplicationFacts, *itemError, error) {
+func decodeApplication(body []byte, id string) (fleet.ApplicationFacts, *itemError, error) {
 	if err := checkShape(body, '{'); err != nil {
-		return collector.ApplicationFacts{}, nil, err
+		return fleet.ApplicationFacts{}, nil, err
 	}
 	var a applicationMembers
 	if err := json.Unmarshal(body, &a); err != nil {
-		return collector.ApplicationFacts{}, nil, syntaxError(err)
+		return fleet.ApplicationFacts{}, nil, syntaxError(err)
 	}
 	var r itemReader
-	app := collector.ApplicationFacts{ID: id,
+	app := fleet.ApplicationFacts{ID: id,
 		Channels: r.whole(a.ChannelCount, "channelCount"), Clients: r.whole(a.ClientCount, "clientCount"),
 		Connections: r.whole(a.ConnectionCount, "connectionCount"), Users: r.whole(a.UserCount, "userCount"),
 		Devices: r.whole(a.DeviceCount, "deviceCount")}

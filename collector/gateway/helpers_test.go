@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
@@ -85,8 +87,8 @@ func (c *stepClock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 type rig struct {
 	api    *fixtureAPI
 	srv    *httptest.Server
-	fleet  *collector.Fleet
-	writer *collector.Writer
+	fleet  *fleet.Fleet
+	writer *writer.Writer
 	poller *Poller
 	clock  *stepClock
 	reg    *prometheus.Registry
@@ -95,10 +97,10 @@ type rig struct {
 
 func newRig(t *testing.T, configure func(*Config)) *rig {
 	t.Helper()
-	r := &rig{api: &fixtureAPI{}, fleet: collector.NewFleet(), clock: &stepClock{}, reg: prometheus.NewRegistry(), logs: &testenv.LogBuffer{}}
+	r := &rig{api: &fixtureAPI{}, fleet: fleet.New(), clock: &stepClock{}, reg: prometheus.NewRegistry(), logs: &testenv.LogBuffer{}}
 	r.srv = httptest.NewServer(r.api)
 	t.Cleanup(r.srv.Close)
-	r.writer = collector.NewWriter(r.fleet, nil, collector.WriterOptions{Now: r.clock.Now})
+	r.writer = writer.New(r.fleet, nil, writer.Options{Now: r.clock.Now})
 	t.Cleanup(r.writer.Close)
 	cfg := Config{URL: r.srv.URL + "/admin/api", Key: testKey, Interval: 15 * time.Second, Timeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: r.clock.Now}

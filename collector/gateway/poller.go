@@ -11,14 +11,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 )
 
 // Sink is where a poller's results go: the fleet's writer
-// (*collector.Writer), through which webhooks go too.
+// (*writer.Writer), through which webhooks go too.
 type Sink interface {
 	// Observe applies a successful poll, once it is durable.
-	Observe(ctx context.Context, obs *collector.Observation) error
+	Observe(ctx context.Context, obs *fleet.Observation) error
 	// PollFailed records a failed poll; nothing is written.
 	PollFailed(at time.Time)
 	// Claim reports whether this exporter is the one to poll now: replicas
@@ -130,7 +131,7 @@ func (p *Poller) tick(ctx context.Context) {
 // storeFailureKind sorts a failure to store an observation for the log: by
 // the hint of a storage error, which names its cause without details.
 func storeFailureKind(err error) string {
-	var se *collector.StorageError
+	var se *writer.StorageError
 	if errors.As(err, &se) {
 		return se.Hint
 	}
@@ -142,8 +143,8 @@ func storeFailureKind(err error) string {
 // JSON or not the expected shape) fails the poll with a *PollError; an
 // item of an answer that breaks the fleet's rules is skipped, counted and
 // logged (see skippedLog), and the rest is kept.
-func (p *Poller) Poll(ctx context.Context) (*collector.Observation, error) {
-	obs := &collector.Observation{AtMs: p.cfg.Now().UnixMilli(), IntervalMs: p.cfg.Interval.Milliseconds()}
+func (p *Poller) Poll(ctx context.Context) (*fleet.Observation, error) {
+	obs := &fleet.Observation{AtMs: p.cfg.Now().UnixMilli(), IntervalMs: p.cfg.Interval.Milliseconds()}
 	body, err := p.client.get(ctx, endpointMediaServers, "/v1/mediaservers")
 	if err != nil {
 		return nil, err
@@ -179,7 +180,7 @@ func (p *Poller) answerFailed(endpoint string, err error) *PollError {
 
 // applicationsRead is what a poll read of the applications.
 type applicationsRead struct {
-	facts   []collector.ApplicationFacts
+	facts   []fleet.ApplicationFacts
 	skipped []skippedItem
 	listed  int // ids listed, valid or not
 	unread  int // listed after the first maxApplications valid ones
@@ -237,7 +238,7 @@ func (p *Poller) applications(ctx context.Context) (applicationsRead, error) {
 
 // snapshot is what became of one application's snapshot.
 type snapshot struct {
-	facts collector.ApplicationFacts
+	facts fleet.ApplicationFacts
 	gone  bool       // 404: the application ended since it was listed
 	skip  *itemError // read, but to be skipped
 	err   error      // fails the poll

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
@@ -19,14 +19,14 @@ func ptr[T any](v T) *T { return &v }
 // TestPollReadsBothSpellings: camelCase and PascalCase answers give the
 // same observation; unknown members are ignored and missing ones unknown.
 func TestPollReadsBothSpellings(t *testing.T) {
-	want := []collector.MediaServerFacts{
+	want := []fleet.MediaServerFacts{
 		{ID: "ms-1", Region: "us-east", DeploymentID: "prod", Version: "1.24.2.0", CoreCount: 8,
 			UsedCapacity: ptr(0.42), Available: ptr(true), Active: ptr(true), Draining: ptr(false), OverCapacity: ptr(false)},
 		{ID: "ms-2", Region: "eu-west", Version: "1.24.2.0", CoreCount: 16,
 			UsedCapacity: ptr(1.07), Available: ptr(false), Active: ptr(true), Draining: ptr(false), OverCapacity: ptr(true)},
 		{ID: "ms-3", Region: "eu-west", Draining: ptr(true)},
 	}
-	wantApps := []collector.ApplicationFacts{
+	wantApps := []fleet.ApplicationFacts{
 		{ID: "app-meetings", Channels: ptr(int64(12)), Users: ptr(int64(40)), Devices: ptr(int64(44)), Clients: ptr(int64(45)), Connections: ptr(int64(90))},
 		{ID: "app-webinars", Channels: ptr(int64(2)), Clients: ptr(int64(300)), Connections: ptr(int64(302))},
 	}
