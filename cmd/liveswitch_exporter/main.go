@@ -27,7 +27,7 @@ type cli struct {
 const envPrefix = "LIVESWITCH_EXPORTER"
 
 // kongOptions are the options of the command line, shared with the tests
-// that hold README and the Dockerfile to the real flags. A wrong flag gets
+// that hold docs/flags.md and the Dockerfile to the real flags. A wrong flag gets
 // one line and a hint (see refuseFlags), not the whole usage.
 func kongOptions() []kong.Option {
 	return []kong.Option{

@@ -117,7 +117,7 @@ func TestSentinelFailover(t *testing.T) {
 				for _, problem := range problems {
 					if tc.strict {
 						t.Error(problem)
-					} else { // the loss window README documents without WAIT
+					} else { // the loss window docs/replicas.md documents without WAIT
 						t.Log("within the documented loss without WAIT:", problem)
 					}
 				}

@@ -25,7 +25,7 @@ func fold(events ...event.Event) (*Server, []Outcome) {
 
 // TestStepEveryOriginAndAction applies each lifecycle action to an unknown
 // server of each origin. The expected states are written out here, from
-// README ("each of started, registered, unregistered, stopped moves it to the
+// docs/webhooks.md ("each of started, registered, unregistered, stopped moves it to the
 // matching state"), not read from the implementation's table.
 func TestStepEveryOriginAndAction(t *testing.T) {
 	cases := []struct {

@@ -27,7 +27,7 @@ func state(t *testing.T, f *fleet.Fleet, id string) fleet.State {
 	return s.State
 }
 
-// TestObservationsReconcileTheFleet follows the rules of README's "How
+// TestObservationsReconcileTheFleet follows the rules of docs/gateway-api.md's "How
 // observations change the fleet" through the writer.
 func TestObservationsReconcileTheFleet(t *testing.T) {
 	f, w, _ := newLimitedWriter(t, nil, fleet.Limits{})
