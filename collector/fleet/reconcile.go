@@ -1,7 +1,5 @@
 package fleet
 
-import "github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
-
 // Change is what reconciliation with the Gateway's list did to a server.
 type Change uint8
 
@@ -42,21 +40,27 @@ const MediaServerOrigin = "mediaserver"
 // Only a listing changes anything: absence from the list never does, since
 // the webhooks stay the witness of stops and unregistrations (the absence is
 // exposed as liveswitch_server_gateway_listed 0 instead). A state entered
-// less than two intervals before the poll is left alone: the list may lag a
-// registration or an unregistration that just happened.
+// less than two intervals before the poll, by the exporter's clock, is left
+// alone: the list may lag a registration or an unregistration that just
+// happened.
+//
+// A poll is stamped with the exporter's clock, not LiveSwitch's, so what it
+// sets is not an event: it never moves the order of real events
+// (LastActionMs), and any real event delivered after it that is newer than
+// the server's last real event applies (see Step), whatever the two clocks
+// say. The state it sets is marked by ReconciledMs.
 func Reconcile(prev *Server, m *MediaServerFacts, o *Observation) (next *Server, change Change, ok bool) {
 	switch {
 	case prev == nil:
 		return &Server{
 			Origin: MediaServerOrigin, Info: m.info(), State: StateRegistered,
-			LastEventMs: o.AtMs, LastActionMs: o.AtMs, LastAction: event.ActionRegistered,
+			LastEventMs: o.AtMs, ReconciledMs: o.AtMs, StateReceivedMs: o.AtMs,
 		}, ChangeCreated, true
-	case prev.State != StateRegistered && o.AtMs-prev.SinceMs() > 2*o.IntervalMs:
+	case prev.State != StateRegistered && o.AtMs-prev.stateReceivedMs() > 2*o.IntervalMs:
 		s := *prev
 		s.State = StateRegistered
 		s.Info = mergeInfo(s.Info, m.info())
-		s.LastAction, s.LastActionMs = event.ActionRegistered, o.AtMs
-		s.LastEventMs = max(s.LastEventMs, o.AtMs)
+		s.ReconciledMs, s.StateReceivedMs = o.AtMs, o.AtMs
 		return &s, ChangeRegistered, true
 	}
 	return prev, 0, false

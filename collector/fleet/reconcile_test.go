@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -56,8 +57,16 @@ func TestReconcile(t *testing.T) {
 				}
 				return
 			}
-			if next.SinceMs() != o.AtMs || next.LastAction != event.ActionRegistered || next.LastEventMs != o.AtMs {
+			if next.SinceMs() != o.AtMs || next.ReconciledMs != o.AtMs || next.StateReceivedMs != o.AtMs {
 				t.Fatalf("not stamped with the poll time: %+v", next)
+			}
+			// A poll is no event: the order of real events stays theirs.
+			wantAction, wantActionMs, wantEventMs := event.Action(0), int64(0), o.AtMs
+			if tc.prev != nil {
+				wantAction, wantActionMs, wantEventMs = tc.prev.LastAction, tc.prev.LastActionMs, tc.prev.LastEventMs
+			}
+			if next.LastAction != wantAction || next.LastActionMs != wantActionMs || next.LastEventMs != wantEventMs {
+				t.Fatalf("the poll moved the order of real events: %+v", next)
 			}
 			if next.Info.Region != "eu" || next.Info.DeploymentID != "d" || next.Info.CoreCount != 8 || next.Info.Version != "1.24" {
 				t.Fatalf("facts of the API not taken: %+v", next.Info)
@@ -97,6 +106,82 @@ func TestObservationValidate(t *testing.T) {
 		spoil(o)
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestRealEventsWinOverPolls: a poll of the Gateway is stamped with the
+// exporter's clock, LiveSwitch's events with LiveSwitch's. Whichever clock is
+// ahead, a real event delivered after a poll is never taken for older news
+// because of the poll, while real events keep their own order. Each case
+// runs with LiveSwitch's clock 5 s behind, equal to and 5 s ahead of the
+// exporter's.
+func TestRealEventsWinOverPolls(t *testing.T) {
+	const interval = 15 * time.Second
+	type step struct {
+		at     time.Duration // by the exporter's clock
+		poll   bool          // a poll listing the server; else a real event
+		action event.Action
+		// stampedBefore is how long before it is delivered LiveSwitch
+		// stamped the event, by LiveSwitch's own clock.
+		stampedBefore time.Duration
+		want          Outcome // of a real event
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+		state State
+	}{
+		{"a stop stamped before the poll that created the server", []step{
+			{at: time.Minute, poll: true},
+			{at: time.Minute + time.Second, action: event.ActionStopped, stampedBefore: 4 * time.Second, want: OutcomeApplied},
+		}, StateStopped},
+		{"an unregistration after a reconciliation", []step{
+			{at: 0, action: event.ActionStarted, want: OutcomeApplied},
+			{at: time.Minute, poll: true}, // registered: the registered webhook was lost
+			{at: time.Minute + time.Second, action: event.ActionUnregistered, stampedBefore: 500 * time.Millisecond, want: OutcomeApplied},
+		}, StateUnregistered},
+		{"a late event older than the last real one stays out of order", []step{
+			{at: 0, action: event.ActionStarted, stampedBefore: 0, want: OutcomeApplied},
+			{at: time.Minute, poll: true},
+			{at: time.Minute + time.Second, action: event.ActionRegistered, stampedBefore: 2 * time.Minute, want: OutcomeOutOfOrder},
+		}, StateRegistered},
+		{"a poll within two intervals of a real state leaves it", []step{
+			{at: 0, action: event.ActionStarted, want: OutcomeApplied},
+			{at: time.Minute, action: event.ActionUnregistered, want: OutcomeApplied},
+			{at: time.Minute + 2*interval, poll: true},
+		}, StateUnregistered},
+		{"a poll two intervals after a real state corrects it, and the next real event wins", []step{
+			{at: 0, action: event.ActionStarted, want: OutcomeApplied},
+			{at: time.Minute, action: event.ActionUnregistered, want: OutcomeApplied},
+			{at: time.Minute + 2*interval + time.Second, poll: true},
+			{at: 2 * time.Minute, action: event.ActionStopped, stampedBefore: 10 * time.Second, want: OutcomeApplied},
+		}, StateStopped},
+	} {
+		for _, skew := range []time.Duration{-5 * time.Second, 0, 5 * time.Second} {
+			t.Run(fmt.Sprintf("%s, LiveSwitch %+v", tc.name, skew), func(t *testing.T) {
+				var s *Server
+				for i, st := range tc.steps {
+					received := fixture.At(st.at)
+					if st.poll {
+						listed := MediaServerFacts{ID: "m"}
+						o := &Observation{AtMs: received, IntervalMs: interval.Milliseconds(), MediaServers: []MediaServerFacts{listed}}
+						if next, _, ok := Reconcile(s, &listed, o); ok {
+							s = next
+						}
+						continue
+					}
+					ev := lifecycleEvent(MediaServerOrigin, "m", st.action, received+skew.Milliseconds()-st.stampedBefore.Milliseconds())
+					var got Outcome
+					s, got = Step(s, &ev, received)
+					if got != st.want {
+						t.Fatalf("step %d (%s): %s, want %s", i, st.action, got, st.want)
+					}
+				}
+				if s.State != tc.state {
+					t.Fatalf("ends %s, want %s: %+v", s.State, tc.state, *s)
+				}
+			})
 		}
 	}
 }

@@ -18,7 +18,7 @@ func fold(events ...event.Event) (*Server, []Outcome) {
 	var s *Server
 	outcomes := make([]Outcome, len(events))
 	for i := range events {
-		s, outcomes[i] = Step(s, &events[i])
+		s, outcomes[i] = Step(s, &events[i], events[i].Timestamp)
 	}
 	return s, outcomes
 }
@@ -48,7 +48,7 @@ func TestStepEveryOriginAndAction(t *testing.T) {
 					t.Fatalf("outcome %s", outcomes[0])
 				}
 				want := Server{Origin: origin, Info: event.Info{ID: "x", Region: "eu", DeploymentID: "d1", CoreCount: 8},
-					State: tc.state, LastEventMs: 1000, LastActionMs: 1000, LastAction: tc.action}
+					State: tc.state, LastEventMs: 1000, LastActionMs: 1000, LastAction: tc.action, StateReceivedMs: 1000}
 				want.Events[tc.action] = 1
 				if *s != want {
 					t.Fatalf("got %+v\nwant %+v", *s, want)
@@ -137,7 +137,7 @@ func TestStepDoesNotModifyPrevious(t *testing.T) {
 	prev, _ := fold(lifecycleEvent("gateway", "g", event.ActionStarted, 1))
 	before := *prev
 	ev := lifecycleEvent("gateway", "g", event.ActionStopped, 2)
-	next, _ := Step(prev, &ev)
+	next, _ := Step(prev, &ev, 2)
 	if *prev != before || next == prev {
 		t.Fatal("Step changed the record it was given")
 	}

@@ -65,6 +65,17 @@ type Server struct {
 	Events [event.NumActions]uint64 `json:"events"`
 	// Flaps counts re-registrations without a stop in between.
 	Flaps uint64 `json:"flaps"`
+	// ReconciledMs is the exporter's clock at the poll of the Gateway's API
+	// that set the current state (see Reconcile), 0 when a real event did.
+	// A poll never moves LastActionMs: its clock is not LiveSwitch's, and a
+	// real event delivered after it must not be taken for older news.
+	ReconciledMs int64 `json:"reconciled_ms,omitempty"`
+	// StateReceivedMs is the exporter's clock when the current state was
+	// entered: when its event was received, or the poll that set it. The
+	// two-interval rule of Reconcile compares it with a poll's time, both on
+	// the exporter's clock whatever LiveSwitch's says. 0 in records written
+	// before it existed.
+	StateReceivedMs int64 `json:"state_received_ms,omitempty"`
 }
 
 // Key identifies one server of the fleet: LiveSwitch ids are only unique per
@@ -77,8 +88,24 @@ type Key struct {
 // Key returns the server's identity in the fleet.
 func (s *Server) Key() Key { return Key{Origin: s.Origin, ID: s.Info.ID} }
 
-// SinceMs is the event time at which the server entered its current state.
-func (s *Server) SinceMs() int64 { return s.LastActionMs }
+// SinceMs is when the server entered its current state: the event time of
+// the event that moved it there, or the poll that did (ReconciledMs).
+func (s *Server) SinceMs() int64 {
+	if s.ReconciledMs != 0 {
+		return s.ReconciledMs
+	}
+	return s.LastActionMs
+}
+
+// stateReceivedMs is when the current state was entered by the exporter's
+// clock; a record from before StateReceivedMs existed falls back on the
+// event time, as it did then.
+func (s *Server) stateReceivedMs() int64 {
+	if s.StateReceivedMs != 0 {
+		return s.StateReceivedMs
+	}
+	return s.SinceMs()
+}
 
 // Up reports whether the process is running, registered or not.
 func (s *Server) Up() bool { return s.State != StateStopped }

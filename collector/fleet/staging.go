@@ -85,7 +85,7 @@ func (st *Staging) apply(ev *event.Event) Outcome {
 	}
 	k := Key{Origin: ev.Origin, ID: ev.Server.ID}
 	prev := st.get(k)
-	next, outcome := Step(prev, ev)
+	next, outcome := Step(prev, ev, st.receivedMs)
 	if next == prev {
 		return outcome
 	}
