@@ -12,6 +12,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
 
 // scrape parses the exporter's /metrics.
@@ -52,7 +54,7 @@ func TestRestartKeepsFleet(t *testing.T) {
 // runToExit runs the exporter expecting it to stop by itself.
 func runToExit(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...)
+	cmd := testenv.DieWithTest(exec.Command(binary, append([]string{"--web.listen-address=127.0.0.1:0"}, args...)...))
 	done := make(chan struct{})
 	var out []byte
 	var err error

@@ -86,8 +86,8 @@ func TestSimulatedFleetMatchesReference(t *testing.T) {
 // the binary, concurrently, and checks that the whole fleet arrived.
 func TestSimulateCommand(t *testing.T) {
 	p := startExporter(t)
-	out, err := exec.Command(binary, "simulate", "--target", p.url("/webhook"),
-		"--rate=0", "--count=600", "--concurrency=8", "--seed=7").CombinedOutput()
+	out, err := testenv.DieWithTest(exec.Command(binary, "simulate", "--target", p.url("/webhook"),
+		"--rate=0", "--count=600", "--concurrency=8", "--seed=7")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("simulate: %v\n%s", err, out)
 	}
@@ -134,7 +134,7 @@ func TestSimulateSendsTheToken(t *testing.T) {
 		{"none", nil, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(binary, append([]string{"simulate", "--target", p.url("/webhook"), "--rate=0", "--count=20"}, tc.args...)...)
+			cmd := testenv.DieWithTest(exec.Command(binary, append([]string{"simulate", "--target", p.url("/webhook"), "--rate=0", "--count=20"}, tc.args...)...))
 			cmd.Env = append(os.Environ(), tc.env...)
 			out, err := cmd.CombinedOutput()
 			if acked := regexp.MustCompile(`: 20 acknowledged`).Match(out); acked != tc.acked || (err == nil) != tc.acked {
@@ -254,7 +254,7 @@ func runPrometheus(t *testing.T, bin, cfg string) string {
 // the test fails.
 func runReady(t *testing.T, name, addr, bin string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := testenv.DieWithTest(exec.Command(bin, args...))
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

@@ -120,6 +120,7 @@ func launchAs(t testing.TB, cred *syscall.Credential, bin string, env []string, 
 	if cred != nil {
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
+	testenv.DieWithTest(p.cmd)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

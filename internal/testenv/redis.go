@@ -87,7 +87,7 @@ func (r *Redis) Start() {
 		args = append(args, "--requirepass", r.opts.Password)
 	}
 	args = append(args, r.opts.Args...)
-	r.cmd = exec.Command(r.bin, args...)
+	r.cmd = DieWithTest(exec.Command(r.bin, args...))
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ sentinel parallel-syncs %s 1
 		t.Fatal(err)
 	}
 	s := &Sentinel{Addr: addr, t: t, exit: make(chan struct{})}
-	s.cmd = exec.Command(bin, conf)
+	s.cmd = DieWithTest(exec.Command(bin, conf))
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
