@@ -97,6 +97,7 @@ func startAlertmanager(t *testing.T, pagerURL string) string {
 // arrive at the pager with their labels and runbook links. The `for` of the
 // two alerts is shortened to 5s; their expressions are the bundled ones.
 func TestAlertsReachAPerson(t *testing.T) {
+	t.Parallel() // waits on other programs: overlaps with the other waiting tests
 	promBin := requireTool(t, "prometheus")
 	pg := &pager{}
 	pagerSrv := httptest.NewServer(pg)

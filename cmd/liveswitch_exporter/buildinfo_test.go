@@ -59,6 +59,7 @@ func TestBuildVarsFill(t *testing.T) {
 // fresh repository: this one may be a worktree (which the go command does
 // not stamp) or have GOFLAGS=-buildvcs=false.
 func TestVersionOfAPlainGoBuild(t *testing.T) {
+	t.Parallel() // waits on other programs: overlaps with the other waiting tests
 	git := testenv.RequireTool(t, "git", "git")
 	dir := t.TempDir()
 	run := func(name string, args ...string) string {

@@ -29,6 +29,7 @@ import (
 // for to 5s, so that they fire within the test; the rule unit tests
 // (promtool test rules) check the real durations.
 func TestBundledRulesAndDashboardsAgainstPrometheus(t *testing.T) {
+	t.Parallel() // waits on other programs: overlaps with the other waiting tests
 	promBin := requireTool(t, "prometheus")
 	api := simulatedGateway(t, 300, simulate.GatewayConfig{Key: apiKey, Load: 0.5})
 	p := startExporter(t, "--liveswitch.api-url="+api+"/admin/api", "--liveswitch.api-key-file="+writeKeyFile(t),

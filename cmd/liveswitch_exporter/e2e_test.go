@@ -193,6 +193,7 @@ func scenario(t *testing.T, p *process) (registered int) {
 // TestPrometheusScrapesExporter has a real Prometheus scrape the exporter
 // and answers a PromQL query over its HTTP API.
 func TestPrometheusScrapesExporter(t *testing.T) {
+	t.Parallel() // waits on other programs: overlaps with the other waiting tests
 	promBin := requireTool(t, "prometheus")
 	p := startExporter(t)
 	want := scenario(t, p)

@@ -253,6 +253,7 @@ func (r *lossyRelay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // lost shows as registered but not listed (gateway_listed 0), which
 // LiveSwitchMediaServerNotListedByGateway pages on.
 func TestGatewayBootstrapsAndReconciles(t *testing.T) {
+	t.Parallel() // waits on other programs: overlaps with the other waiting tests
 	plan := planMisses(t)
 	relay, relaySrv := newLossyRelay(t, plan)
 	sim := startSimulator(t, "--target="+relaySrv.URL, "--scenario=stormy", "--concurrency=1", "--rate=25", fmt.Sprintf("--seed=%d", plan.seed))

@@ -159,6 +159,7 @@ func (b buildah) inspect(t *testing.T, archive string) (string, ociConfig) {
 // start that serves /metrics and takes a webhook, as user 65532, storing the
 // fleet under /data.
 func TestImageAgreesWithDockerfile(t *testing.T) {
+	t.Parallel() // waits on other programs: overlaps with the other waiting tests
 	b := requireBuildah(t)
 	const version, revision = "v0.0.0-imagetest", "0123456789abcdef0123456789abcdef01234567"
 	images := buildImages(t, b, version, revision)

@@ -221,6 +221,7 @@ func TestSourceAddressAllowList(t *testing.T) {
 // one byte at a time: a normal client still gets its event applied, and the
 // server cuts every slow connection off by its timeouts.
 func TestSlowloris(t *testing.T) {
+	t.Parallel() // waits on other programs: overlaps with the other waiting tests
 	p := startExporter(t, "--web.read-header-timeout=8s", "--web.read-timeout=10s")
 	const slow = 200
 	var open atomic.Int32

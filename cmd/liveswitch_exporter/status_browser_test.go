@@ -47,6 +47,7 @@ var screens = []struct {
 // than the screen, and saves screenshots; then the Gateway starts failing
 // and the page must say why, without the URL's query or a file path.
 func TestStatusPageInChromium(t *testing.T) {
+	t.Parallel() // waits on other programs: overlaps with the other waiting tests
 	chromium := testenv.RequireTool(t, "chromium", "chromium")
 	gw := newFlakyGateway(t)
 	p := startExporter(t, "--storage.in-memory", "--liveswitch.api-url="+gw.url+"/admin/api",
