@@ -11,7 +11,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
-	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage/embedded"
 )
 
 // lateIngester hands a body to the real writer only once its client went
@@ -56,7 +56,7 @@ func TestAbortedRequestLoggedAsWhatHappened(t *testing.T) {
 // store's failure once per interval).
 func TestFailingStoreAnswersWithoutLogFlood(t *testing.T) {
 	dir := t.TempDir()
-	store, err := storage.Open(dir, storage.Options{})
+	store, err := embedded.Open(dir, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage/embedded"
 )
 
 // testServer is the exporter's HTTP surface on a real loopback listener,
@@ -243,7 +244,7 @@ func TestDeleteServer(t *testing.T) {
 // exporter: webhooks are answered 503 with Retry-After, nothing is applied,
 // and /metrics keeps serving the last state.
 func TestStorageFailureAnswers503(t *testing.T) {
-	store, err := storage.Open(t.TempDir(), storage.Options{})
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,22 @@
 // Package storage keeps the exporter's fleet across restarts, and shares it
 // between replicas.
 //
-// A Store holds opaque records under string keys (Bolt, an embedded file); a
-// Log is an ordered log of opaque entries shared by replicas (Redis). Neither
-// knows what a server or an event is, so a new backend can be added without
-// touching the fleet's rules or the HTTP layer.
+// A Store holds opaque records under string keys (storage/embedded: a Pebble
+// database on local disk); a Log is an ordered log of opaque entries shared
+// by replicas (Redis, in this package). Neither knows what a server or an
+// event is, so a new backend can be added without touching the fleet's rules
+// or the HTTP layer.
 package storage
 
-import "context"
+import (
+	"context"
+	"errors"
+)
+
+// ErrNoSpace is returned by a Store's Commit when the file system holding
+// the store is (nearly) full: nothing was written, and commits succeed again
+// once space is freed. The webhook answers it 503, saying the disk is full.
+var ErrNoSpace = errors.New("no space left for the store")
 
 // Store persists records. Implementations must be safe for use by one writer
 // and any number of concurrent readers of Load.

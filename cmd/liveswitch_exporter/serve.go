@@ -25,6 +25,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage/embedded"
 )
 
 type serveCmd struct {
@@ -235,7 +236,7 @@ type openedStore struct {
 	closeStore func() error
 	// startedEmpty is set when the embedded store started empty in place
 	// of a damaged one.
-	startedEmpty *storage.EmptyStart
+	startedEmpty *embedded.EmptyStart
 }
 
 // errStopped is a start stopped by a signal while the store was opened.
@@ -281,14 +282,14 @@ func (s *serveCmd) decodeOptions() event.DecodeOptions {
 // disk takes as long as it takes, so a signal meanwhile ends the start
 // (errStopped); the store is only read until it is checked, and the engine
 // is crash-safe after.
-func (s *serveCmd) openStore(ctx context.Context, logger *slog.Logger) (*storage.Pebble, error) {
+func (s *serveCmd) openStore(ctx context.Context, logger *slog.Logger) (*embedded.Pebble, error) {
 	type result struct {
-		store *storage.Pebble
+		store *embedded.Pebble
 		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
-		store, err := storage.Open(s.StoragePath, storage.Options{
+		store, err := embedded.Open(s.StoragePath, embedded.Options{
 			Logger:             logger,
 			StartEmptyOnDamage: s.StorageOnDamage == "start-empty",
 			CheckRecord:        writer.CheckRecord,

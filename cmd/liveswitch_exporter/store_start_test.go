@@ -20,6 +20,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage/embedded"
 )
 
 // refuseWithin is how soon a store the exporter cannot use must stop it.
@@ -116,7 +117,7 @@ func TestReadOnlyStoreIsRefused(t *testing.T) {
 func bigStore(t *testing.T, n int) string {
 	t.Helper()
 	dir := t.TempDir()
-	store, err := storage.Open(dir, storage.Options{})
+	store, err := embedded.Open(dir, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +321,7 @@ const garbledRecord = `{"info":{"id":"garbled"`
 // and every later start failed on the record, start-empty included.)
 func TestUnreadableRecordIsDamage(t *testing.T) {
 	pristine := storeEndingWith(t, "stopped cleanly")
-	s, err := storage.Open(pristine, storage.Options{})
+	s, err := embedded.Open(pristine, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage/embedded"
 )
 
 // benchWriter is a writer of a new fleet, in memory or on a store of its
@@ -18,7 +19,7 @@ func benchWriter(b *testing.B, durable bool) *Writer {
 	b.Helper()
 	var store storage.Store
 	if durable {
-		s, err := storage.Open(b.TempDir(), storage.Options{})
+		s, err := embedded.Open(b.TempDir(), embedded.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage/embedded"
 )
 
 func newLimitedWriter(t *testing.T, store storage.Store, limits fleet.Limits) (*fleet.Fleet, *Writer, *fixture.Clock) {
@@ -110,7 +111,7 @@ func TestMaxServersEvictsLongestStopped(t *testing.T) {
 // 1,000, through the real store: the fleet, the store and the heap stay
 // bounded.
 func TestFloodOfDistinctIDs(t *testing.T) {
-	store, err := storage.Open(t.TempDir(), storage.Options{})
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestForget(t *testing.T) {
 // TestRestoreFromStore: a new writer on the same store sees the same fleet.
 func TestRestoreFromStore(t *testing.T) {
 	dir := t.TempDir()
-	store, err := storage.Open(dir, storage.Options{})
+	store, err := embedded.Open(dir, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func TestRestoreFromStore(t *testing.T) {
 // exporter restarting would.
 func reopen(t *testing.T, dir string) *fleet.Fleet {
 	t.Helper()
-	store, err := storage.Open(dir, storage.Options{})
+	store, err := embedded.Open(dir, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func reopen(t *testing.T, dir string) *fleet.Fleet {
 // TestStorageFailureChangesNothing: when the store refuses a commit, the
 // request fails with ErrStorage and the fleet is as it was.
 func TestStorageFailureChangesNothing(t *testing.T) {
-	store, err := storage.Open(t.TempDir(), storage.Options{})
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestStorageFailureChangesNothing(t *testing.T) {
 // and every request gets a hint that names no file.
 func TestStorageErrorsLoggedOncePerInterval(t *testing.T) {
 	dir := t.TempDir()
-	store, err := storage.Open(dir, storage.Options{})
+	store, err := embedded.Open(dir, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func (l *local) Restore(ctx context.Context) error {
 }
 
 // CheckRecord reads a record of the store as restoring the fleet does, and
-// says why it cannot be restored: storage.Options.CheckRecord, so that the
+// says why it cannot be restored: embedded.Options.CheckRecord, so that the
 // store counts such a record as damage when it opens, rather than a
 // restore that fails at every start.
 func CheckRecord(key string, value []byte) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/internal/fixture"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage/embedded"
 )
 
 // observationAt is an observation at d after the test clock's start, with a
@@ -121,7 +122,7 @@ func TestListedServerIsNotStale(t *testing.T) {
 // committed together and come back after a restart, fact for fact.
 func TestGatewayViewRestoredFromStore(t *testing.T) {
 	dir := t.TempDir()
-	store, err := storage.Open(dir, storage.Options{})
+	store, err := embedded.Open(dir, embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestGatewayViewRestoredFromStore(t *testing.T) {
 // TestCorruptGatewayRecordRefused: a view that cannot be read stops the
 // restore, as a corrupt server record does.
 func TestCorruptGatewayRecordRefused(t *testing.T) {
-	store, err := storage.Open(t.TempDir(), storage.Options{})
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

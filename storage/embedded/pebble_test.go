@@ -1,4 +1,4 @@
-package storage
+package embedded
 
 import (
 	"context"
@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
-func loadAll(t *testing.T, s Store) map[string]string {
+func loadAll(t *testing.T, s storage.Store) map[string]string {
 	t.Helper()
 	got := map[string]string{}
 	if err := s.Load(context.Background(), func(k string, v []byte) error {
@@ -37,7 +38,7 @@ func mustOpen(t *testing.T, dir string) *Pebble {
 	return s
 }
 
-func commit(t *testing.T, s Store, b *Batch) {
+func commit(t *testing.T, s storage.Store, b *storage.Batch) {
 	t.Helper()
 	if err := s.Commit(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -56,8 +57,8 @@ func reopen(t *testing.T, s *Pebble, dir string) *Pebble {
 func TestCommitSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir)
-	commit(t, s, &Batch{Puts: map[string][]byte{"a/1": []byte("1"), "b/2": []byte("2")}})
-	commit(t, s, &Batch{Puts: map[string][]byte{"a/1": []byte("3")}, Deletes: []string{"b/2"}})
+	commit(t, s, &storage.Batch{Puts: map[string][]byte{"a/1": []byte("1"), "b/2": []byte("2")}})
+	commit(t, s, &storage.Batch{Puts: map[string][]byte{"a/1": []byte("3")}, Deletes: []string{"b/2"}})
 	s = reopen(t, s, dir)
 	defer s.Close()
 	if got := loadAll(t, s); !maps.Equal(got, map[string]string{"a/1": "3"}) {
@@ -75,7 +76,7 @@ func TestCleanStopsAndRestartsKeepEveryCommit(t *testing.T) {
 	s := mustOpen(t, dir)
 	for round := range 6 {
 		for i := range 300 {
-			b := &Batch{Puts: map[string][]byte{}}
+			b := &storage.Batch{Puts: map[string][]byte{}}
 			k := fmt.Sprintf("mediaserver/%d", (round*300+i)%257)
 			v := fmt.Sprintf("round %d commit %d %s", round, i, strings.Repeat("x", 200))
 			b.Puts[k], want[k] = []byte(v), v
@@ -101,7 +102,7 @@ func TestCommitAfterCloseFails(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Commit(context.Background(), &Batch{Puts: map[string][]byte{"a/1": nil}}); err == nil {
+	if err := s.Commit(context.Background(), &storage.Batch{Puts: map[string][]byte{"a/1": nil}}); err == nil {
 		t.Fatal("commit on a closed store succeeded")
 	}
 	if err := s.Close(); err != nil {
@@ -119,17 +120,17 @@ func TestCommitRefusedWhenDiskNearlyFull(t *testing.T) {
 	}
 	s := mustOpen(t, dir)
 	defer s.Close()
-	commit(t, s, &Batch{Puts: map[string][]byte{"a/1": []byte("kept")}})
+	commit(t, s, &storage.Batch{Puts: map[string][]byte{"a/1": []byte("kept")}})
 	s.opts.MinFreeBytes = free * 2
-	err := s.Commit(context.Background(), &Batch{Puts: map[string][]byte{"a/1": []byte("lost")}})
-	if !errors.Is(err, ErrNoSpace) {
+	err := s.Commit(context.Background(), &storage.Batch{Puts: map[string][]byte{"a/1": []byte("lost")}})
+	if !errors.Is(err, storage.ErrNoSpace) {
 		t.Fatalf("commit with the disk full: %v, want ErrNoSpace", err)
 	}
 	if got := loadAll(t, s); got["a/1"] != "kept" {
 		t.Fatalf("a refused commit changed the store: %v", got)
 	}
 	s.opts.MinFreeBytes = 1
-	commit(t, s, &Batch{Puts: map[string][]byte{"a/1": []byte("new")}})
+	commit(t, s, &storage.Batch{Puts: map[string][]byte{"a/1": []byte("new")}})
 	if got := loadAll(t, s); got["a/1"] != "new" {
 		t.Fatalf("after space came back: %v", got)
 	}
@@ -255,7 +256,7 @@ func TestMigrateEarlierLayout(t *testing.T) {
 			if got := loadAll(t, s); !maps.Equal(got, want) {
 				t.Fatalf("converted: %d records, want %d\n%v", len(got), len(want), got)
 			}
-			commit(t, s, &Batch{Puts: map[string][]byte{"gateway/after": []byte("x")}})
+			commit(t, s, &storage.Batch{Puts: map[string][]byte{"gateway/after": []byte("x")}})
 			s = reopen(t, s, dir)
 			defer s.Close()
 			want["gateway/after"] = "x"
@@ -301,7 +302,7 @@ func storeWith(t *testing.T, damage func(dir string)) string {
 	t.Helper()
 	dir := t.TempDir()
 	s := mustOpen(t, dir)
-	commit(t, s, &Batch{Puts: map[string][]byte{"mediaserver/a": []byte("1")}})
+	commit(t, s, &storage.Batch{Puts: map[string][]byte{"mediaserver/a": []byte("1")}})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +342,7 @@ func TestCrashImageHoldsEveryCommit(t *testing.T) {
 	for i := range 200 {
 		k := fmt.Sprintf("mediaserver/%d", i%50)
 		want[k] = fmt.Sprint(i)
-		commit(t, s, &Batch{Puts: map[string][]byte{k: []byte(want[k])}})
+		commit(t, s, &storage.Batch{Puts: map[string][]byte{k: []byte(want[k])}})
 	}
 	image := t.TempDir()
 	copyDir(t, dir, image)
@@ -361,7 +362,7 @@ func TestIdleStoreFlushes(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir)
 	defer s.Close()
-	commit(t, s, &Batch{Puts: map[string][]byte{"mediaserver/a": []byte("1")}})
+	commit(t, s, &storage.Batch{Puts: map[string][]byte{"mediaserver/a": []byte("1")}})
 	testenv.WaitFor(t, 10*time.Second, "the idle flush", func() bool { return s.unflushed.Load() == 0 })
 	if tables, _ := filepath.Glob(filepath.Join(dir, engineDir, "*.sst")); len(tables) == 0 {
 		t.Fatal("no sorted file after the idle flush")
@@ -396,7 +397,7 @@ func logTo(buf *testenv.LogBuffer) *slog.Logger {
 func TestUnreadableRecordIsDamage(t *testing.T) {
 	dir := storeWith(t, func(dir string) {
 		s := mustOpen(t, dir)
-		commit(t, s, &Batch{Puts: map[string][]byte{"mediaserver/b": []byte("bad record")}})
+		commit(t, s, &storage.Batch{Puts: map[string][]byte{"mediaserver/b": []byte("bad record")}})
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -475,7 +476,7 @@ func TestLaterStartsSayTheStoreStartedEmpty(t *testing.T) {
 			t.Errorf("start %d: warned %v, want %v:\n%s", i, warned, tc.warn, log)
 		}
 		if tc.commit {
-			commit(t, s, &Batch{Puts: map[string][]byte{"mediaserver/new": []byte("1")}})
+			commit(t, s, &storage.Batch{Puts: map[string][]byte{"mediaserver/new": []byte("1")}})
 		}
 		s.Close()
 	}

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package storage
+package embedded
 
 // freeBytes is unknown here: commits are not held back for space.
 func freeBytes(string) (uint64, bool) { return 0, false }

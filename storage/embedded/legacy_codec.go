@@ -1,8 +1,10 @@
-package storage
+package embedded
 
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 var errCorrupt = errors.New("corrupt batch")
@@ -10,10 +12,10 @@ var errCorrupt = errors.New("corrupt batch")
 // decodeBatch reads one batch of the earlier layout's log: the number of
 // puts, each as key and value, then the number of deletes, each key;
 // lengths as uvarints.
-func decodeBatch(data []byte) (*Batch, error) {
+func decodeBatch(data []byte) (*storage.Batch, error) {
 	r := reader{data: data}
 	n := r.uvarint()
-	b := &Batch{Puts: make(map[string][]byte, min(n, 1<<16))}
+	b := &storage.Batch{Puts: make(map[string][]byte, min(n, 1<<16))}
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		k := string(r.bytes())
 		b.Puts[k] = append([]byte(nil), r.bytes()...)

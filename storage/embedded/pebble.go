@@ -1,4 +1,4 @@
-package storage
+package embedded
 
 import (
 	"context"
@@ -14,12 +14,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
-
-// ErrNoSpace is returned by Commit when the file system holding the store
-// is (nearly) full: nothing was written, and commits succeed again once
-// space is freed.
-var ErrNoSpace = errors.New("no space left for the store")
 
 // DefaultMinFreeBytes is the free space below which commits are refused.
 // The engine needs room to flush its memory table and compact its files; a
@@ -43,7 +39,7 @@ type Options struct {
 	// process; everything acknowledged is durable already. nil panics.
 	OnFatal func(error)
 	// MinFreeBytes is the free space below which Commit refuses with
-	// ErrNoSpace; 0 means DefaultMinFreeBytes.
+	// storage.ErrNoSpace; 0 means DefaultMinFreeBytes.
 	MinFreeBytes uint64
 	// CheckRecord, when set, reads a record as its user will at Load. Open
 	// calls it on every record (and, converting a store of the earlier
@@ -108,7 +104,7 @@ var errStoreClosed = errors.New("store is closed")
 
 // Commit implements Store: one atomic batch, synced before it returns.
 // Commits may run concurrently; each is atomic on its own.
-func (p *Pebble) Commit(_ context.Context, b *Batch) error {
+func (p *Pebble) Commit(_ context.Context, b *storage.Batch) error {
 	if err := p.checkSpace(); err != nil {
 		return err
 	}
@@ -131,7 +127,7 @@ func (p *Pebble) Commit(_ context.Context, b *Batch) error {
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		if errors.Is(err, syscall.ENOSPC) {
-			return fmt.Errorf("%w: %w", ErrNoSpace, flat(err))
+			return fmt.Errorf("%w: %w", storage.ErrNoSpace, flat(err))
 		}
 		return flat(err)
 	}
@@ -145,7 +141,7 @@ func (p *Pebble) Commit(_ context.Context, b *Batch) error {
 func (p *Pebble) checkSpace() error {
 	if free, ok := freeBytes(p.dir); ok && free < p.opts.MinFreeBytes {
 		return fmt.Errorf("%w: %d MiB free on the file system of the store, %d MiB kept in reserve",
-			ErrNoSpace, free>>20, p.opts.MinFreeBytes>>20)
+			storage.ErrNoSpace, free>>20, p.opts.MinFreeBytes>>20)
 	}
 	return nil
 }

@@ -1,9 +1,11 @@
-package storage
+package embedded
 
 import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // BenchmarkCommit measures one durable commit (one atomic batch, synced to
@@ -19,7 +21,7 @@ func BenchmarkCommit(b *testing.B) {
 	value := make([]byte, 400)
 	i := 0
 	for b.Loop() {
-		batch := &Batch{Puts: make(map[string][]byte, 64)}
+		batch := &storage.Batch{Puts: make(map[string][]byte, 64)}
 		for range 64 {
 			batch.Puts[fmt.Sprintf("mediaserver/%08d", (i*7919)%10000)] = value
 			i++
