@@ -1,13 +1,16 @@
 package applications
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 	"testing"
-
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
+
+// longMode runs the long sweeps (LIVESWITCH_TEST_LONG=1).
+var longMode = os.Getenv("LIVESWITCH_TEST_LONG") != ""
 
 // heapAfterGC is the live heap, in bytes, once the garbage is collected.
 func heapAfterGC() uint64 {
@@ -18,61 +21,131 @@ func heapAfterGC() uint64 {
 	return ms.HeapAlloc
 }
 
-// TestMemoryFlatUnderNeverConnectingConnections: 1,000,000 connections
-// initialize and never connect. The pending table holds its cap (100,000)
-// and no more, and the heap stays where it was once the table was full.
-// Run with -v for the figures.
-func TestMemoryFlatUnderNeverConnectingConnections(t *testing.T) {
-	const total, maxPending, step = 1_000_000, DefaultMaxPending, 1000
-	tr, _ := newTestTracker(t, DefaultMaxApplications, maxPending)
-	events := make([]event.ApplicationEvent, step)
+// TestMemoryFlatUnderNeverEndingEntries: channels activate and
+// connections initialize and never end (1,000,000 of each in long mode,
+// 300,000 otherwise), every event remembered. The tables hold their caps
+// and no more, the memory of events its cap, and the heap stays where it
+// was once all were full. Run with -v for the figures.
+func TestMemoryFlatUnderNeverEndingEntries(t *testing.T) {
+	total := 300_000
+	if longMode {
+		total = 1_000_000
+	}
+	const step = 1000
+	limits := Limits{MaxEntries: [NumTables]int{DefaultMaxPending, DefaultMaxChannels, DefaultMaxClients}, MaxRemembered: DefaultMaxRemembered}.withDefaults()
+	s := NewMemoryState(limits).(*memoryState)
+	facts := make([]Fact, 2*step)
+	effects := make([]Effect, 2*step)
+	var drops Drops
 	feed := func(from, to int) {
 		for i := from; i < to; i += step {
-			for j := range events {
-				events[j] = event.ApplicationEvent{Timestamp: t0.UnixMilli() + int64(i+j), Type: initializing,
-					ApplicationID: fmt.Sprintf("app-%d", (i+j)%3), ConnectionID: fmt.Sprintf("%08x-7d1f-4a7e-9a51-2f3c6e0d9a10", i+j),
-					ConnectionType: "sfu"}
+			for j := range step {
+				n := i + j
+				app := "app-" + strconv.Itoa(n%3)
+				id := fmt.Sprintf("%08x-7d1f-4a7e-9a51-2f3c6e0d9a10", n)
+				// Event times spread over the last 50 minutes, so that the
+				// memory of events fills all its minutes.
+				ms := testNow.UnixMilli() - int64(n%3000)*1000
+				facts[2*j] = Fact{App: app, Op: OpConnectionStart, Entity: EntityKey(TableConnections, app, id),
+					Seen: EventKey(app, "connection.initializing", ms, id, "", ""), Ms: ms}
+				facts[2*j+1] = Fact{App: app, Op: OpChannelOn, Entity: EntityKey(TableChannels, app, id),
+					Seen: EventKey(app, "channel.activated", ms, "", id, ""), Ms: ms}
 			}
-			if res := tr.apply(events, testNow); res.Outcomes[fleet.OutcomeApplied] != step {
-				t.Fatalf("%s", res)
-			}
+			d, _ := s.Apply(context.Background(), facts, testNow, effects)
+			drops.Add(d)
 		}
 	}
 	before := heapAfterGC()
-	feed(0, 2*maxPending) // the table is full, and has evicted as many
+	feed(0, 2*DefaultMaxPending) // the tables are full, and have evicted as many
 	full := heapAfterGC()
-	feed(2*maxPending, total)
+	feed(2*DefaultMaxPending, total)
 	after := heapAfterGC()
-	t.Logf("heap: %.1f MiB empty, %.1f MiB after %d connections (table full), %.1f MiB after %d; %d pending, %d evicted",
-		mib(before), mib(full), 2*maxPending, mib(after), total, tr.pending.len(), tr.pending.dropped[DropEvicted])
-	if tr.pending.len() != maxPending || tr.pending.dropped[DropEvicted] != total-maxPending {
-		t.Fatalf("%d pending, %d evicted", tr.pending.len(), tr.pending.dropped[DropEvicted])
+	sizes, _ := s.Sizes(context.Background(), testNow)
+	t.Logf("heap: %.1f MiB empty, %.1f MiB after %d channels and connections (tables full), %.1f MiB after %d; "+
+		"%d connections and %d channels held, %d events remembered, evicted %v",
+		mib(before), mib(full), 2*DefaultMaxPending, mib(after), total, sizes.Entries[TableConnections], sizes.Entries[TableChannels],
+		sizes.Remembered, drops)
+	for _, tb := range []Table{TableConnections, TableChannels} {
+		if sizes.Entries[tb] != int64(limits.MaxEntries[tb]) || drops[tb][DropEvicted] != uint64(total-limits.MaxEntries[tb]) {
+			t.Fatalf("%s: %d held, %d evicted", tb, sizes.Entries[tb], drops[tb][DropEvicted])
+		}
 	}
-	// Flat: the last 800,000 connections add nothing but noise (a few
-	// hundred KiB of runtime bookkeeping) to the heap of a full table.
-	if after > full+(1<<20) {
-		t.Fatalf("the heap grew from %.1f MiB to %.1f MiB while the table stayed full", mib(full), mib(after))
+	if rememberedMax := limits.PerBucket() * limits.RememberBuckets(); sizes.Remembered > rememberedMax {
+		t.Fatalf("%d events remembered, more than %d", sizes.Remembered, rememberedMax)
 	}
-	runtime.KeepAlive(tr)
+	// Flat: what comes once the tables are full adds nothing but noise (a
+	// few MiB of runtime bookkeeping and of the memory of events, still
+	// filling its minutes) to the heap.
+	if after > full+(8<<20) {
+		t.Fatalf("the heap grew from %.1f MiB to %.1f MiB while the tables stayed full", mib(full), mib(after))
+	}
+	runtime.KeepAlive(s)
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // BenchmarkIngest measures counting one connection event from its body:
-// decoding, the application cap, the counters and the pending table.
+// decoding, the application cap, the memory of events, the counters and
+// the pending table, every event distinct (a connection's initializing
+// then its connected, with fresh ids and times, as LiveSwitch sends them).
 func BenchmarkIngest(b *testing.B) {
 	tr, _ := newTestTracker(b, DefaultMaxApplications, DefaultMaxPending)
-	bodies := make([][]byte, 1024)
-	for i := range bodies {
-		typ := []string{"connection.initializing", "connection.connected"}[i%2]
-		bodies[i] = []byte(appEvent(int64(i), typ, "app-"+fmt.Sprint(i%3), fmt.Sprintf("c-%d", i/2), "sfu"))
-	}
+	ring := newBenchRing(4096)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := tr.Ingest(bodies[i%len(bodies)], nil); err != nil {
+		if _, err := tr.Ingest(context.Background(), ring.next(i), nil); err != nil {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// benchRing holds bodies whose timestamp and connection id are patched in
+// place before each use, so that no two events are alike and building
+// them allocates nothing.
+type benchRing struct {
+	bodies     [][]byte
+	tsAt, idAt []int
+}
+
+const benchIDDigits = 10
+
+func newBenchRing(n int) *benchRing {
+	r := &benchRing{}
+	ts := strconv.FormatInt(t0.UnixMilli(), 10)
+	for i := range n {
+		typ := []string{"connection.initializing", "connection.connected"}[i%2]
+		body := appEvent(0, typ, "app-"+strconv.Itoa(i%3), fmt.Sprintf("c-%0*d", benchIDDigits, 0), "sfu")
+		r.bodies = append(r.bodies, []byte(body))
+		r.tsAt = append(r.tsAt, indexOf(body, ts))
+		r.idAt = append(r.idAt, indexOf(body, `"c-`)+3)
+	}
+	return r
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	panic(sub)
+}
+
+// next returns the body of event i: connection i/2, initializing at some
+// time within the 50 minutes before testNow, or connected 1 ms later.
+func (r *benchRing) next(i int) []byte {
+	k := i % len(r.bodies)
+	body := r.bodies[k]
+	putDigits(body[r.tsAt[k]:r.tsAt[k]+13], testNow.UnixMilli()-3_000_000+int64(i/2)%3_000_000+int64(i%2))
+	putDigits(body[r.idAt[k]:r.idAt[k]+benchIDDigits], int64(i/2))
+	return body
+}
+
+func putDigits(dst []byte, v int64) {
+	for j := len(dst) - 1; j >= 0; j-- {
+		dst[j] = byte('0' + v%10)
+		v /= 10
 	}
 }
