@@ -5,9 +5,11 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/redisstate"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
+	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
 )
 
 // applicationFlags configure the application webhooks (channel, client and
@@ -73,7 +75,17 @@ type applicationState struct {
 }
 
 // applicationState shares the tracker's state through the fleet's Redis
-// when there is one, so that replicas pair and count once alike.
+// when there is one (under its prefix and redisstate.KeySuffix), so that
+// replicas pair ends and count events once alike.
 func (s *serveCmd) applicationState(limits applications.Limits, logger *slog.Logger) (applicationState, error) {
-	return applicationState{close: func() error { return nil }}, nil
+	if s.RedisURL == "" {
+		return applicationState{close: func() error { return nil }}, nil
+	}
+	client, err := storage.NewRedisClient(s.RedisURL)
+	if err != nil {
+		return applicationState{}, err
+	}
+	logger.Info("Application state (pending connections, channels, clients, events counted) is shared through Redis",
+		"prefix", s.RedisPrefix+redisstate.KeySuffix)
+	return applicationState{state: redisstate.New(client, s.RedisPrefix+redisstate.KeySuffix, limits), close: client.Close}, nil
 }

@@ -208,6 +208,9 @@ const (
 	maxExpiredPerSweepRun = 1000
 )
 
+// WithDefaults fills the limits left at zero.
+func (l Limits) WithDefaults() Limits { return l.withDefaults() }
+
 // withDefaults fills the limits left at zero.
 func (l Limits) withDefaults() Limits {
 	if l.PendingTTL <= 0 {
