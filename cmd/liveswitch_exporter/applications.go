@@ -87,5 +87,5 @@ func (s *serveCmd) applicationState(limits applications.Limits, logger *slog.Log
 	}
 	logger.Info("Application state (pending connections, channels, clients, events counted) is shared through Redis",
 		"prefix", s.RedisPrefix+redisstate.KeySuffix)
-	return applicationState{state: redisstate.New(client, s.RedisPrefix+redisstate.KeySuffix, limits), close: client.Close}, nil
+	return applicationState{state: redisstate.New(client, s.RedisPrefix+redisstate.KeySuffix, limits, s.RedisTimeout), close: client.Close}, nil
 }

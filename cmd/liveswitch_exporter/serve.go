@@ -179,7 +179,7 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Flee
 		return err
 	}
 	defer appState.close()
-	appOpts.State, appOpts.StateTimeout = appState.state, s.RedisTimeout
+	appOpts.State = appState.state
 	apps := applications.New(appOpts)
 	registry := exporter.NewRegistry(collector.NewCollector(f, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps,
 		exporter.StartedEmpty(opened.startedEmpty != nil))

@@ -63,16 +63,16 @@ type State interface {
 type Key [16]byte
 
 // keyOf hashes parts, each ended by a zero byte (ids hold no control
-// character: the separator is unambiguous).
+// character: the separator is unambiguous), in a buffer on the stack for
+// the usual lengths.
 func keyOf(parts ...string) Key {
-	h := sha256.New()
+	var buf [512]byte
+	b := buf[:0]
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		b = append(append(b, p...), 0)
 	}
-	var k Key
-	copy(k[:], h.Sum(nil))
-	return k
+	sum := sha256.Sum256(b)
+	return Key(sum[:16])
 }
 
 // EntityKey is the key of entity id of app in table t.
@@ -81,7 +81,8 @@ func EntityKey(t Table, app, id string) Key { return keyOf(t.String(), app, id) 
 // EventKey is the identity of an event, for the memory of those counted:
 // its application, type, event time and the ids of what it names.
 func EventKey(app, typ string, ms int64, connection, channel, client string) Key {
-	return keyOf(app, typ, strconv.FormatInt(ms, 10), connection, channel, client)
+	var digits [20]byte
+	return keyOf(app, typ, string(strconv.AppendInt(digits[:0], ms, 10)), connection, channel, client)
 }
 
 // Fact is one event as the State takes it.
@@ -204,8 +205,6 @@ const (
 	DefaultMaxFutureSkew  = 5 * time.Minute
 	rememberBucket        = time.Minute
 	rememberBucketMs      = int64(rememberBucket / time.Millisecond)
-	defaultStateTimeout   = 2 * time.Second
-	maxExpiredPerSweepRun = 1000
 )
 
 // WithDefaults fills the limits left at zero.

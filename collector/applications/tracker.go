@@ -46,10 +46,9 @@ type Options struct {
 	// successful poll listed; nil when it is not polled.
 	GatewayApplications func() []string
 	// State holds the tables and the memory of events; nil keeps them in
-	// this process (NewMemoryState of Limits()).
+	// this process (NewMemoryState of Limits()). A shared State bounds its
+	// calls itself.
 	State State
-	// StateTimeout bounds each call to State (defaultStateTimeout when 0).
-	StateTimeout time.Duration
 	// Now is the exporter's clock; tests inject a fake one.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -117,9 +116,6 @@ func New(opts Options) *Tracker {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.StateTimeout <= 0 {
-		opts.StateTimeout = defaultStateTimeout
-	}
 	limits := opts.Limits()
 	if opts.State == nil {
 		opts.State = NewMemoryState(limits)
@@ -181,10 +177,7 @@ func (t *Tracker) Ingest(ctx context.Context, body []byte, verify func(applicati
 	effects := make([]Effect, len(facts))
 	var drops Drops
 	if len(facts) > 0 {
-		sctx, cancel := context.WithTimeout(ctx, t.opts.StateTimeout)
-		drops, err = t.state.Apply(sctx, facts, now, effects)
-		cancel()
-		if err != nil {
+		if drops, err = t.state.Apply(ctx, facts, now, effects); err != nil {
 			t.metrics.stateErrors.Inc()
 			t.stateLogs.Log(t.opts.Logger, slog.LevelError, "The application state failed; application webhooks answered 503", "err", err)
 			return Result{}, &StateError{Err: err}
@@ -389,8 +382,7 @@ func (t *Tracker) Describe(ch chan<- *prometheus.Desc) { t.metrics.describe(ch) 
 // does not answer.
 func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 	now := t.opts.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), t.opts.StateTimeout)
-	defer cancel()
+	ctx := context.Background() // a shared State bounds its calls
 	drops, sweepErr := t.state.Sweep(ctx, now)
 	t.mu.Lock()
 	t.dropped.Add(drops)

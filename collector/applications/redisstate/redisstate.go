@@ -54,20 +54,29 @@ const expireLimit = 1000
 
 // State is an applications.State in a shared Redis.
 type State struct {
-	client redis.UniversalClient
-	prefix string
-	limits applications.Limits
+	client  redis.UniversalClient
+	prefix  string
+	limits  applications.Limits
+	timeout time.Duration
 	// fixed are the script's arguments that do not change.
 	fixed []any
 }
 
 var _ applications.State = (*State)(nil)
 
+// DefaultTimeout bounds each call when New is given none.
+const DefaultTimeout = 2 * time.Second
+
 // New returns the State under prefix (the fleet's prefix and KeySuffix)
-// of client, bounded by limits: give every replica the same.
-func New(client redis.UniversalClient, prefix string, limits applications.Limits) *State {
+// of client, bounded by limits (give every replica the same); each call
+// takes at most timeout (DefaultTimeout when 0), a webhook's deadline
+// permitting.
+func New(client redis.UniversalClient, prefix string, limits applications.Limits, timeout time.Duration) *State {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	l := limits.WithDefaults()
-	s := &State{client: client, prefix: prefix, limits: l}
+	s := &State{client: client, prefix: prefix, limits: l, timeout: timeout}
 	s.fixed = []any{prefix, 0, l.PendingTTL.Milliseconds(), l.OpenTTL.Milliseconds(),
 		l.MaxEntries[applications.TableConnections], l.MaxEntries[applications.TableChannels], l.MaxEntries[applications.TableClients],
 		l.PerBucket(), (l.MaxEventAge + rememberSlack).Milliseconds(), expireLimit}
@@ -76,6 +85,8 @@ func New(client redis.UniversalClient, prefix string, limits applications.Limits
 
 // run runs the script over facts at now, filling effects.
 func (s *State) run(ctx context.Context, facts []applications.Fact, now time.Time, effects []applications.Effect) (applications.Drops, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	args := make([]any, 0, len(s.fixed)+1+5*len(facts))
 	args = append(args, s.fixed...)
 	args[1] = now.UnixMilli()
@@ -129,6 +140,8 @@ func (s *State) Levels(ctx context.Context, apps []string) ([]applications.Level
 	if len(apps) == 0 {
 		return out, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	fields := make([]string, 0, 3*len(apps))
 	for _, app := range apps {
 		for t := range applications.NumTables {
@@ -164,6 +177,8 @@ func (s *State) Levels(ctx context.Context, apps []string) ([]applications.Level
 // lengths and the memory of the minutes an event may still be in.
 func (s *State) Sizes(ctx context.Context, now time.Time) (applications.Sizes, error) {
 	var out applications.Sizes
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	pipe := s.client.Pipeline()
 	lens := make([]*redis.IntCmd, applications.NumTables)
 	for t := range applications.NumTables {

@@ -31,7 +31,7 @@ func TestRedisStateRules(t *testing.T) {
 	client := newClient(t, r)
 	var n atomic.Int64
 	statetest.Run(t, func(_ *testing.T, l applications.Limits) applications.State {
-		return New(client, "test-"+strconv.FormatInt(n.Add(1), 10)+":", l) // a fresh state per case
+		return New(client, "test-"+strconv.FormatInt(n.Add(1), 10)+":", l, 0) // a fresh state per case
 	})
 }
 
@@ -40,7 +40,7 @@ func TestRedisStateRules(t *testing.T) {
 // to the other replica is a duplicate.
 func TestRedisStatePairsAcrossReplicas(t *testing.T) {
 	r := testenv.StartRedis(t)
-	a, b := New(newClient(t, r), "x:", applications.Limits{}), New(newClient(t, r), "x:", applications.Limits{})
+	a, b := New(newClient(t, r), "x:", applications.Limits{}, 0), New(newClient(t, r), "x:", applications.Limits{}, 0)
 	t0 := time.UnixMilli(1700000000000)
 	f := func(op applications.Op, tb applications.Table, id, typ string, ms int64) applications.Fact {
 		return applications.Fact{App: "app", Op: op, Entity: applications.EntityKey(tb, "app", id),
@@ -72,7 +72,7 @@ func TestRedisStatePairsAcrossReplicas(t *testing.T) {
 // event over two replicas' States at once is applied exactly once.
 func TestRedisStateCountsOnceUnderConcurrentRetries(t *testing.T) {
 	r := testenv.StartRedis(t)
-	states := []*State{New(newClient(t, r), "x:", applications.Limits{}), New(newClient(t, r), "x:", applications.Limits{})}
+	states := []*State{New(newClient(t, r), "x:", applications.Limits{}, 0), New(newClient(t, r), "x:", applications.Limits{}, 0)}
 	now := time.UnixMilli(1700000000000)
 	for round := range 20 {
 		fact := applications.Fact{App: "app", Op: applications.OpConnectionFail, Ms: now.UnixMilli(),
@@ -102,7 +102,7 @@ func TestRedisStateCountsOnceUnderConcurrentRetries(t *testing.T) {
 // a half-applied body.
 func TestRedisStateFailsWithoutRedis(t *testing.T) {
 	r := testenv.StartRedis(t)
-	s := New(newClient(t, r), "x:", applications.Limits{})
+	s := New(newClient(t, r), "x:", applications.Limits{}, 0)
 	r.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -139,7 +139,7 @@ func TestRedisStateMemory(t *testing.T) {
 	r := testenv.StartRedis(t)
 	c := newClient(t, r)
 	limits := applications.Limits{MaxEntries: [applications.NumTables]int{n, n, n}, MaxRemembered: 100 * n}
-	s := New(c, "liveswitch_exporter:apps:", limits)
+	s := New(c, "liveswitch_exporter:apps:", limits, 0)
 	now := time.Now()
 	feed := func(from, to int, withEntities bool) {
 		const step = 500
