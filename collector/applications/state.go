@@ -195,16 +195,16 @@ type Limits struct {
 
 // Defaults of the limits the operator does not set.
 const (
-	DefaultMaxPending     = 100000
-	DefaultMaxChannels    = 100000
-	DefaultMaxClients     = 100000
-	DefaultPendingTTL     = 5 * time.Minute
-	DefaultOpenTTL        = 12 * time.Hour
-	DefaultMaxEventAge    = time.Hour
-	DefaultMaxRemembered  = 1000000
-	DefaultMaxFutureSkew  = 5 * time.Minute
-	rememberBucket        = time.Minute
-	rememberBucketMs      = int64(rememberBucket / time.Millisecond)
+	DefaultMaxPending    = 100000
+	DefaultMaxChannels   = 100000
+	DefaultMaxClients    = 100000
+	DefaultPendingTTL    = 5 * time.Minute
+	DefaultOpenTTL       = 12 * time.Hour
+	DefaultMaxEventAge   = time.Hour
+	DefaultMaxRemembered = 1000000
+	DefaultMaxFutureSkew = 5 * time.Minute
+	rememberBucket       = time.Minute
+	rememberBucketMs     = int64(rememberBucket / time.Millisecond)
 )
 
 // WithDefaults fills the limits left at zero.
