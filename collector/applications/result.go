@@ -63,10 +63,14 @@ func (r Result) String() string {
 
 // limitsText renders the flags the refusals quote.
 func (t *Tracker) limitsText() [numRefusals]string {
+	ahead := "--webhook.max-future-skew"
+	if t.opts.Decode.MaxFutureSkew <= 0 { // no limit for server events; application events stay bounded
+		ahead = "--application.max-event-age"
+	}
 	return [numRefusals]string{
 		RefusedMaxApplications: fmt.Sprintf("beyond --application.max (%d) until an application is idle for --application.idle-after (%s)",
 			t.opts.MaxApplications, t.opts.IdleAfter),
 		RefusedTooOld:      fmt.Sprintf("older than --application.max-event-age (%s)", t.limits.MaxEventAge),
-		RefusedTooFarAhead: fmt.Sprintf("further ahead than --webhook.max-future-skew (%s)", t.opts.Decode.MaxFutureSkew),
+		RefusedTooFarAhead: fmt.Sprintf("further ahead than %s (%s)", ahead, t.limits.MaxFutureSkew),
 	}
 }

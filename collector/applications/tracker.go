@@ -20,7 +20,9 @@ import (
 // Options configure a Tracker.
 type Options struct {
 	// Decode bounds bodies; its MaxFutureSkew refuses events stamped too
-	// far ahead, one by one (the body is not rejected).
+	// far ahead, one by one (the body is not rejected). Application events
+	// are always bounded ahead, so that the memory of events is: without a
+	// MaxFutureSkew, by MaxEventAge.
 	Decode event.DecodeOptions
 	// MaxApplications caps the applications counted; events of further
 	// applications are refused. 0 means no cap.
@@ -60,11 +62,15 @@ const DefaultMaxApplications = 1000
 // Limits are the bounds of the State the options describe: give the same
 // to a shared State.
 func (o Options) Limits() Limits {
-	return Limits{
+	l := Limits{
 		MaxEntries: [NumTables]int{TableConnections: o.MaxPending, TableChannels: o.MaxChannels, TableClients: o.MaxClients},
 		PendingTTL: o.PendingTTL, OpenTTL: o.OpenTTL,
 		MaxEventAge: o.MaxEventAge, MaxFutureSkew: o.Decode.MaxFutureSkew, MaxRemembered: o.MaxRemembered,
-	}.withDefaults()
+	}
+	if l.MaxFutureSkew <= 0 {
+		l.MaxFutureSkew = l.withDefaults().MaxEventAge
+	}
+	return l.withDefaults()
 }
 
 // Log intervals: refused applications and a failing State are logged at
@@ -214,10 +220,7 @@ func applicationIDs(events []event.ApplicationEvent) []string {
 // their event.
 func (t *Tracker) admit(events []event.ApplicationEvent, now time.Time, res *Result) ([]Fact, []int) {
 	nowMs := now.UnixMilli()
-	oldest, newest := nowMs-t.limits.MaxEventAge.Milliseconds(), int64(-1)
-	if skew := t.opts.Decode.MaxFutureSkew; skew > 0 {
-		newest = nowMs + skew.Milliseconds()
-	}
+	oldest, newest := nowMs-t.limits.MaxEventAge.Milliseconds(), nowMs+t.limits.MaxFutureSkew.Milliseconds()
 	facts := make([]Fact, 0, len(events))
 	at := make([]int, 0, len(events))
 	t.mu.Lock()
@@ -232,7 +235,7 @@ func (t *Tracker) admit(events []event.ApplicationEvent, now time.Time, res *Res
 		case ev.Timestamp < oldest:
 			res.refuse(RefusedTooOld)
 			continue
-		case newest >= 0 && ev.Timestamp > newest:
+		case ev.Timestamp > newest:
 			res.refuse(RefusedTooFarAhead)
 			continue
 		case !t.admitApp(ev.ApplicationID, nowMs):

@@ -486,3 +486,16 @@ func TestTrackerLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackerBoundsTheFutureWithoutSkew: with --webhook.max-future-skew=0
+// (no limit for server events), application events are still refused
+// beyond --application.max-event-age ahead, so that the memory of events
+// stays bounded.
+func TestTrackerBoundsTheFutureWithoutSkew(t *testing.T) {
+	tr, now := newTestTrackerWith(t, Options{MaxApplications: 10, Decode: event.DecodeOptions{MaxEvents: 10}})
+	ahead := now.Sub(t0).Milliseconds() + time.Hour.Milliseconds()
+	res := mustIngest(t, tr, batch(appEvent(ahead, "client.registered", "a", "", ""), appEvent(ahead+1, "client.registered", "a", "", "")))
+	if want := "applied=1 refused=1; 1 further ahead than --application.max-event-age (1h0m0s)"; res.String() != want {
+		t.Fatalf("got %q, want %q", res, want)
+	}
+}
