@@ -41,7 +41,8 @@ local function level(t, app, delta)
   end
 end
 
--- An entry is {app, start ms, up ms, members, peak}.
+-- An entry is {app, start ms, up ms, members, peak, deadline ms}; the
+-- deadline is also its score in d:<table>, which orders the expiries.
 local function save(t, key, e) redis.call('HSET', hk(t), key, cmsgpack.pack(e)) end
 
 local function remove(t, key, e)
@@ -74,12 +75,18 @@ end
 local function lookup(t, key)
   local v = redis.call('HGET', hk(t), key)
   if not v then return nil end
-  local deadline = tonumber(redis.call('ZSCORE', dk(t), key))
-  if deadline == nil or deadline <= now then
+  local e = cmsgpack.unpack(v)
+  if e[6] <= now then
     drop(t, key, 1)
     return nil
   end
-  return cmsgpack.unpack(v)
+  return e
+end
+
+-- setDeadline moves an entry's deadline, in it and in the expiry order.
+local function setDeadline(t, key, e, deadline)
+  e[6] = deadline
+  redis.call('ZADD', dk(t), deadline, key)
 end
 
 -- insert enters key in t, dropping the entry closest to its deadline when
@@ -95,7 +102,7 @@ local function insert(t, key, app, deadline)
   end
   level(t, app, 1)
   redis.call('ZADD', dk(t), deadline, key)
-  return {app, 0, 0, 0, 0}
+  return {app, 0, 0, 0, 0, deadline}
 end
 
 -- remember returns 1 for an event counted already, 2 when its minute is
@@ -103,11 +110,17 @@ end
 local function remember(seen, ms)
   local b = math.floor(ms / 60000)
   local k = P .. 'seen:' .. string.format('%d', b)
-  if redis.call('SISMEMBER', k, seen) == 1 then return 1 end
-  if perBucket > 0 and redis.call('SCARD', k) >= perBucket then return 2 end
-  redis.call('SADD', k, seen)
-  -- Relative to the exporter's clock, not Redis's, whatever their offset.
-  redis.call('PEXPIRE', k, math.max((b + 1) * 60000 + keepMs - now, 1000))
+  if redis.call('SADD', k, seen) == 0 then return 1 end
+  local n = redis.call('SCARD', k)
+  if perBucket > 0 and n > perBucket then
+    redis.call('SREM', k, seen)
+    return 2
+  end
+  if n == 1 then
+    -- A new minute: it expires relative to the exporter's clock, not
+    -- Redis's, whatever their offset.
+    redis.call('PEXPIRE', k, math.max((b + 1) * 60000 + keepMs - now, 1000))
+  end
   return 0
 end
 
@@ -127,7 +140,7 @@ local function change(op, app, key, ms)
     if e[3] == 0 then
       e[3] = ms
       if e[2] ~= 0 and ms >= e[2] then span = ms - e[2] end
-      redis.call('ZADD', dk(t), now + ttlOpen, key)
+      setDeadline(t, key, e, now + ttlOpen)
       save(t, key, e)
     end
   elseif op == 3 or op == 4 then -- connection close, fail

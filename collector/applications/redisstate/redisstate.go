@@ -13,7 +13,7 @@
 //	                  expiring once they are too old to be accepted
 //	t:<table>         hash of the entries of a table (connections,
 //	                  channels, clients): key -> msgpack [app, start,
-//	                  up, members, peak]
+//	                  up, members, peak, deadline]
 //	d:<table>         sorted set of the same keys by deadline (ms)
 //	lv                hash "<table>:<app>" -> entries held
 //	sz:<app>          sorted set of an application's channels by clients

@@ -195,3 +195,38 @@ func TestRedisStateMemory(t *testing.T) {
 func rememberedCost(after, before int64, n int) int64 { return (after - before) / int64(n) }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// BenchmarkApplyRedis measures what the shared state costs an event: one
+// script a body of 10 events (a connection's initializing, connected and
+// closed, in turn), against a real redis-server on loopback, with the
+// persistence of the tests (appendfsync always: an fsync a script) and
+// with Redis's default for AOF (everysec).
+func BenchmarkApplyRedis(b *testing.B) {
+	for _, fsync := range []string{"always", "everysec"} {
+		b.Run("appendfsync="+fsync, func(b *testing.B) {
+			benchApply(b, testenv.StartRedisWith(b, testenv.RedisOptions{Args: []string{"--appendfsync", fsync}}))
+		})
+	}
+}
+
+func benchApply(b *testing.B, r *testenv.Redis) {
+	s := New(newClient(b, r), "bench:", applications.Limits{MaxEntries: [applications.NumTables]int{100000, 100000, 100000}, MaxRemembered: 1000000}, 0)
+	ops := []applications.Op{applications.OpConnectionStart, applications.OpConnectionUp, applications.OpConnectionClose}
+	now := time.Now()
+	facts, effects := make([]applications.Fact, 10), make([]applications.Effect, 10)
+	n := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		for j := range facts {
+			c := strconv.Itoa(n / 3)
+			ms := now.UnixMilli() - 3_000_000 + int64(n/3)%3_000_000 + int64(n%3)
+			facts[j] = applications.Fact{App: "app", Op: ops[n%3], Ms: ms, Entity: applications.EntityKey(applications.TableConnections, "app", c),
+				Seen: applications.EventKey("app", strconv.Itoa(n%3), ms, c, "", "")}
+			n++
+		}
+		if _, err := s.Apply(context.Background(), facts, now, effects); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+}
