@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	. "github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 )
 
 // t0 is the exporter's time the steps are after, and the event time the
@@ -20,31 +20,31 @@ var t0 = time.UnixMilli(1700000000000)
 
 const ms = time.Millisecond
 
-// stateStep is one body given to a State: facts at the exporter's time at
+// stateStep is one body given to a applications.State: facts at the exporter's time at
 // (after t0).
 type stateStep struct {
 	at    time.Duration
-	facts []Fact
+	facts []applications.Fact
 }
 
 // modelEvent builds a fact; ms is after t0, id the entity's id.
-func modelEvent(app string, op Op, id string, ms int64) Fact {
-	f := Fact{App: app, Op: op, Ms: t0.UnixMilli() + ms}
+func modelEvent(app string, op applications.Op, id string, ms int64) applications.Fact {
+	f := applications.Fact{App: app, Op: op, Ms: t0.UnixMilli() + ms}
 	typ := fmt.Sprint(op)
 	if tb, ok := op.Table(); ok {
-		f.Entity = EntityKey(tb, app, id)
+		f.Entity = applications.EntityKey(tb, app, id)
 	}
-	f.Seen = EventKey(app, typ, f.Ms, id, "", "")
+	f.Seen = applications.EventKey(app, typ, f.Ms, id, "", "")
 	return f
 }
 
-// stateModel is the rules of State without bounds: what a State with room
+// stateModel is the rules of applications.State without bounds: what a applications.State with room
 // enough and nothing expiring must do.
 type stateModel struct {
-	seen        map[Key]bool
-	connections map[Key]*modelEntry
-	channels    map[Key]*modelEntry
-	clients     map[Key]*modelEntry
+	seen        map[applications.Key]bool
+	connections map[applications.Key]*modelEntry
+	channels    map[applications.Key]*modelEntry
+	clients     map[applications.Key]*modelEntry
 }
 
 type modelEntry struct {
@@ -54,16 +54,16 @@ type modelEntry struct {
 }
 
 func newStateModel() *stateModel {
-	return &stateModel{seen: map[Key]bool{}, connections: map[Key]*modelEntry{}, channels: map[Key]*modelEntry{}, clients: map[Key]*modelEntry{}}
+	return &stateModel{seen: map[applications.Key]bool{}, connections: map[applications.Key]*modelEntry{}, channels: map[applications.Key]*modelEntry{}, clients: map[applications.Key]*modelEntry{}}
 }
 
-func (m *stateModel) apply(f Fact) Effect {
+func (m *stateModel) apply(f applications.Fact) applications.Effect {
 	if m.seen[f.Seen] {
-		return Effect{Duplicate: true, SpanMs: -1}
+		return applications.Effect{Duplicate: true, SpanMs: -1}
 	}
 	m.seen[f.Seen] = true
-	e := Effect{SpanMs: -1}
-	get := func(t map[Key]*modelEntry, create bool) *modelEntry {
+	e := applications.Effect{SpanMs: -1}
+	get := func(t map[applications.Key]*modelEntry, create bool) *modelEntry {
 		en := t[f.Entity]
 		if en == nil && create {
 			en = &modelEntry{app: f.App}
@@ -72,12 +72,12 @@ func (m *stateModel) apply(f Fact) Effect {
 		return en
 	}
 	switch f.Op {
-	case OpConnectionStart:
+	case applications.OpConnectionStart:
 		en := get(m.connections, true)
 		if en.startMs == 0 || f.Ms < en.startMs {
 			en.startMs = f.Ms
 		}
-	case OpConnectionUp:
+	case applications.OpConnectionUp:
 		en := get(m.connections, true)
 		if en.upMs == 0 {
 			en.upMs = f.Ms
@@ -85,48 +85,48 @@ func (m *stateModel) apply(f Fact) Effect {
 				e.SpanMs = f.Ms - en.startMs
 			}
 		}
-	case OpConnectionClose, OpConnectionFail:
-		e.Phase = PhaseUnknown
+	case applications.OpConnectionClose, applications.OpConnectionFail:
+		e.Phase = applications.PhaseUnknown
 		if en := get(m.connections, false); en != nil {
-			e.Phase = PhaseSetup
+			e.Phase = applications.PhaseSetup
 			if en.upMs != 0 {
-				e.Phase = PhaseEstablished
+				e.Phase = applications.PhaseEstablished
 				if f.Ms >= en.upMs {
 					e.SpanMs = f.Ms - en.upMs
 				}
 			}
 			delete(m.connections, f.Entity)
 		}
-	case OpChannelOn:
+	case applications.OpChannelOn:
 		en := get(m.channels, true)
 		if en.startMs == 0 || f.Ms < en.startMs {
 			en.startMs = f.Ms
 		}
-	case OpChannelJoin:
+	case applications.OpChannelJoin:
 		en := get(m.channels, true)
 		en.members++
 		en.peak = max(en.peak, en.members)
-	case OpChannelLeave:
+	case applications.OpChannelLeave:
 		if en := get(m.channels, false); en != nil && en.members > 0 {
 			en.members--
 		}
-	case OpChannelOff:
+	case applications.OpChannelOff:
 		if en := get(m.channels, false); en != nil {
 			if en.startMs != 0 && f.Ms >= en.startMs {
 				e.SpanMs, e.Peak = f.Ms-en.startMs, en.peak
 			}
 			delete(m.channels, f.Entity)
 		}
-	case OpClientOn:
+	case applications.OpClientOn:
 		get(m.clients, true)
-	case OpClientOff:
+	case applications.OpClientOff:
 		delete(m.clients, f.Entity)
 	}
 	return e
 }
 
-func (m *stateModel) levels(app string) Levels {
-	var lv Levels
+func (m *stateModel) levels(app string) applications.Levels {
+	var lv applications.Levels
 	for _, en := range m.connections {
 		if en.app == app {
 			lv.Connections++
@@ -152,33 +152,33 @@ func (m *stateModel) levels(app string) Levels {
 // two entries share a deadline.
 func randomSteps(rng *rand.Rand, n int) []stateStep {
 	apps := []string{"app-a", "app-b", "app-c"}
-	ops := []Op{OpNone, OpConnectionStart, OpConnectionStart, OpConnectionUp, OpConnectionUp, OpConnectionClose, OpConnectionFail,
-		OpChannelOn, OpChannelJoin, OpChannelJoin, OpChannelLeave, OpChannelOff, OpClientOn, OpClientOff}
+	ops := []applications.Op{applications.OpNone, applications.OpConnectionStart, applications.OpConnectionStart, applications.OpConnectionUp, applications.OpConnectionUp, applications.OpConnectionClose, applications.OpConnectionFail,
+		applications.OpChannelOn, applications.OpChannelJoin, applications.OpChannelJoin, applications.OpChannelLeave, applications.OpChannelOff, applications.OpClientOn, applications.OpClientOff}
 	var steps []stateStep
-	var sent []Fact
+	var sent []applications.Fact
 	for i := range n {
-		var f Fact
+		var f applications.Fact
 		if len(sent) > 0 && rng.IntN(10) == 0 {
 			f = sent[rng.IntN(len(sent))] // a retry or a replay
 		} else {
 			f = modelEvent(apps[rng.IntN(len(apps))], ops[rng.IntN(len(ops))], fmt.Sprintf("e%d", rng.IntN(8)), int64(i*100+rng.IntN(500)))
 			sent = append(sent, f)
 		}
-		steps = append(steps, stateStep{at: time.Duration(i) * ms, facts: []Fact{f}})
+		steps = append(steps, stateStep{at: time.Duration(i) * ms, facts: []applications.Fact{f}})
 	}
 	return steps
 }
 
-// Run puts a State made by newState through the rules of State:
+// Run puts a applications.State made by newState through the rules of applications.State:
 // randomised sequences against the model, then the bounds. It is the
-// contract of every State (memory, Redis).
-func Run(t *testing.T, newState func(t *testing.T, l Limits) State) {
+// contract of every applications.State (memory, Redis).
+func Run(t *testing.T, newState func(t *testing.T, l applications.Limits) applications.State) {
 	t.Run("random sequences follow the model", func(t *testing.T) {
 		for seed := range uint64(20) {
 			rng := rand.New(rand.NewPCG(seed, 7))
-			s, m := newState(t, Limits{}), newStateModel()
+			s, m := newState(t, applications.Limits{}), newStateModel()
 			for i, step := range randomSteps(rng, 300) {
-				got := make([]Effect, len(step.facts))
+				got := make([]applications.Effect, len(step.facts))
 				if _, err := s.Apply(context.Background(), step.facts, t0.Add(step.at), got); err != nil {
 					t.Fatal(err)
 				}
@@ -203,9 +203,9 @@ func Run(t *testing.T, newState func(t *testing.T, l Limits) State) {
 	for _, tc := range BoundCases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newState(t, tc.limits)
-			var drops Drops
+			var drops applications.Drops
 			for i, step := range tc.steps {
-				got := make([]Effect, len(step.facts))
+				got := make([]applications.Effect, len(step.facts))
 				d, err := s.Apply(context.Background(), step.facts, t0.Add(step.at), got)
 				if err != nil {
 					t.Fatal(err)
@@ -231,109 +231,111 @@ func Run(t *testing.T, newState func(t *testing.T, l Limits) State) {
 	}
 }
 
-func effect(span int64, phase Phase) *Effect { return &Effect{SpanMs: span, Phase: phase} }
+func effect(span int64, phase applications.Phase) *applications.Effect {
+	return &applications.Effect{SpanMs: span, Phase: phase}
+}
 
-// BoundCases are the bounds of State: times to live, caps, the memory of
+// BoundCases are the bounds of applications.State: times to live, caps, the memory of
 // events.
 var BoundCases = []struct {
 	name    string
-	limits  Limits
+	limits  applications.Limits
 	steps   []stateStep
-	effects []*Effect // of each step's last fact; nil: not checked
+	effects []*applications.Effect // of each step's last fact; nil: not checked
 	sweepAt time.Duration
-	drops   Drops
-	entries [NumTables]int64
+	drops   applications.Drops
+	entries [applications.NumTables]int64
 	// remembered is the events remembered after the sweep; -1: not checked.
 	remembered int64
 }{
 	{
 		name: "a connection that does not connect expires after PendingTTL, by the exporter's clock",
 		steps: []stateStep{
-			{0, []Fact{modelEvent("a", OpConnectionStart, "c", 0)}},
-			{DefaultPendingTTL - time.Millisecond, []Fact{modelEvent("a", OpNone, "", 1)}},
-			{DefaultPendingTTL, []Fact{modelEvent("a", OpConnectionUp, "c", 2000)}},
+			{0, []applications.Fact{modelEvent("a", applications.OpConnectionStart, "c", 0)}},
+			{applications.DefaultPendingTTL - time.Millisecond, []applications.Fact{modelEvent("a", applications.OpNone, "", 1)}},
+			{applications.DefaultPendingTTL, []applications.Fact{modelEvent("a", applications.OpConnectionUp, "c", 2000)}},
 		},
-		effects:    []*Effect{nil, nil, effect(-1, 0)}, // a connected after it expired: no setup time
-		sweepAt:    DefaultPendingTTL,
-		drops:      Drops{TableConnections: {DropExpired: 1}},
-		entries:    [NumTables]int64{TableConnections: 1},
+		effects:    []*applications.Effect{nil, nil, effect(-1, 0)}, // a connected after it expired: no setup time
+		sweepAt:    applications.DefaultPendingTTL,
+		drops:      applications.Drops{applications.TableConnections: {applications.DropExpired: 1}},
+		entries:    [applications.NumTables]int64{applications.TableConnections: 1},
 		remembered: 3,
 	},
 	{
 		name: "a connected connection lives OpenTTL from its connected",
 		steps: []stateStep{
-			{0, []Fact{modelEvent("a", OpConnectionStart, "c", 0)}},
-			{time.Minute, []Fact{modelEvent("a", OpConnectionUp, "c", 1000)}},
-			{time.Minute + DefaultOpenTTL - time.Millisecond, []Fact{modelEvent("a", OpConnectionClose, "c", 5000)}},
+			{0, []applications.Fact{modelEvent("a", applications.OpConnectionStart, "c", 0)}},
+			{time.Minute, []applications.Fact{modelEvent("a", applications.OpConnectionUp, "c", 1000)}},
+			{time.Minute + applications.DefaultOpenTTL - time.Millisecond, []applications.Fact{modelEvent("a", applications.OpConnectionClose, "c", 5000)}},
 		},
-		effects:    []*Effect{nil, effect(1000, 0), effect(4000, PhaseEstablished)},
-		sweepAt:    time.Minute + DefaultOpenTTL,
+		effects:    []*applications.Effect{nil, effect(1000, 0), effect(4000, applications.PhaseEstablished)},
+		sweepAt:    time.Minute + applications.DefaultOpenTTL,
 		remembered: 0, // all three are too old by then
 	},
 	{
 		name: "a channel expires after OpenTTL; its deactivation then observes nothing",
 		steps: []stateStep{
-			{0, []Fact{modelEvent("a", OpChannelOn, "ch", 0)}},
-			{DefaultOpenTTL, []Fact{modelEvent("a", OpChannelOff, "ch", 1000)}},
+			{0, []applications.Fact{modelEvent("a", applications.OpChannelOn, "ch", 0)}},
+			{applications.DefaultOpenTTL, []applications.Fact{modelEvent("a", applications.OpChannelOff, "ch", 1000)}},
 		},
-		effects:    []*Effect{nil, effect(-1, 0)},
-		sweepAt:    DefaultOpenTTL,
-		drops:      Drops{TableChannels: {DropExpired: 1}},
+		effects:    []*applications.Effect{nil, effect(-1, 0)},
+		sweepAt:    applications.DefaultOpenTTL,
+		drops:      applications.Drops{applications.TableChannels: {applications.DropExpired: 1}},
 		remembered: -1,
 	},
 	{
 		name:   "full: the entry closest to expiring goes, pending connections before connected ones",
-		limits: Limits{MaxEntries: [NumTables]int{TableConnections: 2}},
+		limits: applications.Limits{MaxEntries: [applications.NumTables]int{applications.TableConnections: 2}},
 		steps: []stateStep{
-			{0, []Fact{modelEvent("a", OpConnectionStart, "old", 0)}},
-			{1 * ms, []Fact{modelEvent("a", OpConnectionUp, "up", 1)}},
-			{2 * ms, []Fact{modelEvent("a", OpConnectionStart, "new", 2)}}, // evicts "old", not "up" (further deadline)
-			{3 * ms, []Fact{modelEvent("a", OpConnectionUp, "old", 3)}},    // "old" is back, connected: evicts "new"
-			{4 * ms, []Fact{modelEvent("a", OpConnectionClose, "up", 4)}},
+			{0, []applications.Fact{modelEvent("a", applications.OpConnectionStart, "old", 0)}},
+			{1 * ms, []applications.Fact{modelEvent("a", applications.OpConnectionUp, "up", 1)}},
+			{2 * ms, []applications.Fact{modelEvent("a", applications.OpConnectionStart, "new", 2)}}, // evicts "old", not "up" (further deadline)
+			{3 * ms, []applications.Fact{modelEvent("a", applications.OpConnectionUp, "old", 3)}},    // "old" is back, connected: evicts "new"
+			{4 * ms, []applications.Fact{modelEvent("a", applications.OpConnectionClose, "up", 4)}},
 		},
-		effects:    []*Effect{nil, nil, nil, effect(-1, 0), effect(3, PhaseEstablished)},
+		effects:    []*applications.Effect{nil, nil, nil, effect(-1, 0), effect(3, applications.PhaseEstablished)},
 		sweepAt:    5 * ms,
-		drops:      Drops{TableConnections: {DropEvicted: 2}},
-		entries:    [NumTables]int64{TableConnections: 1},
+		drops:      applications.Drops{applications.TableConnections: {applications.DropEvicted: 2}},
+		entries:    [applications.NumTables]int64{applications.TableConnections: 1},
 		remembered: 5,
 	},
 	{
 		name:   "full tables of channels and clients evict too",
-		limits: Limits{MaxEntries: [NumTables]int{TableChannels: 1, TableClients: 1}},
+		limits: applications.Limits{MaxEntries: [applications.NumTables]int{applications.TableChannels: 1, applications.TableClients: 1}},
 		steps: []stateStep{
-			{0, []Fact{modelEvent("a", OpChannelOn, "ch1", 0), modelEvent("a", OpClientOn, "cl1", 0)}},
-			{1 * ms, []Fact{modelEvent("a", OpChannelJoin, "ch2", 1), modelEvent("a", OpClientOn, "cl2", 1)}},
-			{2 * ms, []Fact{modelEvent("a", OpChannelOff, "ch1", 2)}},
+			{0, []applications.Fact{modelEvent("a", applications.OpChannelOn, "ch1", 0), modelEvent("a", applications.OpClientOn, "cl1", 0)}},
+			{1 * ms, []applications.Fact{modelEvent("a", applications.OpChannelJoin, "ch2", 1), modelEvent("a", applications.OpClientOn, "cl2", 1)}},
+			{2 * ms, []applications.Fact{modelEvent("a", applications.OpChannelOff, "ch1", 2)}},
 		},
-		effects:    []*Effect{nil, nil, effect(-1, 0)},
+		effects:    []*applications.Effect{nil, nil, effect(-1, 0)},
 		sweepAt:    3 * ms,
-		drops:      Drops{TableChannels: {DropEvicted: 1}, TableClients: {DropEvicted: 1}},
-		entries:    [NumTables]int64{TableChannels: 1, TableClients: 1},
+		drops:      applications.Drops{applications.TableChannels: {applications.DropEvicted: 1}, applications.TableClients: {applications.DropEvicted: 1}},
+		entries:    [applications.NumTables]int64{applications.TableChannels: 1, applications.TableClients: 1},
 		remembered: 5,
 	},
 	{
 		name: "an event is remembered until it is too old to be accepted",
 		steps: []stateStep{
-			{0, []Fact{modelEvent("a", OpConnectionStart, "c", 0)}},
-			{DefaultMaxEventAge, []Fact{modelEvent("a", OpConnectionStart, "c", 0)}}, // a late retry: still a duplicate
+			{0, []applications.Fact{modelEvent("a", applications.OpConnectionStart, "c", 0)}},
+			{applications.DefaultMaxEventAge, []applications.Fact{modelEvent("a", applications.OpConnectionStart, "c", 0)}}, // a late retry: still a duplicate
 		},
-		effects:    []*Effect{nil, {Duplicate: true, SpanMs: -1}},
-		sweepAt:    DefaultMaxEventAge + 2*time.Minute, // its whole minute is too old
-		drops:      Drops{TableConnections: {DropExpired: 1}},
+		effects:    []*applications.Effect{nil, {Duplicate: true, SpanMs: -1}},
+		sweepAt:    applications.DefaultMaxEventAge + 2*time.Minute, // its whole minute is too old
+		drops:      applications.Drops{applications.TableConnections: {applications.DropExpired: 1}},
 		remembered: 0,
 	},
 	{
 		name:   "the memory of a minute is bounded; past it, events are applied unremembered",
-		limits: Limits{MaxRemembered: 1}, // one an event-time minute
+		limits: applications.Limits{MaxRemembered: 1}, // one an event-time minute
 		steps: []stateStep{
-			{0, []Fact{modelEvent("a", OpClientOn, "c1", 0)}},
-			{1 * ms, []Fact{modelEvent("a", OpClientOn, "c2", 1)}},
-			{2 * ms, []Fact{modelEvent("a", OpClientOn, "c2", 1)}}, // not remembered: applied again, changes nothing
-			{3 * ms, []Fact{modelEvent("a", OpClientOn, "c3", int64(time.Minute/time.Millisecond))}},
+			{0, []applications.Fact{modelEvent("a", applications.OpClientOn, "c1", 0)}},
+			{1 * ms, []applications.Fact{modelEvent("a", applications.OpClientOn, "c2", 1)}},
+			{2 * ms, []applications.Fact{modelEvent("a", applications.OpClientOn, "c2", 1)}}, // not remembered: applied again, changes nothing
+			{3 * ms, []applications.Fact{modelEvent("a", applications.OpClientOn, "c3", int64(time.Minute/time.Millisecond))}},
 		},
-		effects:    []*Effect{nil, {Unremembered: true, SpanMs: -1}, {Unremembered: true, SpanMs: -1}, effect(-1, 0)},
+		effects:    []*applications.Effect{nil, {Unremembered: true, SpanMs: -1}, {Unremembered: true, SpanMs: -1}, effect(-1, 0)},
 		sweepAt:    4 * ms,
-		entries:    [NumTables]int64{TableClients: 3},
+		entries:    [applications.NumTables]int64{applications.TableClients: 3},
 		remembered: 2,
 	},
 }
