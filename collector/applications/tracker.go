@@ -292,26 +292,36 @@ func (t *Tracker) admitApp(app string, nowMs int64) bool {
 }
 
 // forgetIdle frees the slot and deletes the series of every application
-// without an event for IdleAfter that the Gateway does not list.
+// without an event for IdleAfter that the Gateway does not list. The
+// Gateway's list is read only when some application is idle.
 func (t *Tracker) forgetIdle(nowMs int64) {
 	t.sweptMs = nowMs
 	if t.opts.IdleAfter <= 0 {
 		return
 	}
-	var listed map[string]bool
+	var idle []string
+	for id, a := range t.apps {
+		if nowMs-a.lastMs >= t.opts.IdleAfter.Milliseconds() {
+			idle = append(idle, id)
+		}
+	}
+	if len(idle) == 0 {
+		return
+	}
+	listed := map[string]bool{}
 	if t.opts.GatewayApplications != nil {
-		listed = map[string]bool{}
 		for _, id := range t.opts.GatewayApplications() {
 			listed[id] = true
 		}
 	}
-	for id, a := range t.apps {
-		if nowMs-a.lastMs >= t.opts.IdleAfter.Milliseconds() && !listed[id] {
-			delete(t.apps, id)
-			t.metrics.forget(id)
-			t.metrics.forgotten.Inc()
-			t.opts.Logger.Info("Application idle: its slot and series are freed", "application", id, "idle_after", t.opts.IdleAfter)
+	for _, id := range idle {
+		if listed[id] {
+			continue
 		}
+		delete(t.apps, id)
+		t.metrics.forget(id)
+		t.metrics.forgotten.Inc()
+		t.opts.Logger.Info("Application idle: its slot and series are freed", "application", id, "idle_after", t.opts.IdleAfter)
 	}
 }
 
