@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
@@ -287,17 +288,17 @@ func TestApplicationRetriesAndReplaysCountOnce(t *testing.T) {
 }
 
 // downState is a shared state that does not answer.
-type downState struct{ applications.State }
+type downState struct{ callstate.State }
 
-func (downState) Apply(context.Context, []applications.Fact, time.Time, []applications.Effect) (applications.Drops, error) {
-	return applications.Drops{}, errors.New("dial tcp 10.0.0.7:6379: connection refused")
+func (downState) Apply(context.Context, []callstate.Fact, time.Time, []callstate.Effect) (callstate.Drops, error) {
+	return callstate.Drops{}, errors.New("dial tcp 10.0.0.7:6379: connection refused")
 }
 
 // TestApplicationStateDownIs503: when the shared application state does
 // not answer, the webhook is answered 503 with Retry-After, without the
 // store's address, and nothing is counted: LiveSwitch's retry counts once.
 func TestApplicationStateDownIs503(t *testing.T) {
-	srv := newAppServerOf(t, applications.Options{State: downState{applications.NewMemoryState(applications.Limits{})}}, "", nil)
+	srv := newAppServerOf(t, applications.Options{State: downState{callstate.NewMemory(callstate.Limits{})}}, "", nil)
 	body := appBody(time.Now().UnixMilli(), "app-a")
 	resp, err := http.Post(srv.URL+WebhookPath, "application/json", strings.NewReader(body))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/redisstate"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
@@ -70,14 +71,14 @@ func gatewayApplications(fl *fleet.Fleet) []string {
 // applicationState is where the tracker's tables and memory of events
 // live: nil state for this process's memory.
 type applicationState struct {
-	state applications.State
+	state callstate.State
 	close func() error
 }
 
 // applicationState shares the tracker's state through the fleet's Redis
 // when there is one (under its prefix and redisstate.KeySuffix), so that
 // replicas pair ends and count events once alike.
-func (s *serveCmd) applicationState(limits applications.Limits, logger *slog.Logger) (applicationState, error) {
+func (s *serveCmd) applicationState(limits callstate.Limits, logger *slog.Logger) (applicationState, error) {
 	if s.RedisURL == "" {
 		return applicationState{close: func() error { return nil }}, nil
 	}

@@ -1,6 +1,9 @@
 package applications
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // SetupBuckets are the upper bounds, in seconds, of the connection setup
 // histogram: fine around the usual one to three seconds of ICE and DTLS,
@@ -161,11 +164,11 @@ func (m *metrics) forget(app string) {
 // gauges are what a scrape reads of the State and of the tracker.
 type gauges struct {
 	apps   []string
-	levels []Levels // nil when the State did not answer
-	sizes  *Sizes   // idem
-	limits [NumTables]int
+	levels []callstate.Levels // nil when the callstate.State did not answer
+	sizes  *callstate.Sizes   // idem
+	limits [callstate.NumTables]int
 	// dropped are this replica's drops since its start.
-	dropped                                   Drops
+	dropped                                   callstate.Drops
 	rememberedLimit, tracked, maxApplications int
 }
 
@@ -186,8 +189,8 @@ func (m *metrics) collect(ch chan<- prometheus.Metric, g *gauges) {
 		gaugeOf(m.activeConnections, lv.Connections, app)
 		gaugeOf(m.largest, lv.LargestChannel, app)
 	}
-	for t := range NumTables {
-		for r := range numDropReasons {
+	for t := range callstate.NumTables {
+		for r := range callstate.NumDropReasons {
 			ch <- prometheus.MustNewConstMetric(m.dropped, prometheus.CounterValue, float64(g.dropped[t][r]), t.String(), r.String())
 		}
 		if g.sizes != nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
 	"log/slog"
 	"maps"
 	"slices"
@@ -48,9 +49,9 @@ type Options struct {
 	// successful poll listed; nil when it is not polled.
 	GatewayApplications func() []string
 	// State holds the tables and the memory of events; nil keeps them in
-	// this process (NewMemoryState of Limits()). A shared State bounds its
+	// this process (NewMemory of Limits()). A shared State bounds its
 	// calls itself.
-	State State
+	State callstate.State
 	// Now is the exporter's clock; tests inject a fake one.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -61,16 +62,16 @@ const DefaultMaxApplications = 1000
 
 // Limits are the bounds of the State the options describe: give the same
 // to a shared State.
-func (o Options) Limits() Limits {
-	l := Limits{
-		MaxEntries: [NumTables]int{TableConnections: o.MaxPending, TableChannels: o.MaxChannels, TableClients: o.MaxClients},
+func (o Options) Limits() callstate.Limits {
+	l := callstate.Limits{
+		MaxEntries: [callstate.NumTables]int{callstate.TableConnections: o.MaxPending, callstate.TableChannels: o.MaxChannels, callstate.TableClients: o.MaxClients},
 		PendingTTL: o.PendingTTL, OpenTTL: o.OpenTTL,
 		MaxEventAge: o.MaxEventAge, MaxFutureSkew: o.Decode.MaxFutureSkew, MaxRemembered: o.MaxRemembered,
 	}
 	if l.MaxFutureSkew <= 0 {
-		l.MaxFutureSkew = l.withDefaults().MaxEventAge
+		l.MaxFutureSkew = l.WithDefaults().MaxEventAge
 	}
-	return l.withDefaults()
+	return l.WithDefaults()
 }
 
 // Log intervals: refused applications and a failing State are logged at
@@ -87,9 +88,9 @@ const (
 // concurrent use, and a prometheus.Collector of its series.
 type Tracker struct {
 	opts     Options
-	limits   Limits
+	limits   callstate.Limits
 	decode   event.DecodeOptions
-	state    State
+	state    callstate.State
 	metrics  *metrics
 	outcomes *fleet.OutcomeCounter
 	logs     *ratelog.Limiter
@@ -100,7 +101,7 @@ type Tracker struct {
 	// apps are the applications counted.
 	apps map[string]*appState
 	// dropped counts this replica's drops from the State's tables.
-	dropped Drops
+	dropped callstate.Drops
 	// sweptMs is when idle applications were last looked for.
 	sweptMs int64
 	// refusalTexts say why events are refused, in answers.
@@ -124,7 +125,7 @@ func New(opts Options) *Tracker {
 	}
 	limits := opts.Limits()
 	if opts.State == nil {
-		opts.State = NewMemoryState(limits)
+		opts.State = callstate.NewMemory(limits)
 	}
 	decode := opts.Decode
 	decode.MaxFutureSkew = 0 // refused event by event, in admit
@@ -180,8 +181,8 @@ func (t *Tracker) Ingest(ctx context.Context, body []byte, verify func(applicati
 	}
 	res := Result{limits: t.refusalTexts}
 	facts, at := t.admit(events, now, &res)
-	effects := make([]Effect, len(facts))
-	var drops Drops
+	effects := make([]callstate.Effect, len(facts))
+	var drops callstate.Drops
 	if len(facts) > 0 {
 		if drops, err = t.state.Apply(ctx, facts, now, effects); err != nil {
 			t.metrics.stateErrors.Inc()
@@ -218,10 +219,10 @@ func applicationIDs(events []event.ApplicationEvent) []string {
 // admit decides, event by event, what is ignored, what refused and what
 // goes to the State, and returns the facts of the latter with the index of
 // their event.
-func (t *Tracker) admit(events []event.ApplicationEvent, now time.Time, res *Result) ([]Fact, []int) {
+func (t *Tracker) admit(events []event.ApplicationEvent, now time.Time, res *Result) ([]callstate.Fact, []int) {
 	nowMs := now.UnixMilli()
 	oldest, newest := nowMs-t.limits.MaxEventAge.Milliseconds(), nowMs+t.limits.MaxFutureSkew.Milliseconds()
-	facts := make([]Fact, 0, len(events))
+	facts := make([]callstate.Fact, 0, len(events))
 	at := make([]int, 0, len(events))
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -254,15 +255,15 @@ func (t *Tracker) admit(events []event.ApplicationEvent, now time.Time, res *Res
 
 // fact is what the State takes of ev: the entity its op changes (none
 // without the entity's id) and its identity.
-func fact(ev *event.ApplicationEvent, op Op) Fact {
-	f := Fact{App: ev.ApplicationID, Op: op, Ms: ev.Timestamp,
-		Seen: EventKey(ev.ApplicationID, ev.Type, ev.Timestamp, ev.ConnectionID, ev.ChannelID, ev.ClientID)}
+func fact(ev *event.ApplicationEvent, op callstate.Op) callstate.Fact {
+	f := callstate.Fact{App: ev.ApplicationID, Op: op, Ms: ev.Timestamp,
+		Seen: callstate.EventKey(ev.ApplicationID, ev.Type, ev.Timestamp, ev.ConnectionID, ev.ChannelID, ev.ClientID)}
 	if tb, ok := op.Table(); ok {
-		id := [NumTables]string{TableConnections: ev.ConnectionID, TableChannels: ev.ChannelID, TableClients: ev.ClientID}[tb]
+		id := [callstate.NumTables]string{callstate.TableConnections: ev.ConnectionID, callstate.TableChannels: ev.ChannelID, callstate.TableClients: ev.ClientID}[tb]
 		if id == "" {
-			f.Op = OpNone
+			f.Op = callstate.OpNone
 		} else {
-			f.Entity = EntityKey(tb, ev.ApplicationID, id)
+			f.Entity = callstate.EntityKey(tb, ev.ApplicationID, id)
 		}
 	}
 	return f
@@ -327,7 +328,7 @@ func (t *Tracker) forgetIdle(nowMs int64) {
 
 // observe counts what the State did with the facts of events (at[j] is the
 // event of fact j).
-func (t *Tracker) observe(events []event.ApplicationEvent, facts []Fact, at []int, effects []Effect, drops Drops, now time.Time, res *Result) {
+func (t *Tracker) observe(events []event.ApplicationEvent, facts []callstate.Fact, at []int, effects []callstate.Effect, drops callstate.Drops, now time.Time, res *Result) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.dropped.Add(drops)
@@ -354,21 +355,21 @@ func (t *Tracker) observe(events []event.ApplicationEvent, facts []Fact, at []in
 
 // count counts one event in the series, and returns the setup time it
 // completed, if any.
-func (t *Tracker) count(ev *event.ApplicationEvent, op Op, e *Effect) (setup float64, observed bool) {
+func (t *Tracker) count(ev *event.ApplicationEvent, op callstate.Op, e *callstate.Effect) (setup float64, observed bool) {
 	m, app := t.metrics, ev.ApplicationID
 	m.events.WithLabelValues(app, ev.Type).Inc()
 	seconds := float64(e.SpanMs) / 1000
 	switch op {
-	case OpConnectionUp:
+	case callstate.OpConnectionUp:
 		if e.SpanMs >= 0 {
 			m.setup.WithLabelValues(app).Observe(seconds)
 			return seconds, true
 		}
-	case OpConnectionClose, OpConnectionFail:
+	case callstate.OpConnectionClose, callstate.OpConnectionFail:
 		if e.SpanMs >= 0 {
 			m.connectionDuration.WithLabelValues(app, connectionType(ev.ConnectionType)).Observe(seconds)
 		}
-	case OpChannelOff:
+	case callstate.OpChannelOff:
 		if e.SpanMs >= 0 {
 			m.channelDuration.WithLabelValues(app).Observe(seconds)
 			m.size.WithLabelValues(app).Observe(float64(e.Peak))
@@ -376,8 +377,8 @@ func (t *Tracker) count(ev *event.ApplicationEvent, op Op, e *Effect) (setup flo
 	}
 	if ev.Type == failed {
 		phase := e.Phase
-		if op == OpNone { // no connection id: nothing to pair it with
-			phase = PhaseUnknown
+		if op == callstate.OpNone { // no connection id: nothing to pair it with
+			phase = callstate.PhaseUnknown
 		}
 		m.failures.WithLabelValues(app, connectionType(ev.ConnectionType)).Inc()
 		m.causes.WithLabelValues(app, ClassifyError(ev.Error).String()).Inc()
@@ -395,7 +396,7 @@ func (t *Tracker) Describe(ch chan<- *prometheus.Desc) { t.metrics.describe(ch) 
 // does not answer.
 func (t *Tracker) Collect(ch chan<- prometheus.Metric) {
 	now := t.opts.Now()
-	ctx := context.Background() // a shared State bounds its calls
+	ctx := context.Background() // a shared callstate.State bounds its calls
 	drops, sweepErr := t.state.Sweep(ctx, now)
 	t.mu.Lock()
 	t.dropped.Add(drops)

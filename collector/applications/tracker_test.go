@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
 	"os"
 	"path/filepath"
 	"slices"
@@ -185,7 +186,7 @@ func TestTrackerRefusesBeyondMaxApplications(t *testing.T) {
 	if n := testutil.ToFloat64(tr.metrics.events.WithLabelValues("a", "channel.deactivated")); n != 1 {
 		t.Fatalf("a known application's event not counted: %v", n)
 	}
-	if strings.Contains(exposition(t, tr), `application_id="c"`) || entries(t, tr)[TableConnections] != 0 {
+	if strings.Contains(exposition(t, tr), `application_id="c"`) || entries(t, tr)[callstate.TableConnections] != 0 {
 		t.Fatal("the refused application has series or pending connections")
 	}
 	if got := tr.Outcomes().Stats().Outcomes[fleet.OutcomeRefused]; got != 2 {
@@ -263,7 +264,7 @@ func TestTrackerVerify(t *testing.T) {
 	if got := tr.Outcomes().Stats(); got != (fleet.Stats{}) {
 		t.Fatalf("a refused body was counted: %+v", got)
 	}
-	if text := exposition(t, tr); strings.Contains(text, "application_id") || entries(t, tr) != [NumTables]int64{} {
+	if text := exposition(t, tr); strings.Contains(text, "application_id") || entries(t, tr) != [callstate.NumTables]int64{} {
 		t.Fatalf("a refused body left series or pending connections:\n%s", text)
 	}
 }
@@ -292,7 +293,7 @@ func TestTrackerLeavesServerBodiesAndCountsInvalidOnes(t *testing.T) {
 func TestTrackerDropsExpiredAtScrape(t *testing.T) {
 	tr, now := newTestTracker(t, 10, 10)
 	mustIngest(t, tr, appEvent(0, "connection.initializing", "a", "c", "sfu"))
-	*now = now.Add(DefaultPendingTTL)
+	*now = now.Add(callstate.DefaultPendingTTL)
 	text := exposition(t, tr)
 	for _, want := range []string{
 		`liveswitch_exporter_application_entries{table="connections"} 0`,
@@ -306,7 +307,7 @@ func TestTrackerDropsExpiredAtScrape(t *testing.T) {
 }
 
 // entries reads the entries held per table.
-func entries(t testing.TB, tr *Tracker) [NumTables]int64 {
+func entries(t testing.TB, tr *Tracker) [callstate.NumTables]int64 {
 	t.Helper()
 	sizes, err := tr.state.Sizes(context.Background(), tr.opts.Now())
 	if err != nil {
@@ -427,16 +428,22 @@ func TestTrackerFreesIdleApplications(t *testing.T) {
 }
 
 // failingState fails every call, as a Redis that does not answer.
-type failingState struct{ State }
+type failingState struct{ callstate.State }
 
 var errDown = errors.New("redis: connection refused")
 
-func (failingState) Apply(context.Context, []Fact, time.Time, []Effect) (Drops, error) {
-	return Drops{}, errDown
+func (failingState) Apply(context.Context, []callstate.Fact, time.Time, []callstate.Effect) (callstate.Drops, error) {
+	return callstate.Drops{}, errDown
 }
-func (failingState) Sweep(context.Context, time.Time) (Drops, error)    { return Drops{}, errDown }
-func (failingState) Levels(context.Context, []string) ([]Levels, error) { return nil, errDown }
-func (failingState) Sizes(context.Context, time.Time) (Sizes, error)    { return Sizes{}, errDown }
+func (failingState) Sweep(context.Context, time.Time) (callstate.Drops, error) {
+	return callstate.Drops{}, errDown
+}
+func (failingState) Levels(context.Context, []string) ([]callstate.Levels, error) {
+	return nil, errDown
+}
+func (failingState) Sizes(context.Context, time.Time) (callstate.Sizes, error) {
+	return callstate.Sizes{}, errDown
+}
 
 // TestTrackerStateFailure: when the State fails, the body is refused with
 // a *StateError (the HTTP layer answers 503, LiveSwitch retries) and

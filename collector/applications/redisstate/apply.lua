@@ -1,7 +1,7 @@
 -- Applies application events to the state shared by the exporter's
 -- replicas: the memory of events counted, and the tables of connections,
 -- channels and clients between their start and their end. It follows the
--- rules of applications.State, as the in-memory State does (both are held
+-- rules of callstate.State, as the in-memory State does (both are held
 -- to them by package statetest), atomically: two replicas never pair the
 -- same end twice, nor count the same event twice.
 --

@@ -6,7 +6,7 @@
 // count as one exporter does.
 //
 // Each body is one Lua script (apply.lua), atomic in Redis; it follows the
-// rules of applications.State, as the in-memory State does, and package
+// rules of callstate.State, as the in-memory State does, and package
 // statetest holds both to them. Keys, under the prefix:
 //
 //	seen:<minute>     set of the events of that minute of event time,
@@ -18,7 +18,7 @@
 //	lv                hash "<table>:<app>" -> entries held
 //	sz:<app>          sorted set of an application's channels by clients
 //
-// Everything is bounded by applications.Limits: the tables by their caps,
+// Everything is bounded by callstate.Limits: the tables by their caps,
 // the memory by its cap per minute, and every entry by its deadline.
 package redisstate
 
@@ -31,7 +31,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
 )
 
 //go:embed apply.lua
@@ -52,17 +52,17 @@ const rememberSlack = 5 * time.Minute
 // gone all the same (a lookup drops it) and goes at the next sweep.
 const expireLimit = 1000
 
-// State is an applications.State in a shared Redis.
+// State is an callstate.State in a shared Redis.
 type State struct {
 	client  redis.UniversalClient
 	prefix  string
-	limits  applications.Limits
+	limits  callstate.Limits
 	timeout time.Duration
 	// fixed are the script's arguments that do not change.
 	fixed []any
 }
 
-var _ applications.State = (*State)(nil)
+var _ callstate.State = (*State)(nil)
 
 // DefaultTimeout bounds each call when New is given none.
 const DefaultTimeout = 2 * time.Second
@@ -71,20 +71,20 @@ const DefaultTimeout = 2 * time.Second
 // of client, bounded by limits (give every replica the same); each call
 // takes at most timeout (DefaultTimeout when 0), a webhook's deadline
 // permitting.
-func New(client redis.UniversalClient, prefix string, limits applications.Limits, timeout time.Duration) *State {
+func New(client redis.UniversalClient, prefix string, limits callstate.Limits, timeout time.Duration) *State {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	l := limits.WithDefaults()
 	s := &State{client: client, prefix: prefix, limits: l, timeout: timeout}
 	s.fixed = []any{prefix, 0, l.PendingTTL.Milliseconds(), l.OpenTTL.Milliseconds(),
-		l.MaxEntries[applications.TableConnections], l.MaxEntries[applications.TableChannels], l.MaxEntries[applications.TableClients],
+		l.MaxEntries[callstate.TableConnections], l.MaxEntries[callstate.TableChannels], l.MaxEntries[callstate.TableClients],
 		l.PerBucket(), (l.MaxEventAge + rememberSlack).Milliseconds(), expireLimit}
 	return s
 }
 
 // run runs the script over facts at now, filling effects.
-func (s *State) run(ctx context.Context, facts []applications.Fact, now time.Time, effects []applications.Effect) (applications.Drops, bool, error) {
+func (s *State) run(ctx context.Context, facts []callstate.Fact, now time.Time, effects []callstate.Effect) (callstate.Drops, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	args := make([]any, 0, len(s.fixed)+1+5*len(facts))
@@ -96,7 +96,7 @@ func (s *State) run(ctx context.Context, facts []applications.Fact, now time.Tim
 		args = append(args, int(f.Op), f.App, string(f.Entity[:]), string(f.Seen[:]), f.Ms)
 	}
 	res, err := applyScript.Run(ctx, s.client, nil, args...).Int64Slice()
-	var drops applications.Drops
+	var drops callstate.Drops
 	if err != nil {
 		return drops, false, err
 	}
@@ -105,26 +105,26 @@ func (s *State) run(ctx context.Context, facts []applications.Fact, now time.Tim
 	}
 	for i := range facts {
 		r := res[4*i : 4*i+4]
-		effects[i] = applications.Effect{Duplicate: r[0] == 1, Unremembered: r[0] == 2, SpanMs: r[1], Peak: r[2], Phase: applications.Phase(r[3])}
+		effects[i] = callstate.Effect{Duplicate: r[0] == 1, Unremembered: r[0] == 2, SpanMs: r[1], Peak: r[2], Phase: callstate.Phase(r[3])}
 	}
 	d := res[4*len(facts):]
-	for t := range applications.NumTables {
-		drops[t][applications.DropExpired] = uint64(d[2*int(t)])
-		drops[t][applications.DropEvicted] = uint64(d[2*int(t)+1])
+	for t := range callstate.NumTables {
+		drops[t][callstate.DropExpired] = uint64(d[2*int(t)])
+		drops[t][callstate.DropEvicted] = uint64(d[2*int(t)+1])
 	}
 	return drops, d[6] == 1, nil
 }
 
-// Apply implements applications.State.
-func (s *State) Apply(ctx context.Context, facts []applications.Fact, now time.Time, effects []applications.Effect) (applications.Drops, error) {
+// Apply implements callstate.State.
+func (s *State) Apply(ctx context.Context, facts []callstate.Fact, now time.Time, effects []callstate.Effect) (callstate.Drops, error) {
 	drops, _, err := s.run(ctx, facts, now, effects)
 	return drops, err
 }
 
-// Sweep implements applications.State: scripts without facts, until
+// Sweep implements callstate.State: scripts without facts, until
 // nothing expired is left.
-func (s *State) Sweep(ctx context.Context, now time.Time) (applications.Drops, error) {
-	var drops applications.Drops
+func (s *State) Sweep(ctx context.Context, now time.Time) (callstate.Drops, error) {
+	var drops callstate.Drops
 	for {
 		d, more, err := s.run(ctx, nil, now, nil)
 		drops.Add(d)
@@ -134,9 +134,9 @@ func (s *State) Sweep(ctx context.Context, now time.Time) (applications.Drops, e
 	}
 }
 
-// Levels implements applications.State, in one round trip.
-func (s *State) Levels(ctx context.Context, apps []string) ([]applications.Levels, error) {
-	out := make([]applications.Levels, len(apps))
+// Levels implements callstate.State, in one round trip.
+func (s *State) Levels(ctx context.Context, apps []string) ([]callstate.Levels, error) {
+	out := make([]callstate.Levels, len(apps))
 	if len(apps) == 0 {
 		return out, nil
 	}
@@ -144,7 +144,7 @@ func (s *State) Levels(ctx context.Context, apps []string) ([]applications.Level
 	defer cancel()
 	fields := make([]string, 0, 3*len(apps))
 	for _, app := range apps {
-		for t := range applications.NumTables {
+		for t := range callstate.NumTables {
 			fields = append(fields, strconv.Itoa(int(t)+1)+":"+app)
 		}
 	}
@@ -159,13 +159,13 @@ func (s *State) Levels(ctx context.Context, apps []string) ([]applications.Level
 	}
 	values := counts.Val()
 	for i := range apps {
-		n := func(t applications.Table) int64 {
+		n := func(t callstate.Table) int64 {
 			v, _ := values[3*i+int(t)].(string)
 			c, _ := strconv.ParseInt(v, 10, 64)
 			return c
 		}
-		out[i] = applications.Levels{Connections: n(applications.TableConnections), Channels: n(applications.TableChannels),
-			Clients: n(applications.TableClients)}
+		out[i] = callstate.Levels{Connections: n(callstate.TableConnections), Channels: n(callstate.TableChannels),
+			Clients: n(callstate.TableClients)}
 		if z := largest[i].Val(); len(z) > 0 {
 			out[i].LargestChannel = int64(z[0].Score)
 		}
@@ -173,22 +173,22 @@ func (s *State) Levels(ctx context.Context, apps []string) ([]applications.Level
 	return out, nil
 }
 
-// Sizes implements applications.State, in one round trip: the tables'
+// Sizes implements callstate.State, in one round trip: the tables'
 // lengths and the memory of the minutes an event may still be in.
-func (s *State) Sizes(ctx context.Context, now time.Time) (applications.Sizes, error) {
-	var out applications.Sizes
+func (s *State) Sizes(ctx context.Context, now time.Time) (callstate.Sizes, error) {
+	var out callstate.Sizes
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	pipe := s.client.Pipeline()
-	lens := make([]*redis.IntCmd, applications.NumTables)
-	for t := range applications.NumTables {
+	lens := make([]*redis.IntCmd, callstate.NumTables)
+	for t := range callstate.NumTables {
 		lens[t] = pipe.HLen(ctx, s.prefix+"t:"+t.String())
 	}
 	// The minutes whose events may still be accepted: those the in-memory
 	// State keeps (Redis keeps them rememberSlack longer).
 	l := s.limits
-	first := applications.BucketOf(now.Add(-l.MaxEventAge).UnixMilli())
-	last := applications.BucketOf(now.Add(l.MaxFutureSkew).UnixMilli())
+	first := callstate.BucketOf(now.Add(-l.MaxEventAge).UnixMilli())
+	last := callstate.BucketOf(now.Add(l.MaxFutureSkew).UnixMilli())
 	var cards []*redis.IntCmd
 	for b := first; b <= last; b++ {
 		cards = append(cards, pipe.SCard(ctx, s.prefix+"seen:"+strconv.FormatInt(b, 10)))
@@ -196,7 +196,7 @@ func (s *State) Sizes(ctx context.Context, now time.Time) (applications.Sizes, e
 	if _, err := pipe.Exec(ctx); err != nil {
 		return out, err
 	}
-	for t := range applications.NumTables {
+	for t := range callstate.NumTables {
 		out.Entries[t] = lens[t].Val()
 	}
 	for _, c := range cards {

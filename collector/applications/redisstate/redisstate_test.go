@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/statetest"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 )
@@ -30,7 +30,7 @@ func TestRedisStateRules(t *testing.T) {
 	r := testenv.StartRedis(t)
 	client := newClient(t, r)
 	var n atomic.Int64
-	statetest.Run(t, func(_ *testing.T, l applications.Limits) applications.State {
+	statetest.Run(t, func(_ *testing.T, l callstate.Limits) callstate.State {
 		return New(client, "test-"+strconv.FormatInt(n.Add(1), 10)+":", l, 0) // a fresh state per case
 	})
 }
@@ -40,26 +40,26 @@ func TestRedisStateRules(t *testing.T) {
 // to the other replica is a duplicate.
 func TestRedisStatePairsAcrossReplicas(t *testing.T) {
 	r := testenv.StartRedis(t)
-	a, b := New(newClient(t, r), "x:", applications.Limits{}, 0), New(newClient(t, r), "x:", applications.Limits{}, 0)
+	a, b := New(newClient(t, r), "x:", callstate.Limits{}, 0), New(newClient(t, r), "x:", callstate.Limits{}, 0)
 	t0 := time.UnixMilli(1700000000000)
-	f := func(op applications.Op, tb applications.Table, id, typ string, ms int64) applications.Fact {
-		return applications.Fact{App: "app", Op: op, Entity: applications.EntityKey(tb, "app", id),
-			Seen: applications.EventKey("app", typ, t0.UnixMilli()+ms, id, "", ""), Ms: t0.UnixMilli() + ms}
+	f := func(op callstate.Op, tb callstate.Table, id, typ string, ms int64) callstate.Fact {
+		return callstate.Fact{App: "app", Op: op, Entity: callstate.EntityKey(tb, "app", id),
+			Seen: callstate.EventKey("app", typ, t0.UnixMilli()+ms, id, "", ""), Ms: t0.UnixMilli() + ms}
 	}
 	for i, step := range []struct {
 		s    *State
-		fact applications.Fact
-		want applications.Effect
+		fact callstate.Fact
+		want callstate.Effect
 	}{
-		{a, f(applications.OpConnectionStart, applications.TableConnections, "c", "connection.initializing", 0), applications.Effect{SpanMs: -1}},
-		{b, f(applications.OpConnectionUp, applications.TableConnections, "c", "connection.connected", 1500), applications.Effect{SpanMs: 1500}},
-		{a, f(applications.OpConnectionUp, applications.TableConnections, "c", "connection.connected", 1500), applications.Effect{Duplicate: true, SpanMs: -1}},
-		{a, f(applications.OpConnectionClose, applications.TableConnections, "c", "connection.closed", 61500), applications.Effect{SpanMs: 60000, Phase: applications.PhaseEstablished}},
-		{b, f(applications.OpChannelOn, applications.TableChannels, "ch", "channel.activated", 0), applications.Effect{SpanMs: -1}},
-		{a, f(applications.OpChannelOff, applications.TableChannels, "ch", "channel.deactivated", 600000), applications.Effect{SpanMs: 600000}},
+		{a, f(callstate.OpConnectionStart, callstate.TableConnections, "c", "connection.initializing", 0), callstate.Effect{SpanMs: -1}},
+		{b, f(callstate.OpConnectionUp, callstate.TableConnections, "c", "connection.connected", 1500), callstate.Effect{SpanMs: 1500}},
+		{a, f(callstate.OpConnectionUp, callstate.TableConnections, "c", "connection.connected", 1500), callstate.Effect{Duplicate: true, SpanMs: -1}},
+		{a, f(callstate.OpConnectionClose, callstate.TableConnections, "c", "connection.closed", 61500), callstate.Effect{SpanMs: 60000, Phase: callstate.PhaseEstablished}},
+		{b, f(callstate.OpChannelOn, callstate.TableChannels, "ch", "channel.activated", 0), callstate.Effect{SpanMs: -1}},
+		{a, f(callstate.OpChannelOff, callstate.TableChannels, "ch", "channel.deactivated", 600000), callstate.Effect{SpanMs: 600000}},
 	} {
-		got := make([]applications.Effect, 1)
-		if _, err := step.s.Apply(context.Background(), []applications.Fact{step.fact}, t0.Add(time.Duration(i)*time.Millisecond), got); err != nil {
+		got := make([]callstate.Effect, 1)
+		if _, err := step.s.Apply(context.Background(), []callstate.Fact{step.fact}, t0.Add(time.Duration(i)*time.Millisecond), got); err != nil {
 			t.Fatal(err)
 		}
 		if got[0] != step.want {
@@ -72,18 +72,18 @@ func TestRedisStatePairsAcrossReplicas(t *testing.T) {
 // event over two replicas' States at once is applied exactly once.
 func TestRedisStateCountsOnceUnderConcurrentRetries(t *testing.T) {
 	r := testenv.StartRedis(t)
-	states := []*State{New(newClient(t, r), "x:", applications.Limits{}, 0), New(newClient(t, r), "x:", applications.Limits{}, 0)}
+	states := []*State{New(newClient(t, r), "x:", callstate.Limits{}, 0), New(newClient(t, r), "x:", callstate.Limits{}, 0)}
 	now := time.UnixMilli(1700000000000)
 	for round := range 20 {
-		fact := applications.Fact{App: "app", Op: applications.OpConnectionFail, Ms: now.UnixMilli(),
-			Entity: applications.EntityKey(applications.TableConnections, "app", "c"),
-			Seen:   applications.EventKey("app", "connection.failed", now.UnixMilli(), fmt.Sprint(round), "", "")}
+		fact := callstate.Fact{App: "app", Op: callstate.OpConnectionFail, Ms: now.UnixMilli(),
+			Entity: callstate.EntityKey(callstate.TableConnections, "app", "c"),
+			Seen:   callstate.EventKey("app", "connection.failed", now.UnixMilli(), fmt.Sprint(round), "", "")}
 		var applied atomic.Int64
 		var wg sync.WaitGroup
 		for i := range 16 {
 			wg.Go(func() {
-				got := make([]applications.Effect, 1)
-				if _, err := states[i%2].Apply(context.Background(), []applications.Fact{fact}, now, got); err != nil {
+				got := make([]callstate.Effect, 1)
+				if _, err := states[i%2].Apply(context.Background(), []callstate.Fact{fact}, now, got); err != nil {
 					t.Error(err)
 				}
 				if !got[0].Duplicate {
@@ -102,12 +102,12 @@ func TestRedisStateCountsOnceUnderConcurrentRetries(t *testing.T) {
 // a half-applied body.
 func TestRedisStateFailsWithoutRedis(t *testing.T) {
 	r := testenv.StartRedis(t)
-	s := New(newClient(t, r), "x:", applications.Limits{}, 0)
+	s := New(newClient(t, r), "x:", callstate.Limits{}, 0)
 	r.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	fact := applications.Fact{App: "a", Op: applications.OpClientOn, Ms: 1700000000000}
-	if _, err := s.Apply(ctx, []applications.Fact{fact}, time.UnixMilli(1700000000000), make([]applications.Effect, 1)); err == nil {
+	fact := callstate.Fact{App: "a", Op: callstate.OpClientOn, Ms: 1700000000000}
+	if _, err := s.Apply(ctx, []callstate.Fact{fact}, time.UnixMilli(1700000000000), make([]callstate.Effect, 1)); err == nil {
 		t.Fatal("no error from a dead Redis")
 	}
 }
@@ -134,16 +134,16 @@ func usedMemory(t testing.TB, c redis.UniversalClient) int64 {
 func TestRedisStateMemory(t *testing.T) {
 	n := 10_000
 	if os.Getenv("LIVESWITCH_TEST_LONG") != "" {
-		n = applications.DefaultMaxPending
+		n = callstate.DefaultMaxPending
 	}
 	r := testenv.StartRedis(t)
 	c := newClient(t, r)
-	limits := applications.Limits{MaxEntries: [applications.NumTables]int{n, n, n}, MaxRemembered: 100 * n}
+	limits := callstate.Limits{MaxEntries: [callstate.NumTables]int{n, n, n}, MaxRemembered: 100 * n}
 	s := New(c, "liveswitch_exporter:apps:", limits, 0)
 	now := time.Now()
 	feed := func(from, to int, withEntities bool) {
 		const step = 500
-		facts := make([]applications.Fact, 0, 2*step)
+		facts := make([]callstate.Fact, 0, 2*step)
 		for i := from; i < to; i += step {
 			facts = facts[:0]
 			for j := i; j < i+step; j++ {
@@ -151,17 +151,17 @@ func TestRedisStateMemory(t *testing.T) {
 				id := fmt.Sprintf("%08x-7d1f-4a7e-9a51-2f3c6e0d9a10", j)
 				ms := now.UnixMilli() - int64(j%3000)*1000 // over the last 50 minutes
 				if !withEntities {
-					facts = append(facts, applications.Fact{App: app, Op: applications.OpNone, Ms: ms,
-						Seen: applications.EventKey(app, "connection.stats", ms, id, "", "")})
+					facts = append(facts, callstate.Fact{App: app, Op: callstate.OpNone, Ms: ms,
+						Seen: callstate.EventKey(app, "connection.stats", ms, id, "", "")})
 					continue
 				}
 				facts = append(facts,
-					applications.Fact{App: app, Op: applications.OpConnectionStart, Ms: ms, Entity: applications.EntityKey(applications.TableConnections, app, id),
-						Seen: applications.EventKey(app, "connection.initializing", ms, id, "", "")},
-					applications.Fact{App: app, Op: applications.OpChannelOn, Ms: ms, Entity: applications.EntityKey(applications.TableChannels, app, id),
-						Seen: applications.EventKey(app, "channel.activated", ms, "", id, "")})
+					callstate.Fact{App: app, Op: callstate.OpConnectionStart, Ms: ms, Entity: callstate.EntityKey(callstate.TableConnections, app, id),
+						Seen: callstate.EventKey(app, "connection.initializing", ms, id, "", "")},
+					callstate.Fact{App: app, Op: callstate.OpChannelOn, Ms: ms, Entity: callstate.EntityKey(callstate.TableChannels, app, id),
+						Seen: callstate.EventKey(app, "channel.activated", ms, "", id, "")})
 			}
-			if _, err := s.Apply(context.Background(), facts, now, make([]applications.Effect, len(facts))); err != nil {
+			if _, err := s.Apply(context.Background(), facts, now, make([]callstate.Effect, len(facts))); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -182,7 +182,7 @@ func TestRedisStateMemory(t *testing.T) {
 		"%.1f MiB once %d more came (tables full); +%.1f MiB for %d more events remembered (%d B an event); held %v, remembered %d",
 		mib(empty), mib(tables-empty), n, n, perEntry, mib(full), 4*n, mib(events-full), 2*n, rememberedCost(events, full, 2*n),
 		sizes.Entries, sizes.Remembered)
-	if sizes.Entries[applications.TableConnections] != int64(n) || sizes.Entries[applications.TableChannels] != int64(n) {
+	if sizes.Entries[callstate.TableConnections] != int64(n) || sizes.Entries[callstate.TableChannels] != int64(n) {
 		t.Fatalf("held %v, want %d of each", sizes.Entries, n)
 	}
 	if perEntry > 400 || rememberedCost(events, full, 2*n) > 150 {
@@ -210,18 +210,18 @@ func BenchmarkApplyRedis(b *testing.B) {
 }
 
 func benchApply(b *testing.B, r *testenv.Redis) {
-	s := New(newClient(b, r), "bench:", applications.Limits{MaxEntries: [applications.NumTables]int{100000, 100000, 100000}, MaxRemembered: 1000000}, 0)
-	ops := []applications.Op{applications.OpConnectionStart, applications.OpConnectionUp, applications.OpConnectionClose}
+	s := New(newClient(b, r), "bench:", callstate.Limits{MaxEntries: [callstate.NumTables]int{100000, 100000, 100000}, MaxRemembered: 1000000}, 0)
+	ops := []callstate.Op{callstate.OpConnectionStart, callstate.OpConnectionUp, callstate.OpConnectionClose}
 	now := time.Now()
-	facts, effects := make([]applications.Fact, 10), make([]applications.Effect, 10)
+	facts, effects := make([]callstate.Fact, 10), make([]callstate.Effect, 10)
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
 		for j := range facts {
 			c := strconv.Itoa(n / 3)
 			ms := now.UnixMilli() - 3_000_000 + int64(n/3)%3_000_000 + int64(n%3)
-			facts[j] = applications.Fact{App: "app", Op: ops[n%3], Ms: ms, Entity: applications.EntityKey(applications.TableConnections, "app", c),
-				Seen: applications.EventKey("app", strconv.Itoa(n%3), ms, c, "", "")}
+			facts[j] = callstate.Fact{App: "app", Op: ops[n%3], Ms: ms, Entity: callstate.EntityKey(callstate.TableConnections, "app", c),
+				Seen: callstate.EventKey("app", strconv.Itoa(n%3), ms, c, "", "")}
 			n++
 		}
 		if _, err := s.Apply(context.Background(), facts, now, effects); err != nil {

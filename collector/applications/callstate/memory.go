@@ -1,4 +1,4 @@
-package applications
+package callstate
 
 import (
 	"context"
@@ -18,8 +18,8 @@ type memoryState struct {
 	levels map[string]*[NumTables]int64
 }
 
-// NewMemoryState returns the State of an exporter without replicas.
-func NewMemoryState(l Limits) State {
+// NewMemory returns the State of an exporter without replicas.
+func NewMemory(l Limits) State {
 	l = l.withDefaults()
 	s := &memoryState{limits: l, seen: newRemembered(l), levels: map[string]*[NumTables]int64{}}
 	for t := range s.tables {

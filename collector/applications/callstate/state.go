@@ -1,4 +1,4 @@
-package applications
+package callstate
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 // State holds what pairs the two ends of a connection, a channel or a
 // client (the tables of those started and not yet ended) and the memory of
 // the events counted, so that a retried or replayed event counts once. It
-// is this process's memory (NewMemoryState), or shared by replicas in
+// is this process's memory (NewMemory), or shared by replicas in
 // Redis (package redisstate), so that two ends that reach different
 // replicas still pair up and an event retried to another replica is still
 // a duplicate.
@@ -159,16 +159,16 @@ const (
 	// DropEvicted: its table was full, and a new entry took the place of
 	// the one with the earliest deadline.
 	DropEvicted
-	numDropReasons
+	NumDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"expired", "evicted"}
+var dropReasonNames = [NumDropReasons]string{"expired", "evicted"}
 
 // String returns the reason as exported in the reason label.
 func (r DropReason) String() string { return dropReasonNames[r] }
 
 // Drops counts entries dropped, per table and reason.
-type Drops [NumTables][numDropReasons]uint64
+type Drops [NumTables][NumDropReasons]uint64
 
 // Add adds o.
 func (d *Drops) Add(o Drops) {

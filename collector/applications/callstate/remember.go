@@ -1,4 +1,4 @@
-package applications
+package callstate
 
 import (
 	"encoding/binary"
