@@ -315,6 +315,7 @@ func (t *Tracker) forgetIdle(nowMs int64) {
 			listed[id] = true
 		}
 	}
+	var forgotten []string
 	for _, id := range idle {
 		if listed[id] {
 			continue
@@ -322,7 +323,12 @@ func (t *Tracker) forgetIdle(nowMs int64) {
 		delete(t.apps, id)
 		t.metrics.forget(id)
 		t.metrics.forgotten.Inc()
-		t.opts.Logger.Info("Application idle: its slot and series are freed", "application", id, "idle_after", t.opts.IdleAfter)
+		forgotten = append(forgotten, id)
+	}
+	if len(forgotten) > 0 { // one line, however many: the first few named
+		slices.Sort(forgotten)
+		t.opts.Logger.Info("Idle applications gave up their slots and series", "applications", len(forgotten),
+			"first", forgotten[:min(len(forgotten), 5)], "idle_after", t.opts.IdleAfter)
 	}
 }
 
