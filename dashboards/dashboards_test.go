@@ -259,8 +259,8 @@ func simulatedApplications(t *testing.T) *applications.Tracker {
 	t.Helper()
 	apps := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 1000})
 	gen := simulate.NewAppGenerator(simulate.AppConfig{Seed: 1, IDs: []string{"app-1", "app-2"}}, nil)
-	for range 2000 {
-		if _, err := apps.Ingest(gen.Next().Body, nil); err != nil {
+	for range 8000 { // enough for channels to end and connections to fail of every cause
+		if _, err := apps.Ingest(context.Background(), gen.Next().Body, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -8,8 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/writer"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
 	"github.com/liveswitch-exporter/liveswitch_exporter/internal/ratelog"
 )
@@ -17,10 +19,16 @@ import (
 // ApplicationIngester counts the events of application webhooks
 // (collector/applications.Tracker is the implementation). It returns
 // event.ErrNotApplications for a body that holds none, and calls
-// verify with the applications a body names before it counts anything.
+// verify with the applications a body names before it counts anything;
+// an *applications.StateError when the shared state failed, having
+// counted nothing.
 type ApplicationIngester interface {
-	Ingest(body []byte, verify func(applicationIDs []string) error) (fleet.Result, error)
+	Ingest(ctx context.Context, body []byte, verify func(applicationIDs []string) error) (applications.Result, error)
 }
+
+// stateHint is the answer to an application webhook the shared state
+// could not take: LiveSwitch retries it, and it counts once.
+const stateHint = "not counted: the shared application state did not answer; retry"
 
 // refusalLogInterval spaces the log lines of refused signatures: a
 // misconfigured secret refuses every webhook of its application.
@@ -67,7 +75,7 @@ func newApplicationRoute(cfg Config) (*ApplicationRoute, error) {
 
 // ingest gives body to the route when it holds application events, else
 // to the fleet's writer.
-func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleetWriter Ingester) (fleet.Result, error) {
+func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleetWriter Ingester) (webhookResult, error) {
 	if a == nil {
 		return fleetWriter.Ingest(r.Context(), body)
 	}
@@ -76,9 +84,13 @@ func (a *ApplicationRoute) ingest(r *http.Request, body []byte, fleetWriter Inge
 		signature := r.Header.Get(appsig.Header)
 		verify = func(apps []string) error { return a.verify(r, body, signature, apps) }
 	}
-	res, err := a.in.Ingest(body, verify)
-	if errors.Is(err, event.ErrNotApplications) {
+	res, err := a.in.Ingest(r.Context(), body, verify)
+	var unavailable *applications.StateError
+	switch {
+	case errors.Is(err, event.ErrNotApplications):
 		return fleetWriter.Ingest(r.Context(), body)
+	case errors.As(err, &unavailable): // logged by the tracker, at most once per interval
+		return res, &writer.StorageError{Hint: stateHint, Err: err}
 	}
 	return res, err
 }

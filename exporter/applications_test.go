@@ -1,7 +1,10 @@
 package exporter
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/exporter/appsig"
@@ -29,7 +33,14 @@ type appServer struct {
 // not empty (applicationId: secret lines of YAML).
 func newAppServer(t *testing.T, secrets string, mutate func(*Config)) *appServer {
 	t.Helper()
-	tracker := applications.New(applications.Options{Decode: event.DefaultDecodeOptions, MaxApplications: 10, MaxPending: 100})
+	return newAppServerOf(t, applications.Options{}, secrets, mutate)
+}
+
+// newAppServerOf is newAppServer with a tracker of opts (bounds added).
+func newAppServerOf(t *testing.T, opts applications.Options, secrets string, mutate func(*Config)) *appServer {
+	t.Helper()
+	opts.Decode, opts.MaxApplications, opts.MaxPending = event.DefaultDecodeOptions, 10, 100
+	tracker := applications.New(opts)
 	var file *appsig.File
 	if secrets != "" {
 		path := filepath.Join(t.TempDir(), "secrets.yml")
@@ -58,7 +69,8 @@ func (s *appServer) counted(t *testing.T) string {
 	_, metrics := s.do(t, "GET", "/metrics", "")
 	var lines []string
 	for _, line := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(line, "liveswitch_application_") || strings.HasPrefix(line, "liveswitch_exporter_pending_connections") {
+		if strings.HasPrefix(line, "liveswitch_application_") || strings.HasPrefix(line, "liveswitch_exporter_application_entries") ||
+			strings.HasPrefix(line, "liveswitch_exporter_application_events_") {
 			lines = append(lines, line)
 		}
 	}
@@ -229,4 +241,76 @@ func sumSeries(exposition, family string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestApplicationRetriesAndReplaysCountOnce: the same signed body sent
+// again (LiveSwitch's retry, or a replay of a captured body) is answered
+// 202 duplicate=1 and counts nothing more; a signed body stamped in 2008 is
+// answered 202 with its reason and counts nothing. Before, the same
+// connection.failed sent three times counted three.
+func TestApplicationRetriesAndReplaysCountOnce(t *testing.T) {
+	srv := newAppServer(t, "app-a: secret-of-a\n", nil)
+	signed := func(b string) http.Header {
+		return http.Header{appsig.Header: {testenv.OpenSSLSignature(t, []byte(b), "secret-of-a")}}
+	}
+	failedAt := func(ms int64) string {
+		return fmt.Sprintf(`{"timestamp":%d,"type":"connection.failed","connection":{"applicationId":"app-a","id":"c-1","type":"sfu","error":"ICE failed"}}`, ms)
+	}
+	body := failedAt(time.Now().UnixMilli())
+	old := failedAt(time.Date(2008, 10, 20, 12, 0, 0, 0, time.UTC).UnixMilli())
+	for i, tc := range []struct {
+		body  string
+		code  int
+		reply string
+	}{
+		{body, http.StatusNoContent, ""},
+		{body, http.StatusAccepted, "duplicate=1\n"},
+		{body, http.StatusAccepted, "duplicate=1\n"},
+		{old, http.StatusAccepted, "refused=1; 1 older than --application.max-event-age (1h0m0s)\n"},
+	} {
+		if code, reply := srv.doWith(t, "POST", WebhookPath, tc.body, signed(tc.body)); code != tc.code || reply != tc.reply {
+			t.Fatalf("post %d: %d %q, want %d %q", i, code, reply, tc.code, tc.reply)
+		}
+	}
+	counted := srv.counted(t)
+	for _, want := range []string{
+		`liveswitch_application_events_total{application_id="app-a",event="connection.failed"} 1`,
+		`liveswitch_application_connection_failures_by_cause_total{application_id="app-a",cause="ice"} 1`,
+		`liveswitch_exporter_application_events_refused_total{reason="too_old"} 1`,
+	} {
+		if !strings.Contains(counted, want+"\n") {
+			t.Errorf("no %s in\n%s", want, counted)
+		}
+	}
+	if got := srv.tracker.Outcomes().Stats().Outcomes; got[fleet.OutcomeDuplicate] != 2 || got[fleet.OutcomeRefused] != 1 {
+		t.Errorf("outcomes %v: want 2 duplicates and 1 refused", got)
+	}
+}
+
+// downState is a shared state that does not answer.
+type downState struct{ callstate.State }
+
+func (downState) Apply(context.Context, []callstate.Fact, time.Time, []callstate.Effect) (callstate.Drops, error) {
+	return callstate.Drops{}, errors.New("dial tcp 10.0.0.7:6379: connection refused")
+}
+
+// TestApplicationStateDownIs503: when the shared application state does
+// not answer, the webhook is answered 503 with Retry-After, without the
+// store's address, and nothing is counted: LiveSwitch's retry counts once.
+func TestApplicationStateDownIs503(t *testing.T) {
+	srv := newAppServerOf(t, applications.Options{State: downState{callstate.NewMemory(callstate.Limits{})}}, "", nil)
+	body := appBody(time.Now().UnixMilli(), "app-a")
+	resp, err := http.Post(srv.URL+WebhookPath, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(reply), "shared application state did not answer") || strings.Contains(string(reply), "10.0.0.7") {
+		t.Fatalf("%d %q (Retry-After %q)", resp.StatusCode, reply, resp.Header.Get("Retry-After"))
+	}
+	if counted := srv.counted(t); strings.Contains(counted, `application_id="app-a",event="connection.connected"} 1`) {
+		t.Fatalf("counted although the state failed:\n%s", counted)
+	}
 }

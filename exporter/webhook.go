@@ -86,8 +86,16 @@ func readBody(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, er
 	return body, nil
 }
 
+// webhookResult is what became of a webhook's events: fleet.Result, or
+// the application tracker's, which also says why events were refused.
+type webhookResult interface {
+	AllApplied() bool
+	Total() int
+	String() string
+}
+
 // answer replies to a webhook with what became of its events, and logs it.
-func answer(w http.ResponseWriter, r *http.Request, res fleet.Result, err error, logger *slog.Logger) {
+func answer(w http.ResponseWriter, r *http.Request, res webhookResult, err error, logger *slog.Logger) {
 	if err != nil {
 		answerError(w, r, err, logger)
 		return

@@ -10,23 +10,47 @@ import (
 type appEvent struct {
 	app, typ string
 	// conn and connType identify the connection of a connection event;
-	// setupMs is, for a connected, the time since its initializing.
-	conn, connType string
-	setupMs        int64
-	objects        map[string]any
+	// channel and client the channel and the client of the events that
+	// name them.
+	conn, connType, channel, client string
+	// setupMs is, for a connected, the time since its initializing; upMs,
+	// for a closed or failed, the time since its connected (-1: it had
+	// not connected); spanMs, for a channel.deactivated, the time since
+	// its activation.
+	setupMs, upMs, spanMs int64
+	// cause is a failed connection's cause, by the exporter's documented
+	// mapping of its error.
+	cause   string
+	objects map[string]any
 }
 
 // event returns an event of a's of type typ carrying objects; its body is
 // rendered when it is stamped.
 func (a *simApp) event(typ string, objects map[string]any) Event {
-	return Event{Key: "app/" + a.id, app: &appEvent{app: a.id, typ: typ, objects: objects}}
+	return Event{Key: "app/" + a.id, app: &appEvent{app: a.id, typ: typ, objects: objects, upMs: -1, spanMs: -1}}
+}
+
+// clientEvent is an event of client cl.
+func (a *simApp) clientEvent(typ string, cl map[string]any) Event {
+	ev := a.event(typ, map[string]any{"client": cl})
+	ev.app.client = cl["id"].(string)
+	return ev
+}
+
+// channelEvent is channel.activated or .deactivated of ch.
+func (a *simApp) channelEvent(what string, ch *simChannel) Event {
+	ev := a.event("channel."+what, channelObj(a, ch))
+	ev.app.channel = ch.id
+	return ev
 }
 
 // joinedOrLeft is a channel.client.joined or .left of cl in ch.
 func (a *simApp) joinedOrLeft(what string, cl map[string]any, ch *simChannel) Event {
 	objects := channelObj(a, ch)
 	objects["client"] = cl
-	return a.event("channel.client."+what, objects)
+	ev := a.event("channel.client."+what, objects)
+	ev.app.channel, ev.app.client = ch.id, cl["id"].(string)
+	return ev
 }
 
 func channelObj(app *simApp, ch *simChannel) map[string]any {
@@ -54,9 +78,6 @@ func (c *simConnection) event(state string, setupMs int64) Event {
 		obj["tag"] = "camera"
 	} else {
 		obj["clientTag"] = "web"
-	}
-	if state == "failed" {
-		obj["error"] = map[string]any{"code": "IceFailed", "message": "ICE negotiation failed"}
 	}
 	ev := c.app.event("connection."+state, map[string]any{"connection": obj})
 	ev.app.conn, ev.app.connType, ev.app.setupMs = c.id, c.typ, setupMs

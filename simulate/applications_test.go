@@ -140,3 +140,88 @@ func TestRunBatchesSignsAndTallies(t *testing.T) {
 		t.Fatalf("received events of %v", received)
 	}
 }
+
+// TestAppGeneratorDistributions: the applications live by the documented
+// distributions: setups within 0.2–3 s, connections up 2–8 s (closed 50 ms
+// after closing), 1% of connected ones failing; failures carry errors of
+// every cause, and the cause the simulator reports for each is the one
+// the exporter's documented mapping gives its error.
+func TestAppGeneratorDistributions(t *testing.T) {
+	gen := NewAppGenerator(testApps, fakeClock(10*time.Millisecond))
+	up := map[string]int64{}
+	causes := map[string]int{}
+	var dropped, closed int
+	for i := range 50000 {
+		ev := gen.Next()
+		evs, err := event.DecodeApplications(ev.Body, event.DefaultDecodeOptions, time.UnixMilli(1800000000000))
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		e, a := evs[0], ev.app
+		switch e.Type {
+		case "connection.connected":
+			up[e.ConnectionID] = e.Timestamp
+		case "connection.closed", "connection.failed":
+			at, wasUp := up[e.ConnectionID]
+			if wasUp != (a.upMs >= 0) || (wasUp && e.Timestamp-at != a.upMs) {
+				t.Fatalf("%s of %s after %d ms up, the simulator says %d", e.Type, e.ConnectionID, e.Timestamp-at, a.upMs)
+			}
+			if e.Type == "connection.closed" {
+				closed++
+				if a.upMs < minUpMs+50 || a.upMs > maxUpMs+50 {
+					t.Fatalf("closed after %d ms up", a.upMs)
+				}
+				break
+			}
+			if wasUp {
+				dropped++
+			}
+			causes[a.cause]++
+			if got := applications.ClassifyError(e.Error).String(); got != a.cause {
+				t.Fatalf("error %q: the exporter's class %s, the simulator's %s", e.Error, got, a.cause)
+			}
+		}
+	}
+	if len(causes) != 6 {
+		t.Errorf("failures by cause %v: want all six", causes)
+	}
+	if ratio := float64(dropped) / float64(dropped+closed); dropped == 0 || ratio > 0.03 {
+		t.Errorf("%d of %d connected connections failed", dropped, dropped+closed)
+	}
+}
+
+// ackingTarget acknowledges every webhook, counting nothing.
+func ackingTarget(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestAppLiveLevels: once every event given out is acknowledged, what the
+// report says is active is what the generator, and so the simulated
+// Gateway, counts; requests spread over two targets in turn.
+func TestAppLiveLevels(t *testing.T) {
+	gen := NewAppGenerator(testApps, nil)
+	rep := Run(t.Context(), gen, LoadConfig{Targets: []string{ackingTarget(t), ackingTarget(t)}, Concurrency: 3, Count: 4000, Batch: 5})
+	if rep.Acked() != 4000 {
+		t.Fatalf("%d of 4000 acknowledged", rep.Acked())
+	}
+	srv := httptest.NewServer(NewGateway(NewGenerator(DefaultFleetConfig, nil), GatewayConfig{Applications: testApps.IDs, Live: gen.Live}))
+	defer srv.Close()
+	obs := poll(t, srv.URL, "")
+	busy := 0
+	for _, app := range obs.Applications {
+		lv := rep.Applications.Live(app.ID)
+		if *app.Channels != int64(lv.Channels) || *app.Clients != int64(lv.Clients) || *app.Connections != int64(lv.Connections) {
+			t.Errorf("%s: the Gateway counts %d channels, %d clients, %d connections; the acknowledged events leave %+v",
+				app.ID, *app.Channels, *app.Clients, *app.Connections, lv)
+		}
+		busy += lv.Connections + lv.Channels
+	}
+	if busy == 0 {
+		t.Fatal("nothing active at the end of the run: the test would not see a difference")
+	}
+}

@@ -28,6 +28,11 @@ type GatewayConfig struct {
 	// counts and the webhooks describe the same applications;
 	// ApplicationIDs(3) when empty.
 	Applications []string
+	// Live, when set, gives each application's active channels, clients
+	// and connections (AppGenerator.Live): the Gateway then counts what the
+	// simulated webhooks did, as LiveSwitch's does. Without it, the counts
+	// follow the load.
+	Live func(id string) (Levels, bool)
 }
 
 // loadPeriod is how long one rise and fall of the load takes.
@@ -157,6 +162,15 @@ func (g *simGateway) application(w http.ResponseWriter, r *http.Request) {
 	for i, id := range g.cfg.Applications {
 		if id != r.PathValue("id") {
 			continue
+		}
+		if g.cfg.Live != nil {
+			if lv, ok := g.cfg.Live(id); ok {
+				g.reply(w, map[string]any{
+					"id": id, "channelCount": lv.Channels, "clientCount": lv.Clients, "connectionCount": lv.Connections,
+					"userCount": lv.Clients * 9 / 10, "deviceCount": lv.Clients,
+				})
+				return
+			}
 		}
 		a := appProfiles[i%len(appProfiles)]
 		connections := int(math.Round(total * a.perCapacity))

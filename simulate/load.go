@@ -21,6 +21,11 @@ import (
 type LoadConfig struct {
 	// Target is the exporter's webhook URL.
 	Target string
+	// Targets, when set, are several webhook URLs (replicas behind no load
+	// balancer): each sender posts to them in turn, one request each, a
+	// retry going to the next. One application's events still come in
+	// order, one request after the other.
+	Targets []string
 	// Concurrency is the number of senders; the events of one server always
 	// go through the same sender, in order, as one LiveSwitch server would
 	// send them.
@@ -173,6 +178,9 @@ func parenthesised(s string) string {
 // being reported undelivered.
 func Run(ctx context.Context, gen Source, cfg LoadConfig) *Report {
 	cfg.Concurrency = max(cfg.Concurrency, 1)
+	if len(cfg.Targets) == 0 {
+		cfg.Targets = []string{cfg.Target}
+	}
 	if cfg.Pushgateway {
 		cfg.Batch = 1 // one PUT per server state
 	}
@@ -276,6 +284,8 @@ type sender struct {
 	// next is an event taken from the queue that could not join the batch
 	// before it.
 	next *Event
+	// turn counts the sender's requests, to take the targets in turn.
+	turn int
 }
 
 func (s *sender) run() {
@@ -298,7 +308,9 @@ func (s *sender) run() {
 func (s *sender) deliver(batch []Event) {
 	deadline := batch[0].queued.Add(s.cfg.Retry.For)
 	for attempt := 0; ; attempt++ {
-		code, took, err := send(s.ctx, s.cfg, batch)
+		target := s.cfg.Targets[s.turn%len(s.cfg.Targets)]
+		s.turn++
+		code, took, err := send(s.ctx, s.cfg, target, batch)
 		if err != nil && s.ctx.Err() != nil { // cut by the stop
 			s.undelivered += len(batch)
 			return
@@ -412,11 +424,11 @@ func body(batch []Event, batched bool) []byte {
 	return append(append([]byte("["), bytes.Join(parts, []byte(","))...), ']')
 }
 
-func send(ctx context.Context, cfg *LoadConfig, batch []Event) (int, time.Duration, error) {
+func send(ctx context.Context, cfg *LoadConfig, target string, batch []Event) (int, time.Duration, error) {
 	ev := batch[0]
-	method, url, payload, contentType := http.MethodPost, cfg.Target, body(batch, cfg.Batch > 1), "application/json"
+	method, url, payload, contentType := http.MethodPost, target, body(batch, cfg.Batch > 1), "application/json"
 	if cfg.Pushgateway {
-		method, url, payload, contentType = http.MethodPut, strings.TrimSuffix(cfg.Target, "/")+ev.PushPath(), ev.PushBody(), "text/plain; version=0.0.4"
+		method, url, payload, contentType = http.MethodPut, strings.TrimSuffix(target, "/")+ev.PushPath(), ev.PushBody(), "text/plain; version=0.0.4"
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(payload))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/gateway"
@@ -172,7 +173,15 @@ func (s *serveCmd) serve(ctx context.Context, logger *slog.Logger, f *fleet.Flee
 		logger.Warn("The webhook is unauthenticated: anyone who can reach it can change the fleet; set --webhook.token-file")
 	}
 	w := opened.writer
-	apps := s.Applications.tracker(s.decodeOptions(), logger)
+	appOpts := s.Applications.options(s.decodeOptions(), f, logger)
+	appState, err := s.applicationState(appOpts.Limits(), logger)
+	if err != nil {
+		st.closeListeners()
+		return err
+	}
+	defer appState.close()
+	appOpts.State = appState.state
+	apps := applications.New(appOpts)
 	registry := exporter.NewRegistry(collector.NewCollector(f, s.Gateway.collectorOptions()...).CountAlso(apps.Outcomes()), apps,
 		exporter.StartedEmpty(opened.startedEmpty != nil))
 	poller, err := s.Gateway.poller(st.gateway, w, registry, s.ServerMax, logger)

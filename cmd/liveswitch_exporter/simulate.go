@@ -18,7 +18,7 @@ import (
 )
 
 type simulateCmd struct {
-	Target        string        `default:"http://localhost:9818/webhook" help:"Webhook URL of the exporter (with --pushgateway: the Pushgateway's base URL)."`
+	Target        []string      `default:"http://localhost:9818/webhook" sep:"none" help:"Webhook URL of the exporter (with --pushgateway: the Pushgateway's base URL); repeat it to post to several replicas in turn, as a load balancer would."`
 	Pushgateway   bool          `help:"Send each event as a PUT of the server's state to a Pushgateway group of its own (for comparison benchmarks)."`
 	Token         string        `help:"Webhook token to send as a Bearer header (the content of the exporter's --webhook.token-file)."`
 	Seed          uint64        `default:"1" help:"Seed of the fleet and of its life, for reproducible runs."`
@@ -61,18 +61,23 @@ func (s *simulateCmd) Run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	stopGateway, err := s.Gateway.serve(gen, apps, logger)
+	appGen := s.Applications.generator(apps, s.Seed)
+	stopGateway, err := s.Gateway.serve(gen, apps, appGen, logger)
 	if err != nil {
 		return err
 	}
 	defer stopGateway()
-	logger.Info("Simulating a LiveSwitch fleet", "target", redactedURL(s.Target), "servers", gen.Size(), "scenario", s.Scenario,
+	targets := make([]string, len(s.Target))
+	for i, t := range s.Target {
+		targets[i] = redactedURL(t)
+	}
+	logger.Info("Simulating a LiveSwitch fleet", "targets", targets, "servers", gen.Size(), "scenario", s.Scenario,
 		"applications", len(apps), "concurrency", s.Concurrency, "rate", s.Rate, "count", s.Count, "duration", s.Duration, "retry_for", s.RetryFor)
 	if s.Count == 0 && s.Duration == 0 {
 		logger.Info("Running until stopped (Ctrl-C); the report follows")
 	}
-	rep := simulate.Run(ctx, s.Applications.source(gen, apps, s.Seed), simulate.LoadConfig{
-		Target: s.Target, Concurrency: s.Concurrency, Rate: s.Rate, Count: s.Count, Duration: s.Duration,
+	rep := simulate.Run(ctx, s.Applications.source(gen, appGen), simulate.LoadConfig{
+		Targets: s.Target, Concurrency: s.Concurrency, Rate: s.Rate, Count: s.Count, Duration: s.Duration,
 		Pushgateway: s.Pushgateway, Header: s.header(),
 		Batch: s.Applications.Batch, Secrets: secrets,
 		Retry: simulate.Retry{For: s.RetryFor, First: simulate.DefaultRetry.First, Max: simulate.DefaultRetry.Max}, Logger: logger,

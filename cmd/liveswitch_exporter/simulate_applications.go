@@ -64,12 +64,20 @@ func (f *simulatedApplicationFlags) applications(pushgateway bool) ([]string, ma
 	return ids[:f.Applications], secrets, nil
 }
 
-// source returns what to send: the fleet's events, interleaved with those
-// of the applications apps when there are any.
-func (f *simulatedApplicationFlags) source(fleet *simulate.Generator, apps []string, seed uint64) simulate.Source {
+// generator returns the generator of the applications apps, nil without
+// any.
+func (f *simulatedApplicationFlags) generator(apps []string, seed uint64) *simulate.AppGenerator {
 	if len(apps) == 0 {
+		return nil
+	}
+	return simulate.NewAppGenerator(simulate.AppConfig{Seed: seed, IDs: apps}, nil)
+}
+
+// source returns what to send: the fleet's events, interleaved with those
+// of the applications when there are any.
+func (f *simulatedApplicationFlags) source(fleet *simulate.Generator, apps *simulate.AppGenerator) simulate.Source {
+	if apps == nil {
 		return fleet
 	}
-	gen := simulate.NewAppGenerator(simulate.AppConfig{Seed: seed, IDs: apps}, nil)
-	return simulate.Interleave(fleet, gen, appsPerServerEvent)
+	return simulate.Interleave(fleet, apps, appsPerServerEvent)
 }

@@ -14,6 +14,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/liveswitch-exporter/liveswitch_exporter/internal/testenv"
 	"github.com/liveswitch-exporter/liveswitch_exporter/simulate"
 )
 
@@ -33,15 +34,24 @@ func feedSimulatedApplications(t testing.TB, p *process, n int) {
 	}
 }
 
-// simulatedApp is what the simulator reports of one application.
+// simulatedApp is what the simulator reports of one application: its
+// counts (events, failures, failure_causes, failure_phases, live) and its
+// timings (setup, connection_duration:TYPE, channel_duration,
+// channel_peak), by report line.
 type simulatedApp struct {
-	events, failures map[string]float64
-	setupCount       uint64
-	setupSum         float64
-	p50, p95         float64
+	counts  map[string]map[string]float64
+	timings map[string]timing
+	// events is counts["events"].
+	events map[string]float64
 }
 
-var appLineRE = regexp.MustCompile(`^application (\S+) (events|failures|setup)((?: \S+=\S+)*)$`)
+// timing is the count, sum and nearest-rank quantiles of a report line.
+type timing struct {
+	count         uint64
+	sum, p50, p95 float64
+}
+
+var appLineRE = regexp.MustCompile(`^application (\S+) (\S+)((?: \S+=\S+)*)$`)
 
 // parseSimulatedApps reads the application lines of simulate's report.
 func parseSimulatedApps(t *testing.T, out string) map[string]*simulatedApp {
@@ -55,7 +65,7 @@ func parseSimulatedApps(t *testing.T, out string) map[string]*simulatedApp {
 		}
 		a := apps[m[1]]
 		if a == nil {
-			a = &simulatedApp{events: map[string]float64{}, failures: map[string]float64{}}
+			a = &simulatedApp{counts: map[string]map[string]float64{}, timings: map[string]timing{}}
 			apps[m[1]] = a
 		}
 		fields := map[string]float64{}
@@ -67,61 +77,66 @@ func parseSimulatedApps(t *testing.T, out string) map[string]*simulatedApp {
 			}
 			fields[k] = n
 		}
-		switch m[2] {
-		case "events":
-			a.events = fields
-		case "failures":
-			a.failures = fields
-		case "setup":
-			a.setupCount, a.setupSum, a.p50, a.p95 = uint64(fields["count"]), fields["sum"], fields["p50"], fields["p95"]
+		if _, timed := fields["count"]; timed {
+			a.timings[m[2]] = timing{uint64(fields["count"]), fields["sum"], fields["p50"], fields["p95"]}
+		} else {
+			a.counts[m[2]] = fields
 		}
+		a.events = a.counts["events"]
 	}
 	return apps
 }
 
-// TestSimulatedApplicationsMatchTheExporter runs the binary's simulator,
-// signing and batching application webhooks of three applications, against
-// the binary: every counter equals what the simulator reports it sent and
-// had acknowledged, and so do the setup times, to the histogram's
-// resolution.
-func TestSimulatedApplicationsMatchTheExporter(t *testing.T) {
-	secrets := filepath.Join(t.TempDir(), "secrets.yml")
-	writeSecrets(t, secrets, "app-alpha: alpha-7d2c\napp-beta: beta-41f9\napp-gamma: gamma-c03e\napp-unused: unused-0000\n")
-	p := startExporter(t, "--webhook.application-secrets-file="+secrets)
-	out, err := exec.Command(binary, "simulate", "--target", p.url("/webhook"), "--applications=3",
-		"--application-secrets-file="+secrets, "--batch=10", "--rate=0", "--count=4000", "--concurrency=4", "--seed=5").CombinedOutput()
-	if err != nil {
-		t.Fatalf("simulate: %v\n%s", err, out)
+// compareApp checks every application series of app in families (one
+// exporter's, or replicas' summed) against what the simulator reported.
+func compareApp(t *testing.T, families map[string]*dto.MetricFamily, app string, s *simulatedApp) {
+	t.Helper()
+	for line, family := range map[string]struct{ name, by string }{
+		"events":         {"liveswitch_application_events_total", "event"},
+		"failures":       {"liveswitch_application_connection_failures_total", "connection_type"},
+		"failure_causes": {"liveswitch_application_connection_failures_by_cause_total", "cause"},
+		"failure_phases": {"liveswitch_application_connection_failures_by_phase_total", "phase"},
+	} {
+		compareCounts(t, families[family.name], app, family.by, s.counts[line])
 	}
-	if !regexp.MustCompile(`(?m)^sent 4000 events in \S+: 4000 acknowledged`).Match(out) || !strings.Contains(string(out), "status 204: 4000\n") {
-		t.Fatalf("simulate report:\n%s", out)
+	for line, want := range s.timings {
+		name, connType, _ := strings.Cut(line, ":")
+		family := map[string]string{"setup": "liveswitch_application_connection_setup_seconds",
+			"connection_duration": "liveswitch_application_connection_duration_seconds",
+			"channel_duration":    "liveswitch_application_channel_duration_seconds",
+			"channel_peak":        "liveswitch_application_channel_peak_clients"}[name]
+		h := histogramOf(families[family], app, connType)
+		if want.count == 0 && h == nil {
+			continue
+		}
+		compareHistogram(t, family+"{"+app+" "+connType+"}", h, want)
 	}
-	sent := parseSimulatedApps(t, string(out))
-	if len(sent) != 3 || sent["app-unused"] != nil {
-		t.Fatalf("the simulator reports applications %v, want the first 3 of the file", sent)
-	}
-	families := scrape(t, p)
-	for app, s := range sent {
-		t.Run(app, func(t *testing.T) {
-			compareCounts(t, families["liveswitch_application_events_total"], app, "event", s.events)
-			compareCounts(t, families["liveswitch_application_connection_failures_total"], app, "connection_type", s.failures)
-			compareSetup(t, families["liveswitch_application_connection_setup_seconds"], app, s)
-		})
-	}
-	// Application events taken are counted in their own families only;
-	// liveswitch_exporter_events_total counts the fleet's (server) events.
-	var apps float64
-	for _, s := range sent {
-		for _, n := range s.events {
-			apps += n
+	live := s.counts["live"]
+	for what, family := range map[string]string{"channels": "liveswitch_application_active_channels",
+		"clients": "liveswitch_application_active_clients", "connections": "liveswitch_application_active_connections"} {
+		if got := gaugeOf(families[family], app); got != live[what] {
+			t.Errorf("%s{application_id=%q} = %v, the simulator left %v", family, app, got, live[what])
 		}
 	}
-	outcomes := sumByLabel(families["liveswitch_exporter_events_total"], "outcome")
-	fleet := outcomes["applied"] + outcomes["duplicate"] + outcomes["out_of_order"] + outcomes["ignored"]
-	if apps == 0 || outcomes["invalid"] != 0 || outcomes["refused"] != 0 || fleet+apps != 4000 {
-		t.Fatalf("liveswitch_exporter_events_total: %v with %v application events: want the other %v events there, none invalid or refused",
-			outcomes, apps, 4000-apps)
+}
+
+// histogramOf is app's histogram in mf, of connType when not empty.
+func histogramOf(mf *dto.MetricFamily, app, connType string) *dto.Histogram {
+	for _, m := range mf.GetMetric() {
+		if label(m, "application_id") == app && (connType == "" || label(m, "connection_type") == connType) {
+			return m.GetHistogram()
+		}
 	}
+	return nil
+}
+
+func gaugeOf(mf *dto.MetricFamily, app string) float64 {
+	for _, m := range mf.GetMetric() {
+		if label(m, "application_id") == app {
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 // compareCounts checks the series of app in mf, by the label by, against want:
@@ -146,19 +161,14 @@ func compareCounts(t *testing.T, mf *dto.MetricFamily, app, by string, want map[
 	}
 }
 
-// compareSetup checks app's setup histogram: its count and sum are the
+// compareHistogram checks a histogram: its count and sum are the
 // simulator's, and its p50 and p95, as histogram_quantile estimates them,
 // fall in the bucket of the simulator's exact ones.
-func compareSetup(t *testing.T, mf *dto.MetricFamily, app string, s *simulatedApp) {
+func compareHistogram(t *testing.T, what string, h *dto.Histogram, s timing) {
 	t.Helper()
-	var h *dto.Histogram
-	for _, m := range mf.GetMetric() {
-		if label(m, "application_id") == app {
-			h = m.GetHistogram()
-		}
-	}
-	if h == nil || h.GetSampleCount() != s.setupCount || math.Abs(h.GetSampleSum()-s.setupSum) > 1e-6 {
-		t.Fatalf("setup histogram %v, the simulator timed %d connections summing to %.3fs", h, s.setupCount, s.setupSum)
+	if h == nil || h.GetSampleCount() != s.count || math.Abs(h.GetSampleSum()-s.sum) > 1e-6 {
+		t.Errorf("%s: %v, the simulator had %d summing to %.3f", what, h, s.count, s.sum)
+		return
 	}
 	for _, q := range []struct {
 		q     float64
@@ -167,7 +177,7 @@ func compareSetup(t *testing.T, mf *dto.MetricFamily, app string, s *simulatedAp
 		estimate := histogramQuantile(q.q, h)
 		lo, hi := bucketOf(h, q.exact)
 		if estimate < lo || estimate > hi {
-			t.Errorf("p%.0f: the exporter estimates %.3fs, outside the bucket (%g, %g] of the simulator's %.3fs", q.q*100, estimate, lo, hi, q.exact)
+			t.Errorf("%s p%.0f: the exporter estimates %.3f, outside the bucket (%g, %g] of the simulator's %.3f", what, q.q*100, estimate, lo, hi, q.exact)
 		}
 	}
 }
@@ -217,5 +227,88 @@ func TestSimulateApplicationFlags(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("simulate %s: %v, want an error containing %q:\n%s", strings.Join(tc.args, " "), err, tc.want, out)
 		}
+	}
+}
+
+// TestSimulatedApplicationsMatchTheExporter runs the binary's simulator,
+// signing and batching application webhooks of three applications, against
+// the binary: every counter equals what the simulator reports it sent and
+// had acknowledged; every histogram (setup, connection duration by type,
+// channel duration and size) has the count and sum the simulator reports,
+// and its quantiles fall in the simulator's buckets; the live levels are
+// what the acknowledged events left.
+func TestSimulatedApplicationsMatchTheExporter(t *testing.T) {
+	secrets := filepath.Join(t.TempDir(), "secrets.yml")
+	writeSecrets(t, secrets, "app-alpha: alpha-7d2c\napp-beta: beta-41f9\napp-gamma: gamma-c03e\napp-unused: unused-0000\n")
+	p := startExporter(t, "--webhook.application-secrets-file="+secrets)
+	out, err := exec.Command(binary, "simulate", "--target", p.url("/webhook"), "--applications=3",
+		"--application-secrets-file="+secrets, "--batch=10", "--rate=0", "--count=6000", "--concurrency=4", "--seed=5").CombinedOutput()
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^sent 6000 events in \S+: 6000 acknowledged`).Match(out) || !strings.Contains(string(out), "status 204: 6000\n") {
+		t.Fatalf("simulate report:\n%s", out)
+	}
+	sent := parseSimulatedApps(t, string(out))
+	if len(sent) != 3 || sent["app-unused"] != nil {
+		t.Fatalf("the simulator reports applications %v, want the first 3 of the file", sent)
+	}
+	families := scrape(t, p)
+	for app, s := range sent {
+		t.Run(app, func(t *testing.T) { compareApp(t, families, app, s) })
+	}
+	// Application events taken are counted in their own families only;
+	// liveswitch_exporter_events_total counts the fleet's (server) events
+	// and the application events not taken (none here).
+	var apps float64
+	for _, s := range sent {
+		for _, n := range s.events {
+			apps += n
+		}
+	}
+	outcomes := sumByLabel(families["liveswitch_exporter_events_total"], "outcome")
+	fleet := outcomes["applied"] + outcomes["duplicate"] + outcomes["out_of_order"] + outcomes["ignored"]
+	if apps == 0 || outcomes["invalid"] != 0 || outcomes["refused"] != 0 || fleet+apps != 6000 {
+		t.Fatalf("liveswitch_exporter_events_total: %v with %v application events: want the other %v events there, none invalid or refused",
+			outcomes, apps, 6000-apps)
+	}
+}
+
+// TestSimulatedGatewayAgreesWithWebhookLevels: the simulated Gateway counts
+// each application's active channels, clients and connections as its
+// webhooks left them; once the simulator has sent everything, the
+// exporter's levels from the webhooks equal the Gateway's counts it polls,
+// application by application.
+func TestSimulatedGatewayAgreesWithWebhookLevels(t *testing.T) {
+	apiAddr := testenv.FreeAddr(t)
+	p := startExporter(t, "--liveswitch.api-url=http://"+apiAddr+"/admin/api", "--liveswitch.api-key-file="+writeKeyFile(t),
+		"--liveswitch.api-interval=200ms")
+	sim := startSimulator(t, "--api-listen-address="+apiAddr, "--target="+p.url("/webhook"), "--applications=3",
+		"--rate=0", "--count=3000", "--batch=10")
+	testenv.WaitFor(t, 60*time.Second, "the simulator to send everything", func() bool { return strings.Contains(sim.log(), "Events sent") })
+	sent := time.Now()
+	levels := map[string][2]string{
+		"channels":    {"liveswitch_application_channels", "liveswitch_application_active_channels"},
+		"clients":     {"liveswitch_application_clients", "liveswitch_application_active_clients"},
+		"connections": {"liveswitch_application_connections", "liveswitch_application_active_connections"},
+	}
+	var families map[string]*dto.MetricFamily
+	testenv.WaitFor(t, 30*time.Second, "a poll of the Gateway after the last event", func() bool {
+		families = scrape(t, p)
+		mf := families["liveswitch_api_last_success_timestamp_seconds"]
+		return mf != nil && mf.GetMetric()[0].GetGauge().GetValue() > float64(sent.UnixMilli())/1000
+	})
+	busy := 0.0
+	for _, app := range []string{"sim-meetings", "sim-webinars", "sim-support"} {
+		for what, pair := range levels {
+			api, hooks := gaugeOf(families[pair[0]], app), gaugeOf(families[pair[1]], app)
+			if api != hooks || api < 0 {
+				t.Errorf("%s of %s: the Gateway counts %v, the webhooks leave %v", what, app, api, hooks)
+			}
+			busy += api
+		}
+	}
+	if busy == 0 {
+		t.Fatal("nothing active at the end of the run: the comparison shows nothing")
 	}
 }

@@ -24,8 +24,9 @@ type simulatedGatewayFlags struct {
 }
 
 // serve starts the simulated Gateway's API if asked to, listing apps (or,
-// with none, the three of simulate.ApplicationIDs); stop ends it.
-func (f *simulatedGatewayFlags) serve(gen *simulate.Generator, apps []string, logger *slog.Logger) (stop func(), err error) {
+// with none, the three of simulate.ApplicationIDs), counting what their
+// webhooks (appGen, when not nil) left active; stop ends it.
+func (f *simulatedGatewayFlags) serve(gen *simulate.Generator, apps []string, appGen *simulate.AppGenerator, logger *slog.Logger) (stop func(), err error) {
 	if f.ListenAddress == "" {
 		return func() {}, nil
 	}
@@ -39,8 +40,12 @@ func (f *simulatedGatewayFlags) serve(gen *simulate.Generator, apps []string, lo
 	if err != nil {
 		return nil, fmt.Errorf("--api-listen-address: %w", err)
 	}
+	cfg := simulate.GatewayConfig{Key: key, PascalCase: f.PascalCase, Load: f.Load, Applications: apps}
+	if appGen != nil {
+		cfg.Live = appGen.Live
+	}
 	srv := &http.Server{
-		Handler:           simulate.NewGateway(gen, simulate.GatewayConfig{Key: key, PascalCase: f.PascalCase, Load: f.Load, Applications: apps}),
+		Handler:           simulate.NewGateway(gen, cfg),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {

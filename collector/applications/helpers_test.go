@@ -3,12 +3,16 @@ package applications
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
+
+// t0 is the event time the tests' events are stamped after.
+var t0 = time.UnixMilli(1700000000000)
 
 func gather(c prometheus.Collector) ([]*dto.MetricFamily, error) {
 	reg := prometheus.NewPedanticRegistry()

@@ -1,17 +1,21 @@
 package applications
 
-import "strings"
+import (
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
+	"strings"
+)
 
 // kinds are the application event types LiveSwitch documents (its SDK's
-// EventType). Only these are counted under their type: any other type is
-// counted as ignored, so that a sender cannot grow the event label.
-var kinds = map[string]bool{
-	"channel.activated": true, "channel.deactivated": true,
-	"channel.client.joined": true, "channel.client.left": true,
-	"client.registered": true, "client.unregistered": true, "client.updated": true, "client.stats": true,
-	"connection.initializing": true, "connection.connecting": true, "connection.connected": true,
-	"connection.updated": true, "connection.failing": true, "connection.failed": true,
-	"connection.closing": true, "connection.closed": true, "connection.stats": true,
+// EventType), each with what it does to the state: only these are counted
+// under their type, any other type is counted as ignored, so that a sender
+// cannot grow the event label.
+var kinds = map[string]callstate.Op{
+	"channel.activated": callstate.OpChannelOn, "channel.deactivated": callstate.OpChannelOff,
+	"channel.client.joined": callstate.OpChannelJoin, "channel.client.left": callstate.OpChannelLeave,
+	"client.registered": callstate.OpClientOn, "client.unregistered": callstate.OpClientOff, "client.updated": callstate.OpNone, "client.stats": callstate.OpNone,
+	"connection.initializing": callstate.OpConnectionStart, "connection.connecting": callstate.OpNone, "connection.connected": callstate.OpConnectionUp,
+	"connection.updated": callstate.OpNone, "connection.failing": callstate.OpNone, "connection.failed": callstate.OpConnectionFail,
+	"connection.closing": callstate.OpNone, "connection.closed": callstate.OpConnectionClose, "connection.stats": callstate.OpNone,
 }
 
 // Kinds returns the documented event types, the values of the event label.
@@ -23,12 +27,10 @@ func Kinds() []string {
 	return out
 }
 
-// The event types that move a connection through the pending table.
+// The event types the Tracker names.
 const (
-	initializing = "connection.initializing"
-	connected    = "connection.connected"
-	failed       = "connection.failed"
-	closed       = "connection.closed"
+	connected = "connection.connected"
+	failed    = "connection.failed"
 )
 
 // connectionTypes are the connection types LiveSwitch names; any other

@@ -1,78 +1,80 @@
 package applications
 
 import (
+	"context"
 	"fmt"
-	"runtime"
+	"github.com/liveswitch-exporter/liveswitch_exporter/collector/applications/callstate"
+	"strconv"
 	"testing"
-
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector/event"
-	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 )
 
-// heapAfterGC is the live heap, in bytes, once the garbage is collected.
-func heapAfterGC() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
-// TestMemoryFlatUnderNeverConnectingConnections: 1,000,000 connections
-// initialize and never connect. The pending table holds its cap (100,000)
-// and no more, and the heap stays where it was once the table was full.
-// Run with -v for the figures.
-func TestMemoryFlatUnderNeverConnectingConnections(t *testing.T) {
-	const total, maxPending, step = 1_000_000, DefaultMaxPending, 1000
-	tr, _ := newTestTracker(t, DefaultMaxApplications, maxPending)
-	events := make([]event.ApplicationEvent, step)
-	feed := func(from, to int) {
-		for i := from; i < to; i += step {
-			for j := range events {
-				events[j] = event.ApplicationEvent{Timestamp: t0.UnixMilli() + int64(i+j), Type: initializing,
-					ApplicationID: fmt.Sprintf("app-%d", (i+j)%3), ConnectionID: fmt.Sprintf("%08x-7d1f-4a7e-9a51-2f3c6e0d9a10", i+j),
-					ConnectionType: "sfu"}
-			}
-			if res := tr.apply(events, testNow); res.Outcomes[fleet.OutcomeApplied] != step {
-				t.Fatalf("%s", res)
-			}
-		}
-	}
-	before := heapAfterGC()
-	feed(0, 2*maxPending) // the table is full, and has evicted as many
-	full := heapAfterGC()
-	feed(2*maxPending, total)
-	after := heapAfterGC()
-	t.Logf("heap: %.1f MiB empty, %.1f MiB after %d connections (table full), %.1f MiB after %d; %d pending, %d evicted",
-		mib(before), mib(full), 2*maxPending, mib(after), total, tr.pending.len(), tr.pending.dropped[DropEvicted])
-	if tr.pending.len() != maxPending || tr.pending.dropped[DropEvicted] != total-maxPending {
-		t.Fatalf("%d pending, %d evicted", tr.pending.len(), tr.pending.dropped[DropEvicted])
-	}
-	// Flat: the last 800,000 connections add nothing but noise (a few
-	// hundred KiB of runtime bookkeeping) to the heap of a full table.
-	if after > full+(1<<20) {
-		t.Fatalf("the heap grew from %.1f MiB to %.1f MiB while the table stayed full", mib(full), mib(after))
-	}
-	runtime.KeepAlive(tr)
-}
-
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
-
 // BenchmarkIngest measures counting one connection event from its body:
-// decoding, the application cap, the counters and the pending table.
+// decoding, the application cap, the memory of events, the counters and
+// the connection table, every event distinct: the initializing, connected
+// and closed of each connection, with fresh ids and times, as LiveSwitch
+// sends them.
 func BenchmarkIngest(b *testing.B) {
-	tr, _ := newTestTracker(b, DefaultMaxApplications, DefaultMaxPending)
-	bodies := make([][]byte, 1024)
-	for i := range bodies {
-		typ := []string{"connection.initializing", "connection.connected"}[i%2]
-		bodies[i] = []byte(appEvent(int64(i), typ, "app-"+fmt.Sprint(i%3), fmt.Sprintf("c-%d", i/2), "sfu"))
-	}
+	tr, _ := newTestTracker(b, DefaultMaxApplications, callstate.DefaultMaxPending)
+	ring := newBenchRing(3 * 1024)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, err := tr.Ingest(bodies[i%len(bodies)], nil); err != nil {
+		if _, err := tr.Ingest(context.Background(), ring.next(i), nil); err != nil {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// benchRing holds bodies whose timestamp and connection id are patched in
+// place before each use, so that no two events are alike and building
+// them allocates nothing.
+type benchRing struct {
+	bodies     [][]byte
+	tsAt, idAt []int
+}
+
+const benchIDDigits = 10
+
+func newBenchRing(n int) *benchRing {
+	r := &benchRing{}
+	ts := strconv.FormatInt(t0.UnixMilli(), 10)
+	for i := range n {
+		typ := benchTypes[i%len(benchTypes)]
+		body := appEvent(0, typ, "app-"+strconv.Itoa(i/len(benchTypes)%3), fmt.Sprintf("c-%0*d", benchIDDigits, 0), "sfu")
+		r.bodies = append(r.bodies, []byte(body))
+		r.tsAt = append(r.tsAt, indexOf(body, ts))
+		r.idAt = append(r.idAt, indexOf(body, `"c-`)+3)
+	}
+	return r
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	panic(sub)
+}
+
+var benchTypes = []string{"connection.initializing", "connection.connected", "connection.closed"}
+
+// next returns the body of event i: of connection i/3, initializing at
+// some time within the 50 minutes before testNow, connected 1 ms later,
+// closed 1 ms after (len(r.bodies) is a multiple of 3).
+func (r *benchRing) next(i int) []byte {
+	k := i % len(r.bodies)
+	body := r.bodies[k]
+	n := len(benchTypes)
+	putDigits(body[r.tsAt[k]:r.tsAt[k]+13], testNow.UnixMilli()-3_000_000+int64(i/n)%3_000_000+int64(i%n))
+	putDigits(body[r.idAt[k]:r.idAt[k]+benchIDDigits], int64(i/n))
+	return body
+}
+
+func putDigits(dst []byte, v int64) {
+	for j := len(dst) - 1; j >= 0; j-- {
+		dst[j] = byte('0' + v%10)
+		v /= 10
 	}
 }

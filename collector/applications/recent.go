@@ -144,7 +144,7 @@ func (t *Tracker) Recent() []Recent {
 	t.mu.Lock()
 	out := make([]Recent, 0, len(t.apps))
 	for id, r := range t.apps {
-		out = append(out, r.sum(id, now))
+		out = append(out, r.recent.sum(id, now))
 	}
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b Recent) int { return cmp.Compare(a.ID, b.ID) })

@@ -3,8 +3,10 @@ package event
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ApplicationEvent is one channel, client or connection event: what
@@ -22,7 +24,20 @@ type ApplicationEvent struct {
 	// ConnectionID and ConnectionType come from the connection object
 	// (its "id" and "type"), when the event has one.
 	ConnectionID, ConnectionType string
+	// ChannelID is the channel object's "id", ClientID the client
+	// object's: what a channel's and a client's events are paired by.
+	ChannelID, ClientID string
+	// Error is what the connection object's "error" says, for its class
+	// (never for a label): a string as sent, an object's text members
+	// (code, message, ...) joined by spaces, the kind of any other value
+	// ("number", ...); at most maxErrorLen bytes. Empty when the member is
+	// missing, null or empty.
+	Error string
 }
+
+// maxErrorLen bounds the text kept of a connection's error: enough to
+// classify it, never exported.
+const maxErrorLen = 256
 
 // ErrNotApplications says that a body holds no application event: it is
 // the fleet's (server events).
@@ -154,7 +169,7 @@ func decodeApplicationEvent(env envelope, opts DecodeOptions, now time.Time) (Ap
 
 // applicationObject is what the exporter reads of a connection, client or
 // channel object.
-type applicationObject struct{ applicationID, id, typ string }
+type applicationObject struct{ applicationID, id, typ, err string }
 
 func decodeApplicationObject(name string, raw []byte) (applicationObject, error) {
 	var obj applicationObject
@@ -163,10 +178,13 @@ func decodeApplicationObject(name string, raw []byte) (applicationObject, error)
 		switch {
 		case equalFold(member, "applicationid"):
 			at = &obj.applicationID
-		case name == "connection" && equalFold(member, "id"):
+		case equalFold(member, "id"):
 			at = &obj.id
 		case name == "connection" && equalFold(member, "type"):
 			at = &obj.typ
+		case name == "connection" && equalFold(member, "error"):
+			obj.err = errorText(value)
+			return nil
 		default:
 			return nil
 		}
@@ -193,10 +211,65 @@ func (ev *ApplicationEvent) merge(name string, obj applicationObject) error {
 	case ev.ApplicationID != obj.applicationID:
 		return fmt.Errorf("the %q object names another application than the event's other objects", name)
 	}
-	if name == "connection" {
-		ev.ConnectionID, ev.ConnectionType = obj.id, obj.typ
+	switch name {
+	case "connection":
+		ev.ConnectionID, ev.ConnectionType, ev.Error = obj.id, obj.typ, obj.err
+	case "channel":
+		ev.ChannelID = obj.id
+	case "client":
+		ev.ClientID = obj.id
 	}
 	return nil
+}
+
+// errorTextMembers are the members of an error object that say what
+// failed, in the order their text is joined.
+var errorTextMembers = []string{"code", "name", "type", "reason", "message", "description"}
+
+// errorText is the text of a connection's "error", whatever its shape:
+// LiveSwitch documents the member, not its type. It never fails: an error
+// that cannot be read is still an error, of class "other".
+func errorText(value []byte) string {
+	switch kindName(value) {
+	case "null":
+		return ""
+	case "string":
+		s, err := jsonString(value)
+		if err != nil {
+			return "string"
+		}
+		return clipError(s)
+	case "object":
+		found := make([]string, len(errorTextMembers))
+		_ = eachMember(value, func(member, v []byte) error {
+			for i, name := range errorTextMembers {
+				if equalFold(member, name) && kindName(v) == "string" {
+					found[i], _ = jsonString(v)
+				}
+			}
+			return nil
+		})
+		text := strings.Join(slices.DeleteFunc(found, func(s string) bool { return strings.TrimSpace(s) == "" }), " ")
+		if text == "" {
+			return "object"
+		}
+		return clipError(text)
+	default:
+		return kindName(value)
+	}
+}
+
+// clipError cuts an error's text to maxErrorLen bytes, on a character
+// boundary.
+func clipError(s string) string {
+	if len(s) <= maxErrorLen {
+		return s
+	}
+	cut := maxErrorLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // applicationPrefixes start the type of every application event.

@@ -29,19 +29,21 @@ func TestDecodeApplicationFixtures(t *testing.T) {
 	}{
 		// The sample of LiveSwitch's documentation: origin "client" for a
 		// channel event, and both objects naming the application.
-		{"channel-client-joined.json", []ApplicationEvent{{Timestamp: 1224486000000, Type: "channel.client.joined", ApplicationID: docsApp}}},
+		{"channel-client-joined.json", []ApplicationEvent{{Timestamp: 1224486000000, Type: "channel.client.joined", ApplicationID: docsApp,
+			ChannelID: "a064a6f7-5f40-4f67-a0fb-7a1c4c2b7d9e", ClientID: "c314023e-0a6b-4ed8-8ab3-6a4a0f0e3c11"}}},
 		{"connection-connected.json", []ApplicationEvent{{Timestamp: 1700000001234, Type: "connection.connected", ApplicationID: "my-app",
 			ConnectionID: "5b0f6c0e-7d1f-4a7e-9a51-2f3c6e0d9a10", ConnectionType: "sfu"}}},
 		// physicalMemory as a string (the docs' sample) and as a number (the
 		// SDK's), clientTag and tag: none of them is read.
-		{"client-registered.json", []ApplicationEvent{{Timestamp: 1700000000000, Type: "client.registered", ApplicationID: "my-app"}}},
-		{"client-updated-sdk.json", []ApplicationEvent{{Timestamp: 1700000000500, Type: "client.updated", ApplicationID: "my-app"}}},
+		{"client-registered.json", []ApplicationEvent{{Timestamp: 1700000000000, Type: "client.registered", ApplicationID: "my-app", ClientID: "c-1"}}},
+		{"client-updated-sdk.json", []ApplicationEvent{{Timestamp: 1700000000500, Type: "client.updated", ApplicationID: "my-app", ClientID: "c-1"}}},
 		{"batch.json", []ApplicationEvent{
-			{Timestamp: 1700000000000, Type: "channel.activated", ApplicationID: "my-app"},
+			{Timestamp: 1700000000000, Type: "channel.activated", ApplicationID: "my-app", ChannelID: "support"},
 			{Timestamp: 1700000000100, Type: "connection.initializing", ApplicationID: "my-app", ConnectionID: "conn-1", ConnectionType: "mcu"},
-			{Timestamp: 1700000000900, Type: "connection.failed", ApplicationID: "my-app", ConnectionID: "conn-1", ConnectionType: "mcu"},
+			{Timestamp: 1700000000900, Type: "connection.failed", ApplicationID: "my-app", ConnectionID: "conn-1", ConnectionType: "mcu",
+				Error: "IceFailed ICE failed"},
 			{Timestamp: 1700000001000, Type: "connection.stats", ApplicationID: "my-app", ConnectionID: "conn-2"},
-			{Timestamp: 1700000002000, Type: "channel.deactivated", ApplicationID: "my-app"},
+			{Timestamp: 1700000002000, Type: "channel.deactivated", ApplicationID: "my-app", ChannelID: "support"},
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -72,7 +74,7 @@ func TestDecodeApplicationsTolerates(t *testing.T) {
 		{"an unknown kind", `{"timestamp":1700000000000,"type":"connection.exploded","connection":{"applicationId":"a"}}`,
 			ApplicationEvent{Timestamp: 1700000000000, Type: "connection.exploded", ApplicationID: "a"}},
 		{"the application named by one object only", `{"timestamp":1700000000000,"type":"channel.client.left","client":{"id":"c"},"channel":{"applicationId":"a"}}`,
-			ApplicationEvent{Timestamp: 1700000000000, Type: "channel.client.left", ApplicationID: "a"}},
+			ApplicationEvent{Timestamp: 1700000000000, Type: "channel.client.left", ApplicationID: "a", ClientID: "c"}},
 		{"members the exporter does not read, of any type", `{"timestamp":1700000000000,"type":"client.stats","id":7,"forced":true,"client":{"applicationId":"a","roles":{"x":[1,2]},"coreCount":"many"}}`,
 			ApplicationEvent{Timestamp: 1700000000000, Type: "client.stats", ApplicationID: "a"}},
 	} {
@@ -83,6 +85,36 @@ func TestDecodeApplicationsTolerates(t *testing.T) {
 			}
 			if len(got) != 1 || got[0] != tc.want {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDecodeConnectionErrors: connection.failed's "error" is read whatever
+// its shape, for its class only; it never makes a body invalid.
+func TestDecodeConnectionErrors(t *testing.T) {
+	long := strings.Repeat("é", 200) // 400 bytes
+	for _, tc := range []struct{ name, value, want string }{
+		{"missing", ``, ""},
+		{"null", `,"error":null`, ""},
+		{"empty string", `,"error":""`, ""},
+		{"a string", `,"error":"DTLS handshake failed"`, "DTLS handshake failed"},
+		{"a string with escapes and a newline", `,"error":"ICE\nfailed \u00e9"`, "ICE\nfailed é"},
+		{"an object with code and message", `,"error":{"code":"IceFailed","message":"ICE failed","stack":["x"]}`, "IceFailed ICE failed"},
+		{"an object in another case", `,"ERROR":{"Message":"timed out","Code":7}`, "timed out"},
+		{"an object without text", `,"error":{"code":7}`, "object"},
+		{"a number", `,"error":408`, "number"},
+		{"an array", `,"error":["ice"]`, "array"},
+		{"a long message, cut on a character boundary", `,"error":"` + long + `"`, long[:maxErrorLen]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := `{"timestamp":1700000000000,"type":"connection.failed","connection":{"applicationId":"a","id":"c"` + tc.value + `}}`
+			got, err := DecodeApplications([]byte(body), DefaultDecodeOptions, fixture.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0].Error != tc.want || !utf8.ValidString(got[0].Error) {
+				t.Fatalf("error %q, want %q", got[0].Error, tc.want)
 			}
 		})
 	}
@@ -189,10 +221,13 @@ func FuzzDecodeApplications(f *testing.F) {
 			t.Fatalf("error %v is neither ErrNotApplications nor an *InvalidError", err)
 		}
 		for _, ev := range events {
-			for _, s := range []string{ev.Type, ev.ApplicationID, ev.ConnectionType} {
+			for _, s := range []string{ev.Type, ev.ApplicationID, ev.ConnectionType, ev.ConnectionID, ev.ChannelID, ev.ClientID} {
 				if len(s) > maxLabelLen || strings.ContainsFunc(s, isControl) || !utf8.ValidString(s) {
 					t.Fatalf("label value %q escaped validation", s)
 				}
+			}
+			if len(ev.Error) > maxErrorLen || !utf8.ValidString(ev.Error) {
+				t.Fatalf("error text %q escaped its bound", ev.Error)
 			}
 			if prefix, _, _ := strings.Cut(ev.Type, "."); !applicationOrigins[prefix] {
 				t.Fatalf("type %q is not an application event's", ev.Type)
