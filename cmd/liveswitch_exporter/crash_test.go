@@ -19,7 +19,7 @@ import (
 
 var (
 	crashSeed   = flag.Uint64("crash.seed", 0, "seed of TestCrashSequences, to replay a failing sequence (0: from the clock)")
-	crashRounds = flag.Int("crash.rounds", 0, "rounds of TestCrashSequences (0: 8, or 30 with LIVESWITCH_TEST_LONG=1)")
+	crashRounds = flag.Int("crash.rounds", 0, "rounds of TestCrashSequences (0: 5, or 30 with LIVESWITCH_TEST_LONG=1)")
 )
 
 // crashSenders post concurrently in every round: enough that commits are
@@ -130,7 +130,7 @@ func TestCrashSequences(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	if rounds == 0 {
-		rounds = 8
+		rounds = 5
 		if os.Getenv("LIVESWITCH_TEST_LONG") != "" {
 			rounds = 30
 		}

@@ -80,9 +80,10 @@ func pagesOf(name string, size int64, rng *rand.Rand) []int64 {
 }
 
 // sampleDamages keeps, unless LIVESWITCH_TEST_LONG is set, a sample of ds
-// that still touches every file in every way: per file, one page flipped
-// and one truncation or deletion, chosen by rng (the seed replays it). The
-// default suite stays within minutes; the long mode sweeps every page.
+// that still touches every file: per file, one damage, a page flipped or a
+// truncation or deletion, chosen by rng (the seed replays it; each run
+// samples others). The default suite stays within minutes; the long mode
+// sweeps every page.
 func sampleDamages(ds []damage, rng *rand.Rand) []damage {
 	if os.Getenv("LIVESWITCH_TEST_LONG") != "" {
 		return ds
@@ -105,11 +106,11 @@ func sampleDamages(ds []damage, rng *rand.Rand) []damage {
 	}
 	var out []damage
 	for _, f := range files {
-		for _, group := range [][]damage{byFile[f].flips, byFile[f].cuts} {
-			if len(group) > 0 {
-				out = append(out, group[rng.IntN(len(group))])
-			}
+		group := byFile[f].cuts
+		if len(byFile[f].flips) > 0 && (len(group) == 0 || rng.IntN(2) == 0) {
+			group = byFile[f].flips
 		}
+		out = append(out, group[rng.IntN(len(group))])
 	}
 	return out
 }
@@ -144,7 +145,7 @@ const (
 // newest records of the write-ahead log, damaged, cannot be told from a
 // write the crash tore, and are dropped (as in any write-ahead-logged
 // database); that is counted, and allowed for the log's files only.
-// The default run damages each file twice (one page flipped, one
+// The default run damages each file once (a page flipped, or a
 // truncation or deletion, chosen by the seed); LIVESWITCH_TEST_LONG=1
 // sweeps every page of every file.
 //
