@@ -173,3 +173,31 @@ func TestAhead(t *testing.T) {
 		t.Errorf("the epoch after generation 4 is %q", e)
 	}
 }
+
+// TestRedisTakesAnEarlierVersionsLog: a log as versions before this one
+// left it (an epoch without generation, a snapshot without a stream of its
+// epoch, no stream before the first append) is whole: appends go on, and a
+// rebuild from it starts generation 1.
+func TestRedisTakesAnEarlierVersionsLog(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	r := openTestRedis(t, srv, "p:")
+	ctx := context.Background()
+	srv.CLI("SET", "p:epoch", "0123456789abcdef")
+	srv.CLI("HSET", "p:snapshot", "epoch", "0123456789abcdef", "through", "", "data", "old fleet")
+	start := "0123456789abcdef/"
+	if st, err := r.Probe(ctx, Presence{Position: start}); err != nil || st.Loss != LossNone || !st.Current {
+		t.Fatalf("probe of an earlier version's log: %+v %v", st, err)
+	}
+	appendN(t, r, 0, 2)
+	entries := readAll(t, r, start)
+	if len(entries) != 2 {
+		t.Fatalf("read %v", entries)
+	}
+	if won, err := r.BeginRebuild(ctx, time.Minute); err != nil || !won {
+		t.Fatal(won, err)
+	}
+	pos, err := r.FinishRebuild(ctx, []byte("rebuilt"), entries[1].Position)
+	if err != nil || !strings.HasPrefix(pos, "1.") || !Ahead(pos, entries[1].Position) {
+		t.Fatalf("rebuilt at %q (%v); want generation 1, ahead of the earlier version's", pos, err)
+	}
+}

@@ -41,7 +41,8 @@ func (r *Redis) Probe(ctx context.Context, self Presence) (State, error) {
 	mid := sent.Add(time.Since(sent) / 2)
 	r.offsetMs.Store(now - mid.UnixMilli())
 	p := probed{epoch: vals[0], snapEpoch: vals[1], snapThrough: vals[2], last: vals[3], lastEpoch: vals[4],
-		epochKind: vals[8], snapKind: vals[9], logKind: vals[10], fromStart: vals[11] == "2"}
+		epochKind: vals[8], snapKind: vals[9], logKind: vals[10]}
+	p.fromStart = p.epoch != "" && vals[11] == p.epoch
 	st := State{Now: now, Epoch: p.epoch, Present: vals[5] == "1", Rebuilding: vals[6] == "1",
 		Current: posEpoch != "" && posEpoch == p.epoch, WriteRefused: vals[12]}
 	if vals[13] != "" {

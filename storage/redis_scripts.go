@@ -33,7 +33,9 @@ local function holds(key, k, want) return key .. ' holds a ' .. k .. ', not a ' 
 
 // appendScript appends one entry if the log is whole and the deadline (in
 // Redis's own clock, milliseconds) has not passed. KEYS: log, epoch,
-// snapshot, rebuild; ARGV: data, deadline.
+// snapshot, rebuild; ARGV: data, deadline. The snapshot's field "stream"
+// names the epoch whose stream was created with it (versions before this
+// one created none).
 var appendScript = redis.NewScript(luaHelpers + `
 if nowMs() > tonumber(ARGV[2]) then return redis.error_reply('DEADLINE') end
 if redis.call('EXISTS', KEYS[4]) == 1 then return redis.error_reply('REBUILDING') end
@@ -44,7 +46,7 @@ local epoch = redis.call('GET', KEYS[2])
 k = kind(KEYS[3])
 if k == 'none' then return broken('no snapshot of the epoch') end
 if k ~= 'hash' then return broken(holds(KEYS[3], k, 'hash')) end
-local snap = redis.call('HMGET', KEYS[3], 'epoch', 'through', 'v')
+local snap = redis.call('HMGET', KEYS[3], 'epoch', 'through', 'stream')
 if snap[1] ~= epoch then return broken('no snapshot of the epoch') end
 local trimmed = snap[2] and snap[2] ~= ''
 if trimmed and not string.match(snap[2], '^%d+%-%d+$') then return broken('the snapshot names no entry') end
@@ -60,7 +62,7 @@ if k == 'stream' then
   end
 elseif k ~= 'none' then
   return broken(holds(KEYS[1], k, 'stream'))
-elseif trimmed or snap[3] then
+elseif trimmed or snap[3] == epoch then
   return broken('the log is gone')
 end
 return redis.call('XADD', KEYS[1], '*', 'e', epoch, 'p', prev, 'd', ARGV[1])
@@ -98,7 +100,7 @@ return 1
 // It returns: epoch, snapshot epoch, snapshot through, last id, last
 // entry's epoch, whether the position's entry is there, whether a rebuild
 // runs, Redis's clock (ms), the types of the epoch, snapshot and log keys,
-// whether the snapshot says the epoch's stream exists from its start, what
+// the epoch whose stream exists from its start (by the snapshot), what
 // Redis answered to the publication if it refused it, what was repaired
 // (lines), then name, presence and whether its position's entry is in the
 // log for every other replica.
@@ -112,7 +114,7 @@ local epoch, snapEpoch, snapThrough, snapV = '', '', '', ''
 local epochKind, snapKind, logKind = kind(KEYS[1]), kind(KEYS[2]), kind(KEYS[3])
 if epochKind == 'string' then epoch = redis.call('GET', KEYS[1]) end
 if snapKind == 'hash' then
-  local s = redis.call('HMGET', KEYS[2], 'epoch', 'through', 'v')
+  local s = redis.call('HMGET', KEYS[2], 'epoch', 'through', 'stream')
   snapEpoch, snapThrough, snapV = s[1] or '', s[2] or '', s[3] or ''
 end
 local lastID, lastEpoch, has = '', '', '0'
@@ -189,7 +191,7 @@ if kind(KEYS[4]) ~= 'string' or redis.call('GET', KEYS[4]) ~= ARGV[1] then retur
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[3], KEYS[2])
 redis.call('XDEL', KEYS[3], redis.call('XADD', KEYS[3], '*', 'e', ARGV[2], 'p', ''))
-redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'through', '', 'data', ARGV[3], 'v', '2')
+redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'through', '', 'data', ARGV[3], 'stream', ARGV[2])
 redis.call('DEL', KEYS[4])
 return 1
 `)

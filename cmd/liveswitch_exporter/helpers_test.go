@@ -117,9 +117,7 @@ func launchAs(t testing.TB, cred *syscall.Credential, bin string, env []string, 
 	p := &process{exit: make(chan error, 1), addrc: make(chan string, 1)}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
-	if cred != nil {
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
+	p.cmd.SysProcAttr = testenv.ProcAttr(cred)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // the store.
 func (r *replica) Restore(ctx context.Context) error {
 	started := time.Now()
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, maxBackoff) {
+	for backoff := 100 * time.Millisecond; ; {
 		err := r.start(ctx, time.Since(started) >= startupDefer)
 		if err == nil {
 			break
@@ -23,16 +23,22 @@ func (r *replica) Restore(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !errors.Is(err, errWaitForRebuild) {
+		wait := backoff
+		if errors.Is(err, errWaitForRebuild) {
+			// Look again as often as a running replica probes: the
+			// others wait for this one's presence too.
+			wait = min(backoff, probeInterval)
+		} else {
 			r.logger.Warn("Loading the fleet from the shared store failed; retrying",
 				"err", r.log.Explain(ctx, err), "retry_in", backoff)
+			backoff = min(2*backoff, maxBackoff)
 		}
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
 	r.waiting = time.Time{}
-	r.health.followed()
+	r.health.started()
 	r.logger.Info("Following the shared log", "replica", r.log.Name(), "position", r.position)
 	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	r.done = make(chan struct{})

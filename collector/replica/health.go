@@ -28,15 +28,25 @@ type health struct {
 	following bool      // the follower read the log without error last
 	followErr error
 	evicts    string // the eviction policy, when it may evict the log
-	full      bool   // the store refuses writes for lack of memory
+	full      bool   // the store says it is out of memory (INFO)
 	refused   string // what the store answered when it refused a write
+	oom       bool   // and that answer was that it is out of memory
 	broken    string // why the log refuses appends (lost data, a rebuild)
 	brokenBy  string // what said so
 	reason    string // why not ready, as last logged
+	// starting is set until the fleet is restored: a starting replica is
+	// not ready anyway, and says why it waits in lines of its own.
+	starting bool
 }
 
 func (h *health) init(f *fleet.Fleet, logger *slog.Logger) {
-	h.fleet, h.logger, h.following = f, logger, true
+	h.fleet, h.logger, h.following, h.starting = f, logger, true, true
+}
+
+// started notes that the fleet is restored: from now on, each change of
+// readiness is logged.
+func (h *health) started() {
+	h.update(func() { h.starting, h.following, h.followErr = false, true, nil })
 }
 
 // ok reports whether the replica is ready.
@@ -58,7 +68,7 @@ func (h *health) whyNot() (reason, detail string) {
 	case h.evicts != "":
 		return "Redis may evict the exporter's keys (maxmemory-policy " + h.evicts +
 			"): set maxmemory-policy to noeviction (or a volatile-* policy)", ""
-	case h.full:
+	case h.full || h.oom:
 		return "Redis is out of memory and refuses writes", h.refused
 	case h.broken != "":
 		return h.broken, h.brokenBy
@@ -85,6 +95,8 @@ func (h *health) update(change func()) {
 	why, detail := h.whyNot()
 	h.fleet.SetStorageUp(why == "")
 	switch {
+	case h.starting:
+		return
 	case why == h.reason:
 	case why == "":
 		h.logger.Info("Shared store usable again; replica ready", "servers", h.fleet.Len())
@@ -105,7 +117,7 @@ func (h *health) probed(st storage.State, err error) {
 			return
 		}
 		h.lastProbe = time.Now()
-		h.refused = st.WriteRefused
+		h.refused, h.oom = st.WriteRefused, strings.HasPrefix(st.WriteRefused, "OOM")
 		switch {
 		case st.Rebuilding:
 			h.broken, h.brokenBy = "a replica is rebuilding the shared log; appends are refused until it is done", ""
@@ -151,8 +163,7 @@ func (h *health) appendFailed(err error) {
 		})
 	case errors.Is(err, storage.ErrRefused):
 		h.update(func() {
-			h.refused = err.Error()
-			h.full = h.full || strings.Contains(err.Error(), "OOM")
+			h.refused, h.oom = err.Error(), strings.Contains(err.Error(), "OOM")
 		})
 	}
 }

@@ -88,6 +88,7 @@ func (r *Redis) Start() {
 	}
 	args = append(args, r.opts.Args...)
 	r.cmd = exec.Command(r.bin, args...)
+	r.cmd.SysProcAttr = ProcAttr(nil)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ sentinel parallel-syncs %s 1
 	}
 	s := &Sentinel{Addr: addr, t: t, exit: make(chan struct{})}
 	s.cmd = exec.Command(bin, conf)
+	s.cmd.SysProcAttr = ProcAttr(nil)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
