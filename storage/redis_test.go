@@ -376,3 +376,35 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// BenchmarkRedisAppend measures appends to the log from 16 concurrent
+// callers (each append is one script run: its checks of the log's keys and
+// the XADD).
+//
+//	go test ./storage -run '^$' -bench RedisAppend -benchtime 20000x
+func BenchmarkRedisAppend(b *testing.B) {
+	srv := testenv.StartRedis(b)
+	r, err := OpenRedis(srv.URL(), RedisOptions{Prefix: "bench:", Owner: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if won, err := r.BeginRebuild(ctx, time.Minute); err != nil || !won {
+		b.Fatal(won, err)
+	}
+	if _, err := r.FinishRebuild(ctx, []byte("fleet"), ""); err != nil {
+		b.Fatal(err)
+	}
+	entry := make([]byte, 200)
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := r.Append(ctx, entry, time.Now().Add(time.Minute)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
