@@ -51,7 +51,8 @@ type Redis struct {
 	snapshot string // hash: through, epoch, data
 	claims   string // prefix of the duty claims
 	rebuild  string // held while a replica rebuilds the log
-	owner    string // this replica's name in claims and rebuilds
+	replicas string // hash: each replica's presence (Probe)
+	owner    string // this replica's name in claims, rebuilds and presences
 	// offsetMs is Redis's clock minus this process's, as last probed, so
 	// that a deadline can be given to Redis in its own clock.
 	offsetMs atomic.Int64
@@ -74,9 +75,13 @@ func OpenRedis(rawURL string, opts RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	p := opts.Prefix
-	r.log, r.epoch, r.snapshot, r.claims, r.rebuild = p+"log", p+"epoch", p+"snapshot", p+"claim:", p+"rebuild"
+	r.log, r.epoch, r.snapshot, r.claims, r.rebuild, r.replicas = p+"log", p+"epoch", p+"snapshot", p+"claim:", p+"rebuild", p+"replicas"
 	return r, nil
 }
+
+// Name is how this replica is named in Redis (claims, rebuild lock,
+// presence), for its log lines.
+func (r *Redis) Name() string { return r.owner }
 
 func newRedisClient(rawURL string) (redis.UniversalClient, *redis.FailoverOptions, error) {
 	u, err := url.Parse(rawURL)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"net"
 	"strings"
 	"time"
 
@@ -55,8 +55,11 @@ func (r *Redis) appendAndWait(ctx context.Context, keys []string, args []any) er
 	return errors.New("the append script could not be loaded")
 }
 
-// appendError turns the script's refusals into the Log's errors; any other
-// failure leaves the outcome unknown.
+// appendError turns the script's refusals into the Log's errors. Any other
+// answer Redis gave is a refusal too (the script writes last, so a script
+// that failed wrote nothing): ErrRefused, saying what Redis answered. A
+// call that never reached Redis is a plain error; only an answer that was
+// lost leaves the outcome unknown (ErrUncertain).
 func appendError(err error) error {
 	switch {
 	case err == nil:
@@ -67,17 +70,43 @@ func appendError(err error) error {
 		return ErrRebuilding
 	case redis.HasErrorPrefix(err, "BROKEN"):
 		return fmt.Errorf("%w: %s", ErrBroken, strings.TrimPrefix(err.Error(), "BROKEN "))
-	case redis.HasErrorPrefix(err, "OOM"), redis.HasErrorPrefix(err, "NOSCRIPT"), redis.HasErrorPrefix(err, "READONLY"):
-		return err // refused before the script ran
+	case answered(err):
+		return fmt.Errorf("%w: Redis answered: %w", ErrRefused, err)
+	case notSent(err):
+		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUncertain, err)
+}
+
+// answered reports whether err is an answer of Redis (an error reply),
+// not a failure to get one.
+func answered(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr)
+}
+
+// notSent reports whether err says that the call never left: no
+// connection could be made or taken from the pool.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
+		(errors.As(err, &op) && op.Op == "dial")
+}
+
+// refusal says what Redis answered when it refused a call; other errors
+// (unreachable, timed out) are returned as they are.
+func refusal(what string, err error) error {
+	if err != nil && answered(err) {
+		return fmt.Errorf("%s: Redis answered: %w", what, err)
+	}
+	return err
 }
 
 // LoadSnapshot implements Log.
 func (r *Redis) LoadSnapshot(ctx context.Context) (Snapshot, error) {
 	vals, err := r.client.HMGet(ctx, r.snapshot, "through", "epoch", "data").Result()
 	if err != nil {
-		return Snapshot{}, err
+		return Snapshot{}, refusal("reading the snapshot", err)
 	}
 	var s Snapshot
 	through, _ := vals[0].(string)
@@ -107,7 +136,7 @@ func (r *Redis) Read(ctx context.Context, after string, wait time.Duration) ([]E
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, refusal("reading the log", err)
 	}
 	var entries []Entry
 	for _, st := range streams {
@@ -131,66 +160,19 @@ func (r *Redis) Read(ctx context.Context, after string, wait time.Duration) ([]E
 // SaveSnapshot implements Log.
 func (r *Redis) SaveSnapshot(ctx context.Context, through string, data []byte) error {
 	epoch, id := splitPosition(through)
-	return saveScript.Run(ctx, r.client, []string{r.snapshot, r.log, r.epoch}, id, data, epoch).Err()
+	return refusal("saving the snapshot", saveScript.Run(ctx, r.client, []string{r.snapshot, r.log, r.epoch}, id, data, epoch).Err())
 }
 
 // Claim implements Log.
 func (r *Redis) Claim(ctx context.Context, duty string, ttl time.Duration) (bool, error) {
 	won, err := claimScript.Run(ctx, r.client, []string{r.claims + duty}, r.owner, ttl.Milliseconds()).Int()
-	return won == 1, err
-}
-
-// Probe implements Log. It also learns how far Redis's clock is from this
-// process's, for the deadlines of appends.
-func (r *Redis) Probe(ctx context.Context, pos string) (State, error) {
-	posEpoch, posID := splitPosition(pos)
-	sent := time.Now()
-	vals, err := probeScript.Run(ctx, r.client, []string{r.epoch, r.snapshot, r.log, r.rebuild}, posID).StringSlice()
-	if err != nil {
-		return State{}, err
-	}
-	if len(vals) != 8 {
-		return State{}, fmt.Errorf("probe answered %d values", len(vals))
-	}
-	if redisMs, err := strconv.ParseInt(vals[7], 10, 64); err == nil {
-		mid := sent.Add(time.Since(sent) / 2)
-		r.offsetMs.Store(redisMs - mid.UnixMilli())
-	}
-	p := probed{epoch: vals[0], snapEpoch: vals[1], snapThrough: vals[2], last: vals[3], lastEpoch: vals[4]}
-	st := State{Epoch: p.epoch, Rebuilding: vals[6] == "1", Current: posEpoch != "" && posEpoch == p.epoch}
-	st.Loss, st.Detail = p.loss()
-	st.Lost = st.Loss == LossNone && st.Current && posID != "" && vals[5] != "1" && idAfter(posID, p.snapThrough)
-	if st.Lost {
-		st.Detail = fmt.Sprintf("entry %s, which this replica folded, is gone from the log, which ends at %s", posID, p.last)
-	}
-	return st, nil
-}
-
-// probed is the raw state of the log's keys.
-type probed struct{ epoch, snapEpoch, snapThrough, last, lastEpoch string }
-
-// loss says which part of the log is missing, if any.
-func (p probed) loss() (Loss, string) {
-	switch {
-	case p.epoch == "" && p.snapEpoch == "" && p.last == "":
-		return LossAll, "Redis holds none of the log's keys (flushed, evicted, or a failover to an empty Redis)"
-	case p.epoch == "":
-		return LossEpoch, "the key naming the log's epoch is gone"
-	case p.snapEpoch == "":
-		return LossSnapshot, "the log's snapshot is gone"
-	case p.snapEpoch != p.epoch:
-		return LossSnapshot, "the snapshot belongs to another epoch of the log"
-	case p.last == "" && p.snapThrough != "":
-		return LossLog, "the log's entries are gone"
-	case p.last != "" && p.lastEpoch != p.epoch:
-		return LossLog, "the log holds entries of another epoch"
-	}
-	return LossNone, ""
+	return won == 1, refusal("claiming "+duty, err)
 }
 
 // BeginRebuild implements Log.
 func (r *Redis) BeginRebuild(ctx context.Context, ttl time.Duration) (bool, error) {
-	return r.client.SetNX(ctx, r.rebuild, r.owner, ttl).Result()
+	won, err := beginRebuildScript.Run(ctx, r.client, []string{r.rebuild}, r.owner, ttl.Milliseconds()).Int()
+	return won == 1, refusal("taking the rebuild lock", err)
 }
 
 // CancelRebuild implements Log.
@@ -198,11 +180,23 @@ func (r *Redis) CancelRebuild(ctx context.Context) error {
 	return cancelRebuildScript.Run(ctx, r.client, []string{r.rebuild}, r.owner).Err()
 }
 
+// DiscardSnapshot implements Log: the snapshot is renamed
+// <prefix>snapshot:unreadable, kept a day.
+func (r *Redis) DiscardSnapshot(ctx context.Context, through string) error {
+	_, id := splitPosition(through)
+	err := discardScript.Run(ctx, r.client, []string{r.snapshot, r.snapshot + ":unreadable"}, id,
+		(24 * time.Hour).Milliseconds()).Err()
+	return refusal("setting the unreadable snapshot aside", err)
+}
+
 // Entries implements Log.
 func (r *Redis) Entries(ctx context.Context) ([]Entry, error) {
 	msgs, err := r.client.XRange(ctx, r.log, "-", "+").Result()
+	if redis.HasErrorPrefix(err, "WRONGTYPE") {
+		return nil, nil // the log's key holds something else: its entries are lost
+	}
 	if err != nil {
-		return nil, err
+		return nil, refusal("reading the log", err)
 	}
 	entries := make([]Entry, 0, len(msgs))
 	for _, m := range msgs {
@@ -214,12 +208,12 @@ func (r *Redis) Entries(ctx context.Context) ([]Entry, error) {
 }
 
 // FinishRebuild implements Log.
-func (r *Redis) FinishRebuild(ctx context.Context, data []byte) (string, error) {
-	epoch := randomHex()
+func (r *Redis) FinishRebuild(ctx context.Context, data []byte, from string) (string, error) {
+	epoch := nextEpoch(from)
 	done, err := finishRebuildScript.Run(ctx, r.client, []string{r.epoch, r.snapshot, r.log, r.rebuild},
 		r.owner, epoch, data).Int()
 	if err != nil {
-		return "", err
+		return "", refusal("finishing the rebuild", err)
 	}
 	if done != 1 {
 		return "", errors.New("the right to rebuild the log expired before the rebuild was done")

@@ -38,7 +38,7 @@ func rebuildWith(t *testing.T, r *Redis, data string) string {
 	if won, err := r.BeginRebuild(ctx, time.Minute); err != nil || !won {
 		t.Fatalf("begin rebuild: %v %v", won, err)
 	}
-	pos, err := r.FinishRebuild(ctx, []byte(data))
+	pos, err := r.FinishRebuild(ctx, []byte(data), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,24 +174,34 @@ func TestRedisSnapshotTrimsAndNeverGoesBack(t *testing.T) {
 		t.Fatalf("reading past trimmed entries: %v, want ErrGap", err)
 	}
 	// ... but it is not a loss of the log: the snapshot covers them.
-	if st, err := r.Probe(ctx, entries[2].Position); err != nil || st.Loss != LossNone || st.Lost || !st.Current {
+	if st, err := r.Probe(ctx, Presence{Position: entries[2].Position}); err != nil || st.Loss != LossNone || st.Lost || !st.Current {
 		t.Fatalf("probe of a reader behind the snapshot: %+v %v", st, err)
 	}
 }
 
 // TestRedisLossesAreFoundAndRefuseAppends deletes each key of a whole log
-// (and all of them): the probe names what was lost, appends are refused as
-// long as the log is broken, and a rebuild makes it whole as a new epoch.
+// (and all of them), or overwrites it with a value of another type, which
+// is the same loss: the probe names what was lost (Redis answers; it is
+// not unreachable), appends are refused as ErrBroken as long as the log is
+// broken (never ErrUncertain: Redis refused them outright), and a rebuild
+// makes it whole as a new epoch.
 func TestRedisLossesAreFoundAndRefuseAppends(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		keys []string
-		loss Loss
+		name   string
+		damage [][]string // redis-cli commands; a key to overwrite is deleted first
+		loss   Loss
 	}{
-		{"log", []string{"p:log"}, LossLog},
-		{"epoch", []string{"p:epoch"}, LossEpoch},
-		{"snapshot", []string{"p:snapshot"}, LossSnapshot},
-		{"every key", []string{"p:log", "p:epoch", "p:snapshot"}, LossAll},
+		{"log", [][]string{{"DEL", "p:log"}}, LossLog},
+		{"epoch", [][]string{{"DEL", "p:epoch"}}, LossEpoch},
+		{"snapshot", [][]string{{"DEL", "p:snapshot"}}, LossSnapshot},
+		{"every key", [][]string{{"DEL", "p:log", "p:epoch", "p:snapshot"}}, LossAll},
+		{"log as a string", [][]string{{"SET", "p:log", "garbage"}}, LossLog},
+		{"log as a hash", [][]string{{"HSET", "p:log", "a", "b"}}, LossLog},
+		{"snapshot as a string", [][]string{{"SET", "p:snapshot", "x"}}, LossSnapshot},
+		{"snapshot through no entry", [][]string{{"HSET", "p:snapshot", "through", "x"}}, LossSnapshot},
+		{"epoch as a list", [][]string{{"LPUSH", "p:epoch", "x"}}, LossEpoch},
+		{"epoch as a set", [][]string{{"SADD", "p:epoch", "x"}}, LossEpoch},
+		{"every key of another type", [][]string{{"SET", "p:log", "x"}, {"LPUSH", "p:epoch", "x"}, {"SET", "p:snapshot", "x"}}, LossAll},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testenv.StartRedis(t)
@@ -202,18 +212,30 @@ func TestRedisLossesAreFoundAndRefuseAppends(t *testing.T) {
 			if err := r.SaveSnapshot(ctx, entries[2].Position, []byte("through 2")); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.client.Del(ctx, tc.keys...).Err(); err != nil {
-				t.Fatal(err)
+			for _, cmd := range tc.damage {
+				if cmd[0] == "DEL" || tc.name == "snapshot through no entry" {
+					srv.CLI(cmd...)
+				} else {
+					srv.Overwrite(cmd...)
+				}
 			}
-			st, err := r.Probe(ctx, entries[4].Position)
+			st, err := r.Probe(ctx, Presence{Position: entries[4].Position})
 			if err != nil || st.Loss != tc.loss || st.Detail == "" {
 				t.Fatalf("probe: %+v %v, want loss %s", st, err, tc.loss)
 			}
-			if err := r.Append(ctx, []byte("refused"), later); !errors.Is(err, ErrBroken) {
-				t.Fatalf("append to a broken log: %v, want ErrBroken", err)
+			if key := tc.damage[0][1]; tc.damage[0][0] != "DEL" && tc.loss != LossAll && !strings.Contains(st.Detail, key) &&
+				!strings.Contains(st.Detail, "names no entry") {
+				t.Fatalf("the probe's detail %q does not name %s", st.Detail, key)
+			}
+			err = r.Append(ctx, []byte("refused"), later)
+			if !errors.Is(err, ErrBroken) || errors.Is(err, ErrUncertain) {
+				t.Fatalf("append to a broken log: %v, want ErrBroken (not ErrUncertain)", err)
+			}
+			if _, err := r.Entries(ctx); err != nil {
+				t.Fatalf("entries of the broken log: %v", err)
 			}
 			pos := rebuildWith(t, r, "rebuilt")
-			if st, err := r.Probe(ctx, pos); err != nil || st.Loss != LossNone || !st.Current {
+			if st, err := r.Probe(ctx, Presence{Position: pos}); err != nil || st.Loss != LossNone || !st.Current {
 				t.Fatalf("after the rebuild: %+v %v", st, err)
 			}
 			appendN(t, r, 10, 1)
@@ -244,11 +266,11 @@ func TestRedisFailoverLostEntriesAreFound(t *testing.T) {
 	if err := r.client.XDel(ctx, "p:log", last).Err(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := r.Probe(ctx, entries[4].Position)
+	st, err := r.Probe(ctx, Presence{Position: entries[4].Position})
 	if err != nil || st.Loss != LossNone || !st.Lost || !strings.Contains(st.Detail, last) {
 		t.Fatalf("probe: %+v %v; want the lost entry %s found", st, err, last)
 	}
-	if st, _ := r.Probe(ctx, entries[2].Position); st.Lost {
+	if st, _ := r.Probe(ctx, Presence{Position: entries[2].Position}); st.Lost {
 		t.Fatalf("a reader at %s, still in the log, was told it lost entries", prev)
 	}
 }
@@ -269,10 +291,10 @@ func TestRedisRebuildBlocksAppends(t *testing.T) {
 	if err := other.Append(ctx, []byte("x"), later); !errors.Is(err, ErrRebuilding) {
 		t.Fatalf("append during a rebuild: %v", err)
 	}
-	if _, err := other.FinishRebuild(ctx, []byte("not mine")); err == nil {
+	if _, err := other.FinishRebuild(ctx, []byte("not mine"), ""); err == nil {
 		t.Fatal("a replica without the right finished a rebuild")
 	}
-	if _, err := r.FinishRebuild(ctx, []byte("mine")); err != nil {
+	if _, err := r.FinishRebuild(ctx, []byte("mine"), ""); err != nil {
 		t.Fatal(err)
 	}
 	appendN(t, other, 0, 1)
@@ -284,7 +306,7 @@ func TestRedisAppendAfterItsDeadlineIsRefused(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	r, start := newTestLog(t, srv, "p:")
 	ctx := context.Background()
-	if _, err := r.Probe(ctx, start); err != nil { // learns the clock's offset
+	if _, err := r.Probe(ctx, Presence{Position: start}); err != nil { // learns the clock's offset
 		t.Fatal(err)
 	}
 	if err := r.Append(ctx, []byte("late"), time.Now().Add(-time.Second)); !errors.Is(err, ErrDeadline) {
@@ -353,4 +375,36 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// BenchmarkRedisAppend measures appends to the log from 16 concurrent
+// callers (each append is one script run: its checks of the log's keys and
+// the XADD).
+//
+//	go test ./storage -run '^$' -bench RedisAppend -benchtime 20000x
+func BenchmarkRedisAppend(b *testing.B) {
+	srv := testenv.StartRedis(b)
+	r, err := OpenRedis(srv.URL(), RedisOptions{Prefix: "bench:", Owner: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	if won, err := r.BeginRebuild(ctx, time.Minute); err != nil || !won {
+		b.Fatal(won, err)
+	}
+	if _, err := r.FinishRebuild(ctx, []byte("fleet"), ""); err != nil {
+		b.Fatal(err)
+	}
+	entry := make([]byte, 200)
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := r.Append(ctx, entry, time.Now().Add(time.Minute)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

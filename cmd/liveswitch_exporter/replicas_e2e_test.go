@@ -248,6 +248,12 @@ func twoReplicasUnderLoad(t *testing.T) (redis *testenv.Redis, a, b *process, ta
 // startLoad starts 8 senders posting to targets until stop is called.
 func startLoad(t testing.TB, targets *targetSet) (ledger *ackLedger, stop func()) {
 	ledger = newAckLedger()
+	return ledger, resumeLoad(t, targets, ledger)
+}
+
+// resumeLoad is startLoad with the ledger of an earlier load: the senders
+// go on with the same servers.
+func resumeLoad(t testing.TB, targets *targetSet, ledger *ackLedger) (stop func()) {
 	base := time.Now().Add(-10 * time.Minute).UnixMilli()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -257,7 +263,7 @@ func startLoad(t testing.TB, targets *targetSet) (ledger *ackLedger, stop func()
 	var once sync.Once
 	stop = func() { once.Do(func() { close(done); wg.Wait() }) }
 	t.Cleanup(stop)
-	return ledger, stop
+	return stop
 }
 
 // targetSet is the replicas senders choose from, replaced when one restarts.

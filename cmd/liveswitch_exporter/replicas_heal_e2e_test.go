@@ -133,3 +133,73 @@ func TestReplicaNotReadyWhileRedisIsFull(t *testing.T) {
 	redis.CLI(append([]string{"DEL"}, fill...)...)
 	testenv.WaitFor(t, 30*time.Second, "ready once Redis has room", func() bool { return ready(p) })
 }
+
+// TestReplicasHealWrongTypesUnderLoad overwrites, under load, each key of
+// the shared log with a value of another type: a lost key. Each time both
+// replicas count the loss under its cause, rebuild the log and are ready
+// again by themselves; the store's answers are logged as what they are
+// (never "does not answer": Redis answers); a webhook Redis refused is
+// answered "not applied" and is not applied; every acknowledged event is
+// there at the end.
+func TestReplicasHealWrongTypesUnderLoad(t *testing.T) {
+	redis, a, b, _, ledger, stop := twoReplicasUnderLoad(t)
+	for _, tc := range []struct {
+		cause string
+		cmd   []string
+	}{
+		{"log", []string{"SET", "liveswitch_exporter:log", "garbage"}},
+		{"snapshot", []string{"SET", "liveswitch_exporter:snapshot", "x"}},
+		{"epoch", []string{"LPUSH", "liveswitch_exporter:epoch", "x"}},
+		{"log", []string{"HSET", "liveswitch_exporter:log", "a", "b"}},
+	} {
+		before := lossCount(t, a, tc.cause)
+		redis.Overwrite(tc.cmd...)
+		testenv.WaitFor(t, 30*time.Second, tc.cause+" loss counted and both replicas ready", func() bool {
+			return lossCount(t, a, tc.cause) == before+1 && lossCount(t, b, tc.cause) == before+1 && ready(a) && ready(b)
+		})
+		ledger.waitAcked(t, ledger.acked()+100)
+	}
+	stop()
+	convergedFleet(t, a, b)
+	checkLedger(t, a, ledger)
+	checkLedger(t, b, ledger)
+	logs := a.log() + b.log()
+	if strings.Contains(logs, "does not answer") {
+		t.Error("a replica logged that Redis does not answer; it answered")
+	}
+	if !strings.Contains(logs, "holds a string, not a stream") {
+		t.Error("no log line says what Redis holds at the log's key")
+	}
+	t.Logf("%d acknowledged, %d answered 503 (none applied), %d not confirmed or pending",
+		ledger.acked(), ledger.statusCount(http.StatusServiceUnavailable), ledger.statusCount(uncertain))
+}
+
+// TestRebuildLockWithoutExpiryUnderLoad: a rebuild lock written with no
+// expiry (by an old version, or a holder that hung before expiries were
+// set) refuses every append. The replicas say so on /-/ready while it
+// stands, rather than 200 while every webhook is answered 503, give it an
+// expiry, and are ready again by themselves; nothing answered 503 is
+// applied.
+func TestRebuildLockWithoutExpiryUnderLoad(t *testing.T) {
+	redis, a, b, _, ledger, stop := twoReplicasUnderLoad(t)
+	redis.CLI("SET", "liveswitch_exporter:rebuild", "an-old-replica/0")
+	for _, p := range []*process{a, b} {
+		testenv.WaitFor(t, 30*time.Second, "not ready while the lock stands", func() bool {
+			return !ready(p) || redis.CLI("EXISTS", "liveswitch_exporter:rebuild") == "0"
+		})
+	}
+	if redis.CLI("EXISTS", "liveswitch_exporter:rebuild") == "0" {
+		t.Fatal("the lock ended before both replicas were seen not ready")
+	}
+	testenv.WaitFor(t, 30*time.Second, "the lock expired and both replicas ready", func() bool {
+		return redis.CLI("EXISTS", "liveswitch_exporter:rebuild") == "0" && ready(a) && ready(b)
+	})
+	ledger.waitAcked(t, ledger.acked()+200)
+	stop()
+	convergedFleet(t, a, b)
+	checkLedger(t, a, ledger)
+	checkLedger(t, b, ledger)
+	if !strings.Contains(a.log()+b.log(), "had no expiry") {
+		t.Error("no replica said it gave the lock an expiry")
+	}
+}

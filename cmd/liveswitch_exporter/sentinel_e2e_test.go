@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -86,7 +87,8 @@ func (s *sentinelSetup) failover(t *testing.T, lagging bool) {
 // new master by themselves, show the same fleet byte for byte, and hold
 // every acknowledged event — with a Redis replica in sync, and with one
 // that lagged behind when --storage.redis-wait-replicas=1. Without it, the
-// lagging case's lost events are counted and reported.
+// lagging case's lost events are counted and reported; that case asserts
+// only convergence, so it runs in the long mode (LIVESWITCH_TEST_LONG=1).
 func TestSentinelFailover(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -99,6 +101,9 @@ func TestSentinelFailover(t *testing.T) {
 		{"replica lagging, no wait", true, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if !tc.strict && os.Getenv("LIVESWITCH_TEST_LONG") == "" {
+				t.Skip("the documented loss without WAIT: LIVESWITCH_TEST_LONG=1 runs it")
+			}
 			s := startSentinelSetup(t)
 			if !tc.lagging {
 				unknownMasterIsNamed(t, s)

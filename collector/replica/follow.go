@@ -15,7 +15,7 @@ import (
 // the store.
 func (r *replica) Restore(ctx context.Context) error {
 	started := time.Now()
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, maxBackoff) {
+	for backoff := 100 * time.Millisecond; ; {
 		err := r.start(ctx, time.Since(started) >= startupDefer)
 		if err == nil {
 			break
@@ -23,15 +23,23 @@ func (r *replica) Restore(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !errors.Is(err, errWaitForRebuild) {
+		wait := backoff
+		if errors.Is(err, errWaitForRebuild) {
+			// Look again as often as a running replica probes: the
+			// others wait for this one's presence too.
+			wait = min(backoff, probeInterval)
+		} else {
 			r.logger.Warn("Loading the fleet from the shared store failed; retrying",
 				"err", r.log.Explain(ctx, err), "retry_in", backoff)
+			backoff = min(2*backoff, maxBackoff)
 		}
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
-	r.health.followed()
+	r.waiting = time.Time{}
+	r.health.started()
+	r.logger.Info("Following the shared log", "replica", r.log.Name(), "position", r.position)
 	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	r.done = make(chan struct{})
 	go func() {
@@ -49,14 +57,15 @@ func (r *replica) Restore(ctx context.Context) error {
 var errWaitForRebuild = errors.New("waiting for the shared log to be rebuilt")
 
 // start loads the fleet of a starting replica. A broken log is left to the
-// running replicas for startupDefer (they hold fuller fleets); after that,
-// or when Redis holds nothing at all, this replica rebuilds it itself.
+// running replicas for startupDefer (they hold fuller fleets, and say so
+// in their presence); after that, or when Redis holds nothing at all and
+// no replica runs, this replica rebuilds it itself.
 func (r *replica) start(ctx context.Context, mayRebuild bool) error {
-	st, err := r.log.Probe(ctx, "")
+	st, err := r.probe(ctx, r.presence())
 	if err != nil {
 		return err
 	}
-	r.health.probed(nil)
+	r.loss.saw(st)
 	if err := r.checkMemory(ctx); err != nil {
 		return err
 	}
@@ -66,32 +75,47 @@ func (r *replica) start(ctx context.Context, mayRebuild bool) error {
 	case st.Loss == storage.LossAll:
 		// A new log, or one lost while no replica ran (running replicas
 		// would have rebuilt it by now): nothing is known of what it held.
-		return r.rebuild(ctx, storage.LossNone, "")
+		return r.rebuild(ctx, st, storage.LossNone, "")
 	case st.Loss != storage.LossNone:
-		return r.rebuild(ctx, st.Loss, st.Detail)
+		return r.rebuild(ctx, st, st.Loss, st.Detail)
 	}
 	err = r.load(ctx)
-	if errors.Is(err, storage.ErrGap) && mayRebuild {
-		return r.rebuild(ctx, storage.LossLog, err.Error())
-	}
-	if errors.Is(err, storage.ErrGap) {
+	switch {
+	case errors.Is(err, errSnapshotDiscarded):
+		return errWaitForRebuild
+	case errors.Is(err, storage.ErrGap) && mayRebuild:
+		return r.rebuildAfterRead(ctx, st, storage.LossLog, err.Error())
+	case errors.Is(err, storage.ErrGap):
 		return errWaitForRebuild
 	}
 	return err
 }
 
-// load replaces the fleet with the latest snapshot and folds the log after it.
+// errSnapshotDiscarded says that the snapshot could not be read, and was
+// set aside: every replica now finds it lost, and the replica that folded
+// the most rebuilds the log.
+var errSnapshotDiscarded = errors.New("the shared snapshot cannot be read; set it aside for the log to be rebuilt")
+
+// load replaces the fleet with the latest snapshot and folds the log after
+// it. A snapshot that cannot be read leaves the fleet as it was, and is
+// set aside (errSnapshotDiscarded), since no replica can load it.
 func (r *replica) load(ctx context.Context) error {
 	snap, err := r.log.LoadSnapshot(ctx)
 	if err != nil {
 		return err
 	}
 	if err := replaceFleet(r.fleet, snap.Data); err != nil {
-		return fmt.Errorf("snapshot through %s: %w", snap.Through, err)
+		r.logger.Error("The shared snapshot cannot be read; setting it aside so that the log is rebuilt",
+			"through", snap.Through, "err", err)
+		if derr := r.log.DiscardSnapshot(ctx, snap.Through); derr != nil {
+			return derr
+		}
+		return fmt.Errorf("%w: %w", errSnapshotDiscarded, err)
 	}
-	r.moveTo(snap.Through)
+	r.setPosition(snap.Through)
 	r.base = snap.Through
 	r.folded.reset()
+	r.check()
 	for {
 		n, err := r.step(ctx, 0)
 		if err != nil || n == 0 {
@@ -100,7 +124,12 @@ func (r *replica) load(ctx context.Context) error {
 	}
 }
 
-func (r *replica) moveTo(pos string) {
+// moveTo is where the follower is, after folding an entry.
+func (r *replica) moveTo(pos string) { r.position = pos }
+
+// setPosition moves the follower to pos, which it holds whole (a snapshot
+// loaded, a log rebuilt), and tells the monitor.
+func (r *replica) setPosition(pos string) {
 	r.position = pos
 	r.at.Store(&pos)
 }
@@ -120,15 +149,26 @@ func (r *replica) step(ctx context.Context, wait time.Duration) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(entries) > 0 {
+		// What the monitor publishes is never less than what is folded:
+		// another replica must not rebuild the log without these.
+		last := entries[len(entries)-1].Position
+		r.at.Store(&last)
+	}
 	for _, e := range entries {
 		r.apply(e)
 	}
 	return len(entries), nil
 }
 
-// apply folds one entry and answers its requests if this replica sent it.
+// apply folds one entry and answers its requests if this replica sent it;
+// at a checkpoint it records the digest of the fleet.
 func (r *replica) apply(e storage.Entry) {
+	prev := r.position
 	r.moveTo(e.Position)
+	if storage.Checkpoint(prev, e.Position, checkpointInterval) {
+		defer r.check()
+	}
 	ent, err := decodeEntry(e.Data)
 	if err != nil {
 		// Every replica skips it alike, so they still agree.
@@ -148,16 +188,15 @@ func (r *replica) apply(e storage.Entry) {
 
 // follow folds new entries as they come until ctx ends; it reloads or
 // rebuilds the fleet when the log moved past this replica or lost data, and
-// gets back by itself after the store was unreachable.
+// gets back by itself after the store was unreachable. Any failure to read
+// is looked into at once (a key of another type fails every read, and only
+// a probe tells that the log lost it).
 func (r *replica) follow(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		n, err := r.step(ctx, followWait)
-		if err == nil && r.alarmed() {
-			err = r.inspect(ctx)
-		}
-		if errors.Is(err, storage.ErrGap) {
-			err = r.recover(ctx, err)
+		if err != nil || r.alarmed() {
+			err = r.inspect(ctx, err)
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -174,6 +213,7 @@ func (r *replica) follow(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		r.waiting = time.Time{}
 		r.health.followed()
 		if n > 0 {
 			r.maybeSave(ctx)
@@ -181,35 +221,48 @@ func (r *replica) follow(ctx context.Context) {
 	}
 }
 
-// recover gets past a gap in the log: a reload suffices when a snapshot
-// trimmed what this replica had not read; when the log itself lost entries
-// the reload finds the gap again, and the log is rebuilt.
-func (r *replica) recover(ctx context.Context, gap error) error {
-	r.logger.Info("The shared log moved past this replica; reloading the fleet", "err", gap)
-	err := r.load(ctx)
-	if !errors.Is(err, storage.ErrGap) {
-		return err
-	}
-	return r.rebuild(ctx, storage.LossLog, err.Error())
-}
-
-// inspect probes the log after an alarm of the monitor (or of an append
-// the store refused) and does what it calls for.
-func (r *replica) inspect(ctx context.Context) error {
-	st, err := r.log.Probe(ctx, r.position)
+// inspect probes the log after an alarm of the monitor, an append the
+// store refused or a failed read (readErr), and does what it calls for:
+// wait for another replica's rebuild, rebuild, reload a log another
+// replica rebuilt or that a snapshot trimmed past this replica, or reload
+// a fleet that disagrees with another replica's.
+func (r *replica) inspect(ctx context.Context, readErr error) error {
+	st, err := r.probe(ctx, r.presence())
 	if err != nil {
 		return err
 	}
+	r.loss.saw(st)
 	switch {
 	case st.Rebuilding:
 		return errWaitForRebuild
 	case st.Loss != storage.LossNone:
-		return r.rebuild(ctx, st.Loss, st.Detail)
+		return r.rebuild(ctx, st, st.Loss, st.Detail)
 	case !st.Current:
 		r.logger.Info("The shared log was rebuilt by another replica; reloading the fleet", "epoch", st.Epoch)
-		return r.load(ctx)
+		return r.reload(r.load(ctx))
 	case st.Lost:
-		return r.rebuild(ctx, storage.LossLog, st.Detail)
+		return r.rebuild(ctx, st, storage.LossLog, st.Detail)
+	case errors.Is(readErr, storage.ErrGap) && st.Present:
+		// Entries after this replica's position, which the log holds,
+		// are gone: lost, not trimmed.
+		return r.rebuildAfterRead(ctx, st, storage.LossLog, readErr.Error())
+	case errors.Is(readErr, storage.ErrGap):
+		r.logger.Info("The shared log moved past this replica; reloading the fleet", "err", readErr)
+		return r.reload(r.load(ctx))
 	}
-	return nil
+	if note := r.disagree.Swap(nil); note != nil && time.Since(r.lastReload) >= snapshotInterval {
+		r.lastReload = time.Now()
+		r.logger.Warn("This replica's fleet differs from another replica's; reloading it from the shared store", "why", *note)
+		return r.reload(r.load(ctx))
+	}
+	return readErr
+}
+
+// reload handles the outcome of a load: after a snapshot that cannot be
+// read was set aside, the log is rebuilt (by this replica or another).
+func (r *replica) reload(err error) error {
+	if errors.Is(err, errSnapshotDiscarded) {
+		return errWaitForRebuild
+	}
+	return err
 }

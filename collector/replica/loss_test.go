@@ -20,10 +20,12 @@ func quickReplicas(t *testing.T) {
 }
 
 // TestReplicasHealAfterKeysAreLost deletes, with no traffic, each of the
-// exporter's keys in Redis (and all of them): the replicas notice, one
+// exporter's keys in Redis (and all of them), or overwrites it with a value
+// of another type, which is the same loss: the replicas notice, one
 // rebuilds the log from its fleet, both are ready again by themselves,
 // agree with a newly started replica, hold every acknowledged event, count
-// the loss once, and take webhooks again.
+// the loss once, and take webhooks again. Keys that hold no data (claims,
+// presences, a lock) are repaired without a loss.
 func TestReplicasHealAfterKeysAreLost(t *testing.T) {
 	quickReplicas(t)
 	for _, tc := range []struct {
@@ -36,6 +38,14 @@ func TestReplicasHealAfterKeysAreLost(t *testing.T) {
 		{"snapshot deleted", []string{"DEL", "test:snapshot"}, storage.LossSnapshot},
 		{"claims deleted", []string{"DEL", "test:claim:snapshot", "test:claim:sweep"}, storage.LossNone},
 		{"everything flushed", []string{"FLUSHALL"}, storage.LossAll},
+		{"log overwritten with a string", []string{"SET", "test:log", "garbage"}, storage.LossLog},
+		{"log overwritten with a hash", []string{"HSET", "test:log", "a", "b"}, storage.LossLog},
+		{"snapshot overwritten with a string", []string{"SET", "test:snapshot", "x"}, storage.LossSnapshot},
+		{"epoch overwritten with a list", []string{"LPUSH", "test:epoch", "x"}, storage.LossEpoch},
+		{"claim overwritten with a hash", []string{"HSET", "test:claim:snapshot", "a", "b"}, storage.LossNone},
+		{"presences overwritten with a set", []string{"SADD", "test:replicas", "x"}, storage.LossNone},
+		{"lock overwritten with a hash", []string{"HSET", "test:rebuild", "a", "b"}, storage.LossNone},
+		{"lock with no expiry", []string{"SET", "test:rebuild", "an-old-replica"}, storage.LossNone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := testenv.StartRedis(t)
@@ -49,9 +59,14 @@ func TestReplicasHealAfterKeysAreLost(t *testing.T) {
 				}
 			}
 			converged(t, a, b)
-			srv.CLI(tc.cmd...)
-			testenv.WaitFor(t, 20*time.Second, "the loss counted and both replicas ready", func() bool {
-				return a.w.Healthy() && b.w.Healthy() && countedLoss(a, tc.loss) && countedLoss(b, tc.loss)
+			if len(tc.cmd) > 1 && tc.cmd[0] != "DEL" {
+				srv.Overwrite(tc.cmd...)
+			} else {
+				srv.CLI(tc.cmd...)
+			}
+			testenv.WaitFor(t, 20*time.Second, "the loss counted, the lock gone and both replicas ready", func() bool {
+				return a.w.Healthy() && b.w.Healthy() && countedLoss(a, tc.loss) && countedLoss(b, tc.loss) &&
+					srv.CLI("EXISTS", "test:rebuild") == "0"
 			})
 			fixture.Ingest(t, b.w, fixture.EventJSON(fixture.At(time.Minute), "mediaserver", "stopped", `{"id":"ms-0"}`))
 			c := startReplica(t, srv, fleet.DefaultLimits, clock)

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/liveswitch-exporter/liveswitch_exporter/collector/fleet"
 	"github.com/liveswitch-exporter/liveswitch_exporter/storage"
@@ -15,12 +16,44 @@ const foldedNonces = 1 << 16
 
 // rebuild makes the log whole again, as a new epoch, from the fleet this
 // replica holds and every entry that remains in the log that it has not
-// folded yet; loss says what was lost (LossNone: the log is new). When
-// another replica holds the right to rebuild, it returns errWaitForRebuild.
+// folded yet; loss says what was lost (LossNone: the log is new), as the
+// probe st found it. It returns errWaitForRebuild when another replica
+// holds the right to rebuild, or should rebuild instead (waitFor).
 //
 // While a rebuild runs, the store refuses appends, so nothing acknowledged
 // can fall between the entries read here and the new epoch.
-func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string) error {
+func (r *replica) rebuild(ctx context.Context, st storage.State, loss storage.Loss, detail string) error {
+	return r.rebuildLog(ctx, st, loss, detail, true)
+}
+
+// rebuildAfterRead is rebuild for a loss that a read found (entries
+// missing between others, a snapshot that cannot be read) and a probe
+// does not see.
+func (r *replica) rebuildAfterRead(ctx context.Context, st storage.State, loss storage.Loss, detail string) error {
+	return r.rebuildLog(ctx, st, loss, detail, false)
+}
+
+func (r *replica) rebuildLog(ctx context.Context, st storage.State, loss storage.Loss, detail string, probed bool) error {
+	since := r.loss.since
+	if !probed {
+		since = 0
+	}
+	who := r.waitFor(st, loss, since)
+	if r.waiting.IsZero() {
+		r.waiting = time.Now()
+	}
+	waited := time.Since(r.waiting)
+	switch {
+	case who != "" && waited <= deferLimit:
+		if who != r.loss.deferTo {
+			r.logger.Info("The shared log lost data; waiting before rebuilding it", "for", who, "cause", loss.String())
+			r.loss.deferTo = who
+		}
+		return errWaitForRebuild
+	case who != "":
+		r.logger.Warn("Rebuilding the shared log without waiting longer; what only that replica folded is lost",
+			"waited_for", who, "waited", waited.Round(time.Millisecond))
+	}
 	won, err := r.log.BeginRebuild(ctx, rebuildTTL)
 	if err != nil {
 		return err
@@ -28,15 +61,20 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 	if !won {
 		return errWaitForRebuild
 	}
+	// A rebuild that runs past the lock's expiry fails at its end rather
+	// than replace another's: bound it by the lock.
+	ctx, cancel := context.WithTimeout(ctx, rebuildTTL)
+	defer cancel()
 	// What was seen before taking the right may be stale: another replica
 	// may have rebuilt the log just before.
-	if st, err := r.log.Probe(ctx, r.position); err != nil || (st.Loss == storage.LossNone && !st.Lost) {
+	st, err = r.log.Probe(ctx, r.presence())
+	if err != nil || (st.Loss == storage.LossNone && !st.Lost && (probed || !st.Current)) {
 		cancelErr := r.log.CancelRebuild(ctx)
 		switch {
 		case err != nil:
 			return errors.Join(err, cancelErr)
 		case !st.Current:
-			return r.load(ctx)
+			return r.reload(r.load(ctx))
 		}
 		return cancelErr
 	}
@@ -61,22 +99,28 @@ func (r *replica) rebuild(ctx context.Context, loss storage.Loss, detail string)
 	if err != nil {
 		return err
 	}
-	pos, err := r.log.FinishRebuild(ctx, data)
+	pos, err := r.log.FinishRebuild(ctx, data, r.position)
 	if err != nil {
 		return err
 	}
-	r.moveTo(pos)
+	r.setPosition(pos)
 	r.base = pos
 	r.folded.reset()
+	r.loss = lossEpisode{}
+	if loss != storage.LossNone {
+		var delta fleet.Stats
+		delta.DataLoss[loss] = 1
+		r.fleet.Count(&delta)
+	}
+	r.check()
+	r.health.rebuilt()
 	if loss == storage.LossNone {
 		r.logger.Info("Created the shared log", "servers", len(snap.Servers))
 		return nil
 	}
-	var delta fleet.Stats
-	delta.DataLoss[loss] = 1
-	r.fleet.Count(&delta)
 	r.logger.Error("The shared store lost data; rebuilt the log from this replica's fleet and what remained",
-		"cause", loss.String(), "lost", detail, "servers", len(snap.Servers), "entries_recovered", recovered)
+		"cause", loss.String(), "lost", detail, "servers", len(snap.Servers), "entries_recovered", recovered,
+		"replica", r.log.Name(), "epoch", pos)
 	return nil
 }
 

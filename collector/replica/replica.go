@@ -38,8 +38,18 @@ var (
 	// looks whether it is done.
 	rebuildPoll = 50 * time.Millisecond
 	// rebuildTTL is how long a replica may take to rebuild the log before
-	// another may try.
-	rebuildTTL = 10 * time.Second
+	// another may try: a holder that died or hangs wedges nothing longer.
+	rebuildTTL = 5 * time.Second
+	// presenceTTL is how long after its last probe a replica counts as
+	// alive for the others: after a loss they wait for it (up to that long)
+	// to say what it folded, and leave the rebuild to it if it folded more.
+	presenceTTL = 6 * probeInterval
+	// checkpointInterval spaces the checkpoints (by the time in the log's
+	// entry ids) at which replicas compare the digests of their fleets.
+	checkpointInterval = 5 * time.Second
+	// deferLimit bounds how long a replica leaves the rebuild to another
+	// that folded more but does not rebuild (it could not).
+	deferLimit = rebuildTTL + presenceTTL
 	// startupDefer is how long a starting replica that finds the log broken
 	// (or absent) leaves the rebuild to running replicas, which hold fuller
 	// fleets and probe every probeInterval.
@@ -100,8 +110,25 @@ type replica struct {
 	folded   *nonceSet // entries folded since, by nonce
 	lastSave time.Time
 	saving   atomic.Bool
-	// at is the position, for the monitor.
+	// loss is the episode of lost data the follower is in, if any.
+	loss lossEpisode
+	// waiting is since when the follower waits for the log to be rebuilt
+	// (zero when it does not).
+	waiting time.Time
+	// lastReload is when the follower last reloaded because it disagreed
+	// with another replica.
+	lastReload time.Time
+	// at is the position the follower folded or is folding, for the
+	// monitor, which publishes it.
 	at atomic.Pointer[string]
+	// checked is the follower's last checkpoint and the digest of its
+	// fleet there, which the monitor publishes and compares.
+	checked atomic.Pointer[checkpoint]
+	// peers is what this replica knows of the others.
+	peers peerBook
+	// disagree names a replica whose fleet differs from this one's at a
+	// checkpoint both folded; the follower reloads.
+	disagree atomic.Pointer[string]
 	// interrupt cancels the follower's read in progress, if any.
 	interrupt atomic.Pointer[context.CancelFunc]
 }

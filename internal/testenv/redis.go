@@ -132,6 +132,17 @@ func (r *Redis) CLI(args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// Overwrite runs cmd (whose first argument is the key, as in "HSET", key,
+// "a", "b") on a key deleted first, atomically: the key ends holding what
+// cmd makes, whatever it held before (a command of another type than the
+// key's would be refused otherwise).
+func (r *Redis) Overwrite(cmd ...string) string {
+	r.t.Helper()
+	script := "redis.call('DEL', KEYS[1]); return redis.call(ARGV[1], KEYS[1], unpack(ARGV, 2))"
+	args := append([]string{"EVAL", script, "1", cmd[1], cmd[0]}, cmd[2:]...)
+	return r.CLI(args...)
+}
+
 // Pause stops the server with SIGSTOP (a hung Redis); Resume continues it.
 func (r *Redis) Pause()  { r.signal(syscall.SIGSTOP) }
 func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
