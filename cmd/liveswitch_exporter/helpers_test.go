@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +30,8 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	raiseParallel()
 	dir, err := os.MkdirTemp("", "liveswitch_exporter-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -42,6 +47,23 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// waitingParallel is how many parallel tests run at once unless -parallel
+// says otherwise. The parallel tests of this package spend their time
+// waiting on other programs (Redis failovers, paused processes, Prometheus,
+// builds), not computing, so more of them than there are cores (Go's
+// default) keep two cores busy.
+const waitingParallel = 6
+
+// raiseParallel sets -test.parallel to waitingParallel when the command
+// line did not set it.
+func raiseParallel() {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set && runtime.GOMAXPROCS(0) < waitingParallel {
+		flag.Set("test.parallel", strconv.Itoa(waitingParallel))
+	}
 }
 
 // requireTool is testenv.RequireTool for Prometheus' binaries.

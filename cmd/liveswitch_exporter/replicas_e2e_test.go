@@ -199,6 +199,7 @@ func TestReplicaKilledCatchesUp(t *testing.T) {
 // their last fleet and report not ready; when Redis is back they catch up by
 // themselves and every acknowledged event is reflected.
 func TestRedisOutageRecovers(t *testing.T) {
+	t.Parallel()
 	redis, a, b, _, ledger, stop := twoReplicasUnderLoad(t)
 	redis.Kill()
 	for _, p := range []*process{a, b} {

@@ -249,6 +249,7 @@ func damageKeys(redis *testenv.Redis, cmd []string) {
 // CI runs a few rounds; LIVESWITCH_TEST_LONG=1 runs 100 (or
 // LIVESWITCH_TEST_ROUNDS), LIVESWITCH_TEST_SEED replays a sequence.
 func TestReplicasUnderRandomFaults(t *testing.T) {
+	t.Parallel()
 	rounds := 6
 	if os.Getenv("LIVESWITCH_TEST_LONG") != "" {
 		rounds = 100
@@ -370,6 +371,7 @@ func replicaName(t *testing.T, p *process) string {
 // without it and take webhooks again; the holder, resumed, finds the log
 // rebuilt, reloads and agrees; every acknowledged event is there.
 func TestRebuildHolderPausedMidRebuild(t *testing.T) {
+	t.Parallel()
 	redis := testenv.StartRedis(t)
 	set := startReplicaSet(t, redis, 3)
 	byName := map[string]*process{}

@@ -28,6 +28,7 @@ func ready(p *process) bool {
 // agree byte for byte with a replica started afterwards, and still show
 // every acknowledged event; the rebuild is logged once.
 func TestReplicasHealWhenRedisLosesKeys(t *testing.T) {
+	t.Parallel()
 	redis := testenv.StartRedis(t)
 	a, b := startReplica(t, redis.URL()), startReplica(t, redis.URL())
 	l, base := newAckLedger(), time.Now().Add(-10*time.Minute).UnixMilli()
@@ -71,6 +72,7 @@ func TestReplicasHealWhenRedisLosesKeys(t *testing.T) {
 // Redis may evict the log; the replica stays not ready and says why, and
 // becomes ready by itself once the policy is noeviction.
 func TestReplicaRefusesAnEvictingRedis(t *testing.T) {
+	t.Parallel()
 	redis := testenv.StartRedisWith(t, testenv.RedisOptions{Args: []string{"--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"}})
 	p := startListening(t, nil, "--web.listen-address=127.0.0.1:0", "--storage.redis-url="+redis.URL())
 	testenv.WaitFor(t, 30*time.Second, "the eviction policy in the log", func() bool {
@@ -92,6 +94,7 @@ func TestReplicaRefusesAnEvictingRedis(t *testing.T) {
 // "not confirmed"), and once Redis resumes nothing answered 503 is applied
 // and every acknowledged event is there.
 func TestHungRedis(t *testing.T) {
+	t.Parallel()
 	redis, a, b, _, ledger, stop := twoReplicasUnderLoad(t)
 	redis.Pause()
 	paused := time.Now()
@@ -142,6 +145,7 @@ func TestReplicaNotReadyWhileRedisIsFull(t *testing.T) {
 // answered "not applied" and is not applied; every acknowledged event is
 // there at the end.
 func TestReplicasHealWrongTypesUnderLoad(t *testing.T) {
+	t.Parallel()
 	redis, a, b, _, ledger, stop := twoReplicasUnderLoad(t)
 	for _, tc := range []struct {
 		cause string
@@ -181,6 +185,7 @@ func TestReplicasHealWrongTypesUnderLoad(t *testing.T) {
 // expiry, and are ready again by themselves; nothing answered 503 is
 // applied.
 func TestRebuildLockWithoutExpiryUnderLoad(t *testing.T) {
+	t.Parallel()
 	redis, a, b, _, ledger, stop := twoReplicasUnderLoad(t)
 	redis.CLI("SET", "liveswitch_exporter:rebuild", "an-old-replica/0")
 	for _, p := range []*process{a, b} {

@@ -90,6 +90,7 @@ func (s *sentinelSetup) failover(t *testing.T, lagging bool) {
 // lagging case's lost events are counted and reported; that case asserts
 // only convergence, so it runs in the long mode (LIVESWITCH_TEST_LONG=1).
 func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		lagging bool

@@ -116,6 +116,7 @@ func exportedStates(families map[string]*dto.MetricFamily) map[string]string {
 // server (gateways included) is in the state the simulator left it in,
 // and each application's counts are the simulator's.
 func TestSimulatorStartedFirstLosesNothing(t *testing.T) {
+	t.Parallel()
 	addr := testenv.FreeAddr(t)
 	start := time.Now()
 	sim := runSimulate(t, "--target=http://"+addr+"/webhook", "--scenario=stormy", "--rate=40", "--count=600",

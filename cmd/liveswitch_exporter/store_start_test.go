@@ -157,6 +157,7 @@ const pausedFor = 9 * time.Second
 // serves the whole fleet. CI pauses it under start-empty (where a false
 // damage costs the store); LIVESWITCH_TEST_LONG=1 under refuse too.
 func TestPausedCheckIsNotDamage(t *testing.T) {
+	t.Parallel()
 	const servers = 40000
 	pristine := bigStore(t, servers)
 	modes := []string{"start-empty"}
