@@ -72,9 +72,12 @@ func (s *sentinelSetup) failover(t *testing.T, lagging bool) {
 	t.Helper()
 	if lagging {
 		// The replication link stalls: the master's writes from now on
-		// never reach the replica (the Sentinels still see it up).
+		// never reach the replica (the Sentinels still see it up). With
+		// --storage.redis-wait-replicas each append now waits out its WAIT
+		// before its 503, so the master's stream grows slowly on a loaded
+		// machine: give it time.
 		s.link.Pause()
-		testenv.WaitFor(t, 10*time.Second, "the replica to lag", func() bool { return s.lag(t) > 2000 })
+		testenv.WaitFor(t, 60*time.Second, "the replica to lag", func() bool { return s.lag(t) > 2000 })
 	}
 	s.master.Kill()
 	testenv.WaitFor(t, 60*time.Second, "the Sentinels to promote the replica", func() bool {
