@@ -73,7 +73,8 @@ func (r *replica) rebuildLog(ctx context.Context, st storage.State, loss storage
 		switch {
 		case err != nil:
 			return errors.Join(err, cancelErr)
-		case !st.Current:
+		case !st.Current: // it was paused, or slow, after taking the right
+			r.logger.Info("The shared log was rebuilt by another replica; reloading the fleet", "epoch", st.Epoch)
 			return r.reload(r.load(ctx))
 		}
 		return cancelErr
